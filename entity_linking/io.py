@@ -1,0 +1,200 @@
+"""Reading and writing the JSONL files that every stage exchanges.
+
+This module sits in the lowest package (`entity_linking`) so that `indexes` and `probe` can
+share it without import cycles. All stages read input through `read_records`, which gives the
+contract's error behaviour: `FILE:LINE: reason` for a bad record, and either a stop
+(`on_error="fail"`) or a counted skip (`on_error="skip"`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+OnError = Literal["fail", "skip"]
+
+
+class InputError(Exception):
+    """Bad input that the user can fix. The CLI prints the message alone, no traceback."""
+
+
+@dataclass
+class SkipCounter:
+    """Counts the records skipped with `on_error="skip"` and remembers the first reasons."""
+
+    skipped: int = 0
+    """How many records were skipped."""
+    examples: list[str] = field(default_factory=list)
+    """The first few `FILE:LINE: reason` messages, for the final message and manifests."""
+
+    def add(self, message: str) -> None:
+        self.skipped += 1
+        if len(self.examples) < 5:
+            self.examples.append(message)
+
+    def summary(self) -> str:
+        """One line for the end of a command, empty when nothing was skipped."""
+        if not self.skipped:
+            return ""
+        return f"skipped {self.skipped} bad record(s); first: {self.examples[0]}"
+
+
+def open_text(path: str | os.PathLike, mode: str = "rt") -> IO[str]:
+    """Open a text file, transparently (de)compressing `.gz` and `.zst` by suffix."""
+    path = Path(path)
+    if path.suffix == ".gz":
+        return gzip.open(path, mode, encoding="utf-8", errors="strict")  # type: ignore[return-value]
+    if path.suffix == ".zst":
+        import zstandard
+
+        if "r" in mode:
+            raw = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"))
+        else:
+            raw = zstandard.ZstdCompressor().stream_writer(open(path, "wb"))
+        return io.TextIOWrapper(raw, encoding="utf-8")
+    return open(path, mode, encoding="utf-8")
+
+
+def read_records(
+    path: str | os.PathLike,
+    *,
+    on_error: OnError = "fail",
+    skips: SkipCounter | None = None,
+    required: dict[str, type | tuple[type, ...]] | None = None,
+    check: Callable[[dict[str, Any]], None] | None = None,
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield `(line_number, record)` for each JSON object line of a `.jsonl[.gz|.zst]` file.
+
+    `required` maps field names to the types they must have; `check` may raise `ValueError`
+    with a reason for further validation. A bad line (undecodable bytes, broken JSON, not an
+    object, a missing or mistyped field, a failed check) raises `InputError("FILE:LINE:
+    reason")` with `on_error="fail"`, or is counted in `skips` and passed over with
+    `on_error="skip"`. A truncated compressed file is reported at the line where it ends.
+    Blank lines are ignored.
+    """
+    if on_error not in ("fail", "skip"):
+        raise ValueError(f"on_error must be 'fail' or 'skip', not {on_error!r}")
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    skips = skips if skips is not None else SkipCounter()
+
+    def bad(lineno: int, reason: str) -> None:
+        message = f"{path}:{lineno}: {reason}"
+        if on_error == "fail":
+            raise InputError(message)
+        skips.add(message)
+
+    lineno = 0
+    with _open_binary(path) as handle:
+        while True:
+            try:
+                raw = handle.readline()
+            except Exception as exc:  # EOFError, OSError, BadGzipFile, zstandard.ZstdError
+                # A truncated or corrupt compressed stream: nothing after this point is readable.
+                message = f"{path}:{lineno + 1}: file is truncated or corrupt ({exc})"
+                if on_error == "fail":
+                    raise InputError(message) from None
+                skips.add(message)
+                return
+            if not raw:
+                return
+            lineno += 1
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad(lineno, f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
+                continue
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as exc:
+                bad(lineno, f"broken JSON ({exc.msg}, column {exc.colno})")
+                continue
+            if not isinstance(record, dict):
+                bad(lineno, f"expected a JSON object, got {type(record).__name__}")
+                continue
+            reason = _check_fields(record, required or {})
+            if reason is None and check is not None:
+                try:
+                    check(record)
+                except ValueError as exc:
+                    reason = str(exc)
+            if reason is not None:
+                bad(lineno, reason)
+                continue
+            yield lineno, record
+
+
+def _check_fields(record: dict[str, Any], required: dict[str, type | tuple[type, ...]]) -> str | None:
+    for name, kind in required.items():
+        if name not in record:
+            return f"missing field {name!r}"
+        if not isinstance(record[name], kind) or (kind is int and isinstance(record[name], bool)):
+            names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+            return f"field {name!r} must be {names}, got {type(record[name]).__name__}"
+    return None
+
+
+@contextmanager
+def _open_binary(path: Path) -> Iterator[IO[bytes]]:
+    if path.suffix == ".gz":
+        handle: IO[bytes] = gzip.open(path, "rb")  # type: ignore[assignment]
+    elif path.suffix == ".zst":
+        import zstandard
+
+        handle = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb")))  # type: ignore[arg-type]
+    else:
+        handle = open(path, "rb")
+    try:
+        yield handle
+    finally:
+        handle.close()
+
+
+def write_jsonl(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> int:
+    """Write records one JSON object a line, atomically (a temporary file renamed into place).
+
+    A crash never leaves a half-written file under the final name, which is what lets every
+    stage treat "the output file exists" as "the stage is complete". Returns the number of
+    records written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with atomic_write(path) as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write one JSON document (indented) atomically."""
+    with atomic_write(Path(path)) as handle:
+        json.dump(obj, handle, ensure_ascii=False, indent=2)
+        handle.write("\n")
+
+
+@contextmanager
+def atomic_write(path: Path, mode: str = "w") -> Iterator[IO]:
+    """Open a temporary file beside `path` and rename it to `path` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,3 @@
+"""Evaluation, retrieval augmentation, long-tail generation, analysis and the `ltprobe` command."""
+
+__all__: list[str] = []
