@@ -18,6 +18,7 @@ from entity_linking.io import InputError
 # Modules whose `register(commands)` adds subcommands, in the order `--help` lists them.
 _COMMAND_MODULES = [
     "probe._cli_run",
+    "probe._cli_world",
     "entity_linking._cli",
     "indexes._cli",
     "probe._cli_eval",
