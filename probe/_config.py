@@ -1,0 +1,127 @@
+"""The job configuration: a YAML file plus `--set key.path=value` overrides.
+
+The configuration is a plain nested dictionary checked against `DEFAULTS`: every key a user
+writes must exist there (a typo is an error naming the key, not a silently ignored setting),
+and every value takes the type of its default. `null` defaults accept any value.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from entity_linking.io import InputError
+
+# Every setting of `ltprobe run`, with its default and meaning. configs/demo.yaml is the
+# embedded default job; a user's config overrides what it names.
+DEFAULTS: dict[str, Any] = {
+    # A generated controlled world (probe.WorldConfig fields). null: bring your own data.
+    "world": None,
+    "data": {
+        "qa": None,          # QA set: local file (JSONL/CSV/TSV/Parquet) or Hugging Face data set
+        "preset": None,      # trivia_qa | nq_open | popqa (field mappings of known data sets)
+        "split": None,       # data set split, for Hugging Face data sets
+        "mapping": None,     # field mapping {question: ..., answers: ..., id: ...} for local files
+        "limit": None,       # evaluate only the first N questions
+        "corpus": None,      # pretraining corpus: JSONL(.gz/.zst), Parquet or Hugging Face data set
+        "kb": None,          # knowledge base: kb.jsonl or a folder saved by `ltprobe kb build`
+        "passages": None,    # retrieval collection (JSONL id/text); null: the corpus's passages
+    },
+    "model": {
+        "path": None,        # model folder or hub id; null with `train` set: the trained model
+        "train": None,       # train a model on the world's corpus (probe.TrainConfig fields)
+        "backend": "vllm",   # vllm | openai | transformers
+        "options": {},       # passed to the backend (vLLM: dtype, max_model_len, tensor_parallel_size, ...)
+    },
+    "linking": {
+        "workers": None,     # processes for corpus linking (null: all cores)
+        "options": {},       # entity_linking.Linker options
+    },
+    "index": {
+        "backend": "embedded",  # embedded | elasticsearch
+        "es_url": None,
+        "es_index": None,
+        "stoplist": None,    # file of entity ids to leave out of counts (e.g. countries)
+    },
+    "eval": {
+        "settings": ["closed_book", "rag", "oracle"],
+        "shots": 3,          # closed-book in-context examples
+        "max_tokens": 16,
+        "scoring": "em",     # em (SQuAD-normalized exact match) | contains (alias containment)
+        "seed": 0,
+    },
+    "rag": {
+        "k": 3,              # retrieved passages per question
+        "shots": 0,          # in-context examples in retrieval prompts
+    },
+    "analysis": {
+        "min_bucket": 20,    # buckets with fewer questions are flagged in the summary and report
+        "n_boot": 1000,
+        "seed": 0,
+    },
+}
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> dict[str, Any]:
+    """Read a YAML config (None: the embedded default), apply `key.path=value` overrides, check it."""
+    path = Path(path) if path is not None else default_config_path()
+    try:
+        user = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such config file") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(user, dict):
+        raise InputError(f"{path}: a config must be a mapping of settings")
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--set {item!r}: expected KEY.PATH=VALUE")
+        _set_path(user, key.split("."), yaml.safe_load(value))
+    config = _merge(copy.deepcopy(DEFAULTS), user, where=str(path))
+    config["_source"] = str(path)
+    return config
+
+
+def default_config_path() -> Path:
+    """configs/demo.yaml of the source tree, or the copy packaged with the module."""
+    for candidate in (Path(__file__).resolve().parents[1] / "configs" / "demo.yaml",
+                      Path(__file__).resolve().parent / "configs" / "demo.yaml"):
+        if candidate.exists():
+            return candidate
+    raise InputError("the embedded default configs/demo.yaml is missing from this installation")
+
+
+def _set_path(tree: dict, keys: list[str], value: Any) -> None:
+    for key in keys[:-1]:
+        node = tree.get(key)
+        if not isinstance(node, dict):
+            node = tree[key] = {}
+        tree = node
+    tree[keys[-1]] = value
+
+
+def _merge(base: Any, user: Any, where: str, prefix: str = "") -> Any:
+    if isinstance(base, dict) and base:
+        if not isinstance(user, dict):
+            raise InputError(f"{where}: {prefix or 'config'} must be a mapping")
+        for key, value in user.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key not in base:
+                known = ", ".join(sorted(base))
+                raise InputError(f"{where}: unknown setting {name!r} (known here: {known})")
+            base[key] = _merge(base[key], value, where, name)
+        return base
+    if base is None or user is None or isinstance(base, dict):
+        return user
+    if isinstance(base, bool) != isinstance(user, bool) or not isinstance(user, _type_of(base)):
+        raise InputError(f"{where}: setting {prefix!r} must be {type(base).__name__}, "
+                         f"got {user!r}")
+    return user
+
+
+def _type_of(value: Any) -> type | tuple[type, ...]:
+    return (int, float) if isinstance(value, float) else type(value)
