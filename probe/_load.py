@@ -1,0 +1,265 @@
+"""A finished run folder as pandas DataFrames: the analysis API behind notebooks and reports.
+
+`load_run(DIR)` reads every file a run writes (see `../shared/docs/contract.md` and
+docs/design.md) so that notebooks and users never parse JSONL by hand. Files that a run may
+lack (predictions before evaluation, statements of a generation run, counterfactual.json, ...)
+give empty frames or `None`; a folder with none of a run's files is an error the user can fix.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from entity_linking.io import InputError, OnError, SkipCounter, read_records
+
+SETTINGS_ORDER = ("closed_book", "rag", "oracle")
+"""The contract's evaluation settings, in the order reports show them."""
+
+_RUN_FILES = ("qa.jsonl", "qa_entities.jsonl", "counts.jsonl", "predictions.jsonl", "summary.json",
+              "manifest.json", "statements.jsonl", "generation_summary.json", "counterfactual.json")
+
+
+@dataclass
+class Run:
+    """The records and summaries of one run folder."""
+
+    path: Path
+    """The run folder."""
+    questions: pd.DataFrame
+    """`qa.jsonl`: one row per QA pair (`id`, `question`, `answers`, and any extra fields)."""
+    entities: pd.DataFrame
+    """`qa_entities.jsonl`: `id`, `q_entities`, `a_entities` (lists of entity ids), ..."""
+    counts: pd.DataFrame
+    """`counts.jsonl`: `id`, `count` (NaN when not linked), `q_count`, `a_count`, `pair`, `status`."""
+    predictions: pd.DataFrame
+    """`predictions.jsonl`: one row per (question, setting, model) with `correct`."""
+    summary: dict[str, Any]
+    """`summary.json` (empty when the run has not reached the analysis)."""
+    manifest: dict[str, Any]
+    """`manifest.json`: config, versions, git commit, seeds (empty when absent)."""
+    statements: pd.DataFrame | None = None
+    """`statements.jsonl` of a LINK generation run, when present."""
+    generation_summary: dict[str, Any] | None = None
+    """`generation_summary.json` of a LINK generation run, when present."""
+    counterfactual: dict[str, Any] | None = None
+    """`counterfactual.json` of the causal check, when present."""
+    skipped: SkipCounter = field(default_factory=SkipCounter)
+    """Records skipped while loading with `on_error="skip"`."""
+
+    @property
+    def name(self) -> str:
+        """A short label for the run: its folder name."""
+        return self.path.resolve().name
+
+    @property
+    def model(self) -> str | None:
+        """The run's (primary) model: summary's `model`, else the first model of the predictions."""
+        if self.summary.get("model"):
+            return str(self.summary["model"])
+        if not self.predictions.empty and "model" in self.predictions:
+            return str(self.predictions["model"].iloc[0])
+        return None
+
+    @property
+    def settings(self) -> list[str]:
+        """The evaluation settings present (summary or predictions), contract order first."""
+        found = list((self.summary.get("settings") or {}).keys())
+        if not self.predictions.empty and "setting" in self.predictions:
+            found += [s for s in self.predictions["setting"].unique() if s not in found]
+        return sorted(set(found), key=lambda s: (SETTINGS_ORDER.index(s) if s in SETTINGS_ORDER
+                                                 else len(SETTINGS_ORDER), s))
+
+    @property
+    def models(self) -> list[str]:
+        """Every model that has predictions in this run."""
+        if self.predictions.empty or "model" not in self.predictions:
+            return [self.model] if self.model else []
+        return list(dict.fromkeys(self.predictions["model"].astype(str)))
+
+    @property
+    def joined(self) -> pd.DataFrame:
+        """One row per question: the question, its count and bucket, and correctness per setting.
+
+        Columns: `id`, `question`, `answers`, `count`, `q_count`, `a_count`, `status`,
+        `bucket` (e.g. `"10-99"`, None when the count is missing), `bucket_lo`, and one boolean
+        column per setting (`closed_book`, `rag`, `oracle`; NaN when that question has no
+        prediction) for the primary model (`Run.model`). Use `scored` for every model.
+        """
+        base = self.questions[[c for c in ("id", "question", "answers") if c in self.questions]]
+        if base.empty and not self.counts.empty:
+            base = self.counts[["id"]]
+        frame = base.copy()
+        if not self.counts.empty:
+            cols = [c for c in ("id", "count", "q_count", "a_count", "status") if c in self.counts]
+            frame = frame.merge(self.counts[cols], on="id", how="left")
+        else:
+            frame["count"] = math.nan
+        _add_buckets(frame)
+        preds = self.predictions
+        if not preds.empty and {"id", "setting", "correct"} <= set(preds.columns):
+            if "model" in preds and self.model is not None and (preds["model"] == self.model).any():
+                preds = preds[preds["model"] == self.model]
+            wide = (preds.drop_duplicates(["id", "setting"], keep="last")
+                    .pivot(index="id", columns="setting", values="correct"))
+            wide = wide[[s for s in self.settings if s in wide.columns]]
+            wide.columns.name = None
+            frame = frame.merge(wide.reset_index(), on="id", how="left")
+        return frame
+
+    @property
+    def scored(self) -> pd.DataFrame:
+        """One row per prediction (every model and setting) with the question's count and bucket."""
+        if self.predictions.empty:
+            return self.predictions.copy()
+        cols = [c for c in ("id", "count", "status") if c in self.counts]
+        frame = self.predictions.merge(self.counts[cols], on="id", how="left") if cols else \
+            self.predictions.assign(count=math.nan)
+        _add_buckets(frame)
+        return frame
+
+    def buckets(self, setting: str = "closed_book") -> pd.DataFrame:
+        """The summary's accuracy buckets of one setting (`lo`, `hi`, `n`, `accuracy`, `ci_low`,
+        `ci_high`, `flagged`, `label`); empty when the summary lacks that setting."""
+        rows = ((self.summary.get("settings") or {}).get(setting) or {}).get("buckets") or []
+        return buckets_frame(rows, value="accuracy")
+
+    def recall_at_k(self) -> pd.DataFrame:
+        """The summary's `retrieval.recall_at_k` as rows `k`, `lo`, `hi`, `label`, `n`, `recall`
+        (and `overall` per k); empty when absent."""
+        recall = ((self.summary.get("retrieval") or {}).get("recall_at_k")) or {}
+        frames = []
+        for k, entry in recall.items():
+            if not isinstance(entry, dict):
+                continue
+            part = buckets_frame(entry.get("buckets") or [], value="recall")
+            part.insert(0, "k", _as_int(k))
+            part["overall"] = entry.get("overall")
+            frames.append(part)
+        if not frames:
+            return pd.DataFrame(columns=["k", "lo", "hi", "label", "n", "recall", "overall"])
+        return pd.concat(frames, ignore_index=True).sort_values(["k", "lo"], ignore_index=True)
+
+
+def load_run(path: str | Path, *, on_error: OnError = "fail") -> Run:
+    """Read a run folder written by `ltprobe run` (or `ltprobe generate`) into a `Run`.
+
+    Missing files give empty frames (and `None` for the optional generation and
+    counterfactual parts), so a half-finished run can still be looked at. Raises `InputError`
+    when the folder does not exist or holds none of a run's files, and `FILE:LINE: reason` for
+    a bad record (or skips it, counted in `Run.skipped`, with `on_error="skip"`).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"{path}: no such run folder (give the --out folder of `ltprobe run`)")
+    if not any((path / name).exists() for name in _RUN_FILES):
+        raise InputError(f"{path}: not a run folder (none of {', '.join(_RUN_FILES[:5])}, ... in it)")
+    skips = SkipCounter()
+
+    def frame(name: str, columns: Iterable[str]) -> pd.DataFrame:
+        file = path / name
+        if not file.exists():
+            return pd.DataFrame(columns=list(columns))
+        records = [r for _, r in read_records(file, on_error=on_error, skips=skips,
+                                               required={"id": (str, int)})]
+        if not records:
+            return pd.DataFrame(columns=list(columns))
+        out = pd.DataFrame.from_records(records)
+        out["id"] = out["id"].astype(str)
+        return out
+
+    counts = frame("counts.jsonl", ["id", "count", "q_count", "a_count", "pair", "status"])
+    if not counts.empty:
+        counts["count"] = pd.to_numeric(counts["count"], errors="coerce")
+    predictions = frame("predictions.jsonl", ["id", "setting", "model", "prompt", "completion", "correct"])
+    if not predictions.empty and "correct" in predictions:
+        predictions["correct"] = predictions["correct"].astype("boolean")
+
+    statements = None
+    if (path / "statements.jsonl").exists():
+        records = [r for _, r in read_records(path / "statements.jsonl", on_error=on_error, skips=skips)]
+        statements = pd.DataFrame.from_records(records)
+
+    return Run(
+        path=path,
+        questions=frame("qa.jsonl", ["id", "question", "answers"]),
+        entities=frame("qa_entities.jsonl", ["id", "q_entities", "a_entities"]),
+        counts=counts,
+        predictions=predictions,
+        summary=_read_json(path / "summary.json") or {},
+        manifest=_read_json(path / "manifest.json") or {},
+        statements=statements,
+        generation_summary=_read_json(path / "generation_summary.json"),
+        counterfactual=_read_json(path / "counterfactual.json"),
+        skipped=skips,
+    )
+
+
+def bucket_bounds(count: float | None) -> tuple[int, int] | None:
+    """The decade bucket `[lo, hi)` of a relevant-document count: 0 -> (0, 1), 1-9 -> (1, 10),
+    10-99 -> (10, 100), ...; None for a missing count."""
+    if count is None or (isinstance(count, float) and math.isnan(count)):
+        return None
+    count = int(count)
+    if count < 1:
+        return (0, 1)
+    lo = 10 ** (len(str(count)) - 1)
+    return (lo, lo * 10)
+
+
+def bucket_label(lo: float, hi: float) -> str:
+    """`"0"`, `"1-9"`, `"10-99"`, `"1e3-1e4"` ... for a bucket `[lo, hi)`."""
+    lo, hi = int(lo), int(hi)
+    if hi - lo == 1:
+        return str(lo)
+    if hi <= 10_000:
+        return f"{lo}-{hi - 1}"
+    return f"1e{round(math.log10(max(lo, 1)))}-1e{round(math.log10(hi))}"
+
+
+def buckets_frame(rows: list[dict[str, Any]], value: str) -> pd.DataFrame:
+    """Summary bucket records (`lo`, `hi`, `n`, VALUE, `ci`, `flagged`) as a sorted frame."""
+    columns = ["lo", "hi", "label", "n", value, "ci_low", "ci_high", "flagged"]
+    out = []
+    for row in rows:
+        if not isinstance(row, dict) or row.get("lo") is None or row.get("hi") is None:
+            continue
+        ci = row.get("ci") if isinstance(row.get("ci"), (list, tuple)) and len(row["ci"]) == 2 else (None, None)
+        out.append({"lo": row["lo"], "hi": row["hi"], "label": bucket_label(row["lo"], row["hi"]),
+                    "n": row.get("n"), value: row.get(value),
+                    "ci_low": ci[0], "ci_high": ci[1], "flagged": bool(row.get("flagged", False))})
+    frame = pd.DataFrame(out, columns=columns)
+    for col in (value, "ci_low", "ci_high"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce")
+    return frame.sort_values("lo", ignore_index=True)
+
+
+def _add_buckets(frame: pd.DataFrame) -> None:
+    bounds = [bucket_bounds(c) for c in frame["count"]] if "count" in frame else []
+    frame["bucket"] = [bucket_label(*b) if b else None for b in bounds]
+    frame["bucket_lo"] = [b[0] if b else math.nan for b in bounds]
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{exc.lineno}: broken JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{path}: expected a JSON object")
+    return value
+
+
+def _as_int(value: Any) -> Any:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value
