@@ -115,6 +115,7 @@ def plot_accuracy_vs_count(series: Mapping[str, pd.DataFrame], hist: Mapping[str
     for i, (label, frame) in enumerate(frames.items()):
         c = colour(label, i)
         x = np.array([bucket_centre(lo, hi) for lo, hi in zip(frame["lo"], frame["hi"])])
+        x = _dodge(x, i, len(frames))
         y = frame["accuracy"].to_numpy(dtype=float)
         lo_err = np.clip(y - frame["ci_low"].to_numpy(dtype=float), 0, None)
         hi_err = np.clip(frame["ci_high"].to_numpy(dtype=float) - y, 0, None)
@@ -150,15 +151,23 @@ def plot_accuracy_vs_count(series: Mapping[str, pd.DataFrame], hist: Mapping[str
             hax.bar(lefts, n, width=rights - lefts, align="edge", color="0.75", edgecolor="white")
             for xc, v in zip([bucket_centre(a, b) for a, b in zip(lefts, rights)], n):
                 hax.text(xc, v, f"{int(v)}", ha="center", va="bottom", fontsize=7)
-        else:
-            edges = np.append(lefts, rights[-1])
-            hax.stairs(n, edges, color=colour(label, i), lw=1.4, label=names.get(label, label))
+        else:  # outlines, so several runs' histograms stay readable on top of each other
+            hax.bar(lefts, n, width=rights - lefts, align="edge", fill=False, edgecolor=colour(label, i),
+                    lw=1.4, label=names.get(label, label))
     if len(hists) > 1:
         hax.legend(frameon=False, fontsize=7)
     hax.set_ylabel("questions")
     hax.margins(y=0.25)
     count_axis(hax, max_hi)
     return fig
+
+
+def _dodge(x: np.ndarray, i: int, n: int, width: float = 0.06) -> np.ndarray:
+    """Shift series i of n sideways (a fraction of a decade) so their intervals do not overlap."""
+    if n <= 1:
+        return x
+    shift = width * (i - (n - 1) / 2)
+    return np.where(x < 1, x + shift, x * 10 ** shift)
 
 
 # ---- slopes and reduction -------------------------------------------------------------------

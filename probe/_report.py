@@ -1,0 +1,746 @@
+"""`report.html` of a run and side-by-side comparisons of several runs.
+
+The report is one self-contained HTML file (figures embedded as base64 PNG) that a researcher
+can mail to a colleague; the same figures are written to `plots/NAME.png` and `.svg`. The
+headline is written from the numbers in `summary.json`, so it always says what the run found.
+Every section beyond the contract's accuracy and slopes is optional: it appears when its data
+is in the run (`summary.json` extras, `counterfactual.json`, a LINK generation run) and is left
+out otherwise. A section whose data has an unexpected shape is shown as a raw table with a
+note instead of failing the report.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import html
+import json
+import math
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from entity_linking.io import InputError, OnError, atomic_write
+from probe._load import SETTINGS_ORDER, Run, bucket_label, buckets_frame, load_run
+from probe._plots import SETTING_NAMES, _num, _pair
+
+# summary.json keys the report renders in a section of their own; others land in "Other figures".
+_RENDERED_KEYS = {"model", "index", "n_questions", "settings", "count_dependence_reduction",
+                  "count_dependence_reduction_ci", "retrieval", "adaptive_retrieval", "scaling",
+                  "truth_agreement", "n_unlinked"}
+
+
+# ---- the headline -----------------------------------------------------------------------------
+
+def headline(summary: Mapping[str, Any]) -> list[str]:
+    """The run's finding in plain sentences, generated from `summary.json`."""
+    settings = summary.get("settings") or {}
+    sentences: list[str] = []
+    cb, rag = settings.get("closed_book"), settings.get("rag")
+    first_label = None
+    if isinstance(cb, Mapping):
+        sentence, first_label, first_acc = _trend_sentence("Closed-book accuracy", cb)
+        if sentence:
+            sentences.append(sentence)
+    if isinstance(rag, Mapping):
+        slope, ci = _num(rag.get("slope_per_decade")), _pair(rag.get("slope_ci"))
+        frame = _usable_buckets(rag)
+        parts = []
+        if first_label is not None and not frame.empty:
+            match = frame[frame["label"] == first_label]
+            if not match.empty:
+                parts.append(f"accuracy on questions with {_docs(first_label)} is "
+                             f"{match['accuracy'].iloc[0]:.0%} (closed-book: {first_acc:.0%})")
+        if slope is not None:
+            parts.append(f"the slope is {slope:+.3f} per tenfold increase{_ci_text(ci, '+.3f')}")
+        if parts:
+            sentences.append("With retrieval augmentation, " + " and ".join(parts) + ".")
+    reduction = _num(summary.get("count_dependence_reduction"))
+    if reduction is not None:
+        ci = _pair(summary.get("count_dependence_reduction_ci"))
+        if reduction > 0:
+            text = f"Retrieval reduces the dependence of accuracy on the count by {reduction:.0%}"
+            text += _ci_text(ci, ".0%")
+            if ci and ci[0] <= 0:
+                text += "; the interval includes no reduction, so this run does not establish it"
+        else:
+            text = (f"Retrieval does not reduce the dependence of accuracy on the count in this run "
+                    f"(reduction {reduction:.0%}{_ci_text(ci, '.0%', bare=True)})")
+        sentences.append(text + ".")
+    oracle = settings.get("oracle")
+    if isinstance(oracle, Mapping) and _num(oracle.get("accuracy")) is not None:
+        slope = _num(oracle.get("slope_per_decade"))
+        sentences.append(f"Given a passage known to state the answer (oracle), accuracy is "
+                         f"{oracle['accuracy']:.0%}" + (f" with a slope of {slope:+.3f}" if slope is not None else "")
+                         + ".")
+    for name, entry in settings.items():
+        if name not in ("closed_book", "rag", "oracle") and isinstance(entry, Mapping):
+            sentence, _, _ = _trend_sentence(f"Accuracy ({name})", entry)
+            if sentence:
+                sentences.append(sentence)
+    unlinked = _num(summary.get("n_unlinked"))
+    if unlinked:
+        sentences.append(f"{int(unlinked)} question(s) had no linked entity on one side and are not in "
+                         f"the buckets (reported separately, not counted as 0).")
+    if not sentences:
+        sentences.append("This run has no accuracy results yet (summary.json has no settings).")
+    return sentences
+
+
+def _trend_sentence(subject: str, entry: Mapping[str, Any]) -> tuple[str | None, str | None, float]:
+    slope, ci = _num(entry.get("slope_per_decade")), _pair(entry.get("slope_ci"))
+    frame = _usable_buckets(entry)
+    if slope is None and frame.empty:
+        return None, None, math.nan
+    if ci is not None:
+        verb = ("rises" if ci[0] > 0 else "falls" if ci[1] < 0
+                else "shows no clear dependence (the slope's interval includes 0)")
+    else:
+        verb = "rises" if (slope or 0) > 0 else "falls" if (slope or 0) < 0 else "does not change"
+    text = f"{subject} {verb} with the number of relevant pretraining documents"
+    first_label, first_acc = None, math.nan
+    if len(frame) >= 2:
+        a, b = frame.iloc[0], frame.iloc[-1]
+        first_label, first_acc = a["label"], float(a["accuracy"])
+        text += (f": {a['accuracy']:.0%} on questions with {_docs(a['label'])} "
+                 f"(n = {int(a['n'])}) against {b['accuracy']:.0%} with {_docs(b['label'])} (n = {int(b['n'])})")
+    elif len(frame) == 1:
+        first_label, first_acc = frame.iloc[0]["label"], float(frame.iloc[0]["accuracy"])
+    if slope is not None:
+        text += f"; slope {slope:+.3f} accuracy per tenfold increase{_ci_text(ci, '+.3f')}"
+    return text + ".", first_label, first_acc
+
+
+def _usable_buckets(entry: Mapping[str, Any]) -> pd.DataFrame:
+    frame = buckets_frame(entry.get("buckets") or [], value="accuracy")
+    frame = frame[frame["accuracy"].notna() & (frame["n"].fillna(0) > 0)]
+    unflagged = frame[~frame["flagged"]]
+    return (unflagged if len(unflagged) >= 2 else frame).reset_index(drop=True)
+
+
+def _docs(label: str) -> str:
+    return "no relevant documents" if label == "0" else f"{label} relevant documents"
+
+
+def _ci_text(ci: tuple[float, float] | None, spec: str, bare: bool = False) -> str:
+    if not ci:
+        return ""
+    inner = f"95% interval {ci[0]:{spec}} to {ci[1]:{spec}}"
+    return f", {inner}" if bare else f" ({inner})"
+
+
+# ---- the report ---------------------------------------------------------------------------------
+
+def write_report(run_dir: str | Path, out: str | Path | None = None, *,
+                 generation: str | Path | None = None, on_error: OnError = "fail") -> Path:
+    """Write `report.html` (default: into the run folder) and `plots/*.png|svg`; return its path.
+
+    `generation` names a LINK generation run folder (`statements.jsonl`,
+    `generation_summary.json`); by default the run folder itself and `RUN/generation/` are
+    looked at. Raises `InputError` when `run_dir` is not a run folder.
+    """
+    run = load_run(run_dir, on_error=on_error)
+    out = Path(out) if out is not None else run.path / "report.html"
+    plots_dir = out.parent / "plots"
+    gen = _generation_run(run, generation, on_error)
+    sections = [
+        ("Accuracy against relevant-document count", _section_accuracy),
+        ("Count dependence", _section_slopes),
+        ("Retrieval", _section_retrieval),
+        ("Scaling across model sizes", _section_scaling),
+        ("Counts against the world's true counts", _section_truth),
+        ("Causal check: retraining without the relevant documents", _section_counterfactual),
+        ("Long-tail test statements (LINK)", lambda r, p: _section_link(gen, p)),
+        ("Other figures in summary.json", _section_other),
+        ("Run manifest", _section_manifest),
+    ]
+    body = [f"<section><h2>Finding</h2>{_paragraphs(headline(run.summary))}{_how_to_read()}</section>"]
+    for title, render in sections:
+        body.append(_guarded(title, render, run, plots_dir))
+    meta = {"run": str(run.path), "model": run.model or "?", "index": run.summary.get("index", "?"),
+            "questions": run.summary.get("n_questions", len(run.questions))}
+    document = _page(f"ltprobe report: {run.name}", meta, "\n".join(b for b in body if b))
+    with atomic_write(out) as handle:
+        handle.write(document)
+    return out
+
+
+def _generation_run(run: Run, generation: str | Path | None, on_error: OnError) -> Run | None:
+    if generation is not None:
+        return load_run(generation, on_error=on_error)
+    if run.statements is not None or run.generation_summary is not None:
+        return run
+    sub = run.path / "generation"
+    if (sub / "statements.jsonl").exists() or (sub / "generation_summary.json").exists():
+        return load_run(sub, on_error=on_error)
+    return None
+
+
+def _guarded(title: str, render: Any, run: Run, plots_dir: Path) -> str:
+    """Render one section; an unexpected data shape gives a note, not a failed report."""
+    try:
+        content = render(run, plots_dir)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        print(f"ltprobe report: warning: section {title!r} could not be drawn ({type(exc).__name__}: {exc})",
+              file=sys.stderr)
+        content = (f"<p class='note'>This section could not be drawn from the run's data "
+                   f"({html.escape(type(exc).__name__)}: {html.escape(str(exc))}).</p>")
+    if not content:
+        return ""
+    anchor = "".join(c if c.isalnum() else "-" for c in title.lower())
+    return f"<section id='{anchor}'><h2>{html.escape(title)}</h2>\n{content}</section>"
+
+
+def _section_accuracy(run: Run, plots_dir: Path) -> str | None:
+    from probe._plots import plot_accuracy_vs_count, save_figure
+
+    settings = [s for s in run.settings if not run.buckets(s).empty]
+    if not settings:
+        return "<p class='note'>No accuracy buckets yet: the run has not reached the analysis.</p>"
+    frames = {s: run.buckets(s) for s in settings}
+    min_bucket = ((run.manifest.get("config") or {}).get("analysis") or {}).get("min_bucket")
+    fig = plot_accuracy_vs_count(frames, title="Accuracy against the number of relevant pretraining documents",
+                                 min_bucket=min_bucket)
+    img = _figure(fig, plots_dir, "accuracy_vs_count",
+                  "Accuracy per count bucket with 95% intervals (top); questions per bucket (bottom).")
+    # One table: bucket, n, and accuracy [interval] per setting.
+    labels = list(dict.fromkeys(l for f in frames.values() for l in f["label"]))
+    rows = []
+    for label in labels:
+        row = [label]
+        n = next((f.loc[f["label"] == label, "n"].iloc[0] for f in frames.values()
+                  if (f["label"] == label).any()), None)
+        row.append(_fmt_int(n))
+        flagged = False
+        for s in settings:
+            match = frames[s][frames[s]["label"] == label]
+            if match.empty:
+                row.append("–")
+                continue
+            m = match.iloc[0]
+            flagged |= bool(m["flagged"])
+            row.append(f"{_fmt_pct(m['accuracy'])} [{_fmt_pct(m['ci_low'])}, {_fmt_pct(m['ci_high'])}]")
+        row.append("yes" if flagged else "")
+        rows.append(row)
+    table = _table(["relevant documents", "questions"] + [SETTING_NAMES.get(s, s) for s in settings]
+                   + ["too few questions"], rows)
+    return img + table
+
+
+def _section_slopes(run: Run, plots_dir: Path) -> str | None:
+    from probe._plots import plot_slopes, save_figure
+
+    settings = {s: e for s, e in (run.summary.get("settings") or {}).items() if isinstance(e, Mapping)}
+    if not any(_num(e.get("slope_per_decade")) is not None for e in settings.values()):
+        return None
+    fig = plot_slopes(settings, run.summary.get("count_dependence_reduction"),
+                      run.summary.get("count_dependence_reduction_ci"))
+    img = _figure(fig, plots_dir, "slopes", "Slope of accuracy per tenfold increase of the count "
+                  "(least squares on log10(count + 1)) with bootstrap 95% intervals.")
+    has_logistic = any(isinstance(e.get("logistic"), Mapping) for e in settings.values())
+    rows = []
+    for name in sorted(settings, key=_setting_key):
+        e = settings[name]
+        ci = _pair(e.get("slope_ci"))
+        row = [SETTING_NAMES.get(name, name), _fmt_pct(e.get("accuracy")),
+               _fmt(e.get("slope_per_decade"), "+.3f"),
+               f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "–", _fmt(e.get("spearman"), ".3f")]
+        if has_logistic:
+            row.append(_compact(e.get("logistic")))
+        rows.append(row)
+    head = ["setting", "accuracy", "slope per decade", "95% interval", "Spearman"]
+    table = _table(head + (["logistic fit"] if has_logistic else []), rows)
+    reduction = _num(run.summary.get("count_dependence_reduction"))
+    text = ""
+    if reduction is not None:
+        ci = _pair(run.summary.get("count_dependence_reduction_ci"))
+        text = (f"<p>Count-dependence reduction (1 - slope<sub>RAG</sub> / slope<sub>closed-book</sub>): "
+                f"<b>{reduction:.1%}</b>" + (f" (95% interval {ci[0]:.1%} to {ci[1]:.1%})" if ci else "")
+                + ".</p>")
+    return img + table + text
+
+
+def _section_retrieval(run: Run, plots_dir: Path) -> str | None:
+    from probe._plots import plot_precision, plot_recall_at_k
+
+    retrieval = run.summary.get("retrieval")
+    adaptive = run.summary.get("adaptive_retrieval")
+    if not isinstance(retrieval, Mapping) and adaptive is None:
+        return None
+    parts = []
+    retrieval = retrieval if isinstance(retrieval, Mapping) else {}
+    recall = run.recall_at_k()
+    if not recall.empty:
+        fig = plot_recall_at_k(recall)
+        parts.append(_figure(fig, plots_dir, "recall_at_k", "Share of questions with an answer alias in "
+                             "the top k retrieved passages, per count bucket."))
+        ks = list(dict.fromkeys(recall["k"]))
+        labels = list(dict.fromkeys(recall.sort_values("lo")["label"]))
+        rows = []
+        for label in labels:
+            row = [label]
+            for k in ks:
+                m = recall[(recall["k"] == k) & (recall["label"] == label)]
+                row.append(_fmt(m["recall"].iloc[0], ".2f") if not m.empty else "–")
+            rows.append(row)
+        rows.append(["all"] + [_fmt(recall.loc[recall["k"] == k, "overall"].iloc[0], ".2f") for k in ks])
+        parts.append(_table(["relevant documents"] + [f"recall@{k}" for k in ks], rows))
+    precision = retrieval.get("precision")
+    if precision is not None:
+        if _num(precision) is not None:
+            parts.append(f"<p>Retrieval precision: <b>{_num(precision):.2f}</b>. Low precision means the "
+                         f"passages in the prompt are often about someone else, so wrong answers with retrieval "
+                         f"can be wrong copies rather than missing knowledge.</p>")
+        elif isinstance(precision, Mapping):
+            overall = _num(precision.get("overall"))
+            if overall is not None:
+                parts.append(f"<p>Retrieval precision: <b>{overall:.2f}</b> overall.</p>")
+            frame = buckets_frame(precision.get("buckets") or [], value="precision")
+            if not frame.empty and frame["precision"].notna().any():
+                parts.append(_figure(plot_precision(frame), plots_dir, "retrieval_precision",
+                                     "Retrieval precision per count bucket."))
+            rest = {k: v for k, v in precision.items() if k not in ("overall", "buckets")}
+            if rest:
+                parts.append(_kv_table(rest))
+    rest = {k: v for k, v in retrieval.items() if k not in ("recall_at_k", "precision")}
+    if rest:
+        parts.append(_kv_table(rest))
+    if adaptive is not None:
+        parts.append("<h3>Adaptive retrieval</h3><p>Retrieve only for questions whose count is below a "
+                     "threshold chosen on one split; accuracy on the rest against always and never "
+                     "retrieving.</p>" + _kv_table(adaptive))
+    return "\n".join(parts) or None
+
+
+def _scaling_points(scaling: Mapping[str, Any]) -> pd.DataFrame:
+    models = scaling.get("models", scaling.get("points"))
+    if isinstance(models, Mapping):
+        models = [dict(v, model=k) for k, v in models.items() if isinstance(v, Mapping)]
+    rows = []
+    for m in models or []:
+        if not isinstance(m, Mapping):
+            continue
+        params = _first_num(m, ("params", "n_params", "parameters", "size"))
+        acc = _first_num(m, ("low_count_accuracy", "accuracy_low_count", "low_accuracy", "accuracy"))
+        if params is not None and acc is not None and params > 0:
+            rows.append({"model": m.get("model", m.get("name", "")), "params": params, "accuracy": acc})
+    return pd.DataFrame(rows, columns=["model", "params", "accuracy"])
+
+
+def _section_scaling(run: Run, plots_dir: Path) -> str | None:
+    from probe._plots import plot_scaling
+
+    scaling = run.summary.get("scaling")
+    if scaling is None:
+        return None
+    if not isinstance(scaling, Mapping):
+        return _kv_table({"scaling": scaling})
+    points = _scaling_points(scaling)
+    fit = scaling.get("fit") if isinstance(scaling.get("fit"), Mapping) else \
+        {k: scaling.get(k) for k in ("slope", "intercept", "r2")}
+    target = _first_num(scaling, ("target_accuracy", "target"))
+    extrapolated = _first_num(scaling, ("extrapolated_params", "params_needed", "params_to_target"))
+    parts = []
+    if len(points) >= 1:
+        parts.append(_figure(plot_scaling(points, fit, target, extrapolated), plots_dir, "scaling",
+                             "Accuracy on low-count questions against model size, with the linear fit on "
+                             "log10(parameters) extrapolated to the target accuracy."))
+        parts.append(_table(["model", "parameters", "low-count accuracy"],
+                            [[str(r.model), f"{r.params:.3g}", _fmt_pct(r.accuracy)] for r in points.itertuples()]))
+    if extrapolated is not None:
+        parts.append(f"<p>Extrapolating the fit, a model of about <b>{extrapolated:.2g}</b> parameters would "
+                     f"reach" + (f" {target:.0%}" if target is not None else " the target") +
+                     " accuracy on low-count questions (the original study found about 10<sup>18</sup> for "
+                     "BLOOM on TriviaQA).</p>")
+    rest = {k: v for k, v in scaling.items() if k not in ("models", "points")}
+    if rest:
+        parts.append(_kv_table(rest))
+    return "\n".join(parts)
+
+
+def _section_truth(run: Run, plots_dir: Path) -> str | None:
+    truth = run.summary.get("truth_agreement")
+    if truth is None:
+        return None
+    if not isinstance(truth, Mapping):
+        return _kv_table({"truth_agreement": truth})
+    parts = []
+    share = _first_num(truth, ("share_equal", "share", "agreement", "equal_share"))
+    if share is not None:
+        n = _first_num(truth, ("n", "n_questions"))
+        parts.append(f"<p>The toolkit's counts equal the world's true counts (from the gold links) for "
+                     f"<b>{share:.1%}</b> of the QA pairs" + (f" (n = {int(n)})" if n is not None else "")
+                     + ". The pipeline only sees the text: differences come from linking errors "
+                       "(ambiguous names, missed aliases).</p>")
+    for key, value in truth.items():
+        if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            parts.append(f"<h3>{html.escape(key.replace('_', ' '))}</h3>" + _records_table(value))
+    rest = {k: v for k, v in truth.items()
+            if not (isinstance(v, list) and v and all(isinstance(x, Mapping) for x in v))}
+    if rest:
+        parts.append(_kv_table(rest))
+    return "\n".join(parts)
+
+
+def _section_counterfactual(run: Run, plots_dir: Path) -> str | None:
+    from probe._plots import plot_counterfactual
+
+    cf = run.counterfactual
+    if not cf:
+        return None
+    parts = [_figure(plot_counterfactual(cf), plots_dir, "counterfactual",
+                     "Accuracy of the original model and of a model retrained with the relevant documents "
+                     "of the sampled questions removed (left); the drop with its 95% interval (right).")]
+    parts.append("<p>If the count causes the knowledge, removing a question's relevant documents should "
+                 "lower accuracy on it, more so the more documents there were; the control questions kept "
+                 "their documents, so their drop should be near zero.</p>")
+    rows = []
+    for b in cf.get("buckets") or []:
+        ci = _pair(b.get("drop_ci"))
+        rows.append([bucket_label(b["lo"], b["hi"]), _fmt_int(b.get("n")), _fmt_int(b.get("docs_removed")),
+                     _fmt_pct(b.get("before")), _fmt_pct(b.get("after")), _fmt(b.get("drop"), "+.2f"),
+                     f"[{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "–"])
+    control = cf.get("control")
+    if isinstance(control, Mapping):
+        ci = _pair(control.get("drop_ci"))
+        rows.append(["control (kept)", _fmt_int(control.get("n")), "0", _fmt_pct(control.get("before")),
+                     _fmt_pct(control.get("after")), _fmt(control.get("drop"), "+.2f"),
+                     f"[{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "–"])
+    parts.append(_table(["original count", "questions", "documents removed", "before", "after", "drop",
+                         "95% interval"], rows))
+    return "\n".join(parts)
+
+
+def _section_link(gen: Run | None, plots_dir: Path) -> str | None:
+    from probe._plots import plot_link
+
+    if gen is None:
+        return None
+    parts = []
+    st = gen.statements
+    rule_col = next((c for c in ("rule_id", "rule", "rule_name") if st is not None and c in st), None)
+    if st is not None and not st.empty and rule_col and "beam" in st and "loglik" in st:
+        parts.append(_figure(plot_link(st, rule_col), plots_dir, "link_head_tail",
+                             "Head and tail beams per rule: mean token log-likelihood under the oracle model"
+                             " (and corpus counts when an index was given)."))
+        rows = []
+        for rule, part in st.groupby(st[rule_col].astype(str), sort=False):
+            head, tail = part[part["beam"] == "head"], part[part["beam"] == "tail"]
+            hl, tl = pd.to_numeric(head["loglik"], errors="coerce").mean(), pd.to_numeric(tail["loglik"], errors="coerce").mean()
+            row = [rule, str(len(head)), str(len(tail)), _fmt(hl, ".2f"), _fmt(tl, ".2f"), _fmt(hl - tl, "+.2f")]
+            if "count" in st:
+                row += [_fmt(pd.to_numeric(head["count"], errors="coerce").median(), ".3g"),
+                        _fmt(pd.to_numeric(tail["count"], errors="coerce").median(), ".3g")]
+            rows.append(row)
+        head_cols = ["rule", "head n", "tail n", "head log-lik", "tail log-lik", "gap (head - tail)"]
+        if "count" in st:
+            head_cols += ["head median count", "tail median count"]
+        parts.append(_table(head_cols, rows))
+        parts.append("<p>A positive gap means the tail beam found statements the oracle model finds less "
+                     "likely: LINK reported 0.48 for its own search against -0.14 for direct prompting of "
+                     "ChatGPT.</p>")
+        text_col = next((c for c in ("statement", "succinct", "text") if c in st), None)
+        if text_col:
+            sample = st.groupby("beam", sort=False).head(3)
+            parts.append("<h3>Examples</h3>" + _table(
+                ["rule", "beam", "statement", "log-lik"],
+                [[str(r[rule_col]), str(r["beam"]), _short(r[text_col]), _fmt(r["loglik"], ".2f")]
+                 for _, r in sample.iterrows()]))
+    if gen.generation_summary:
+        parts.append("<h3>generation_summary.json</h3>" + _kv_table(gen.generation_summary))
+    return "\n".join(parts) or None
+
+
+def _section_other(run: Run, plots_dir: Path) -> str | None:
+    rest = {k: v for k, v in run.summary.items() if k not in _RENDERED_KEYS}
+    return _kv_table(rest) if rest else None
+
+
+def _section_manifest(run: Run, plots_dir: Path) -> str | None:
+    m = run.manifest
+    if not m:
+        return "<p class='note'>No manifest.json in this run folder.</p>"
+    parts = []
+    simple = {k: v for k, v in m.items() if k != "config"}
+    if simple:
+        parts.append(_kv_table(simple))
+    if "config" in m:
+        parts.append("<h3>Configuration</h3><pre>" + html.escape(json.dumps(m["config"], indent=2, default=str))
+                     + "</pre>")
+    return "\n".join(parts)
+
+
+# ---- comparing runs -----------------------------------------------------------------------------
+
+def compare_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
+    """One row per run: model, index, questions, accuracy / slope / interval / Spearman per setting,
+    the reduction and recall@k overall."""
+    settings = sorted({s for r in runs for s in (r.summary.get("settings") or {})}, key=_setting_key)
+    ks: list[str] = []
+    for r in runs:
+        for k in ((r.summary.get("retrieval") or {}).get("recall_at_k") or {}):
+            if str(k) not in ks:
+                ks.append(str(k))
+    rows = []
+    for run, label in zip(runs, labels):
+        s = run.summary
+        row: dict[str, Any] = {"run": label, "path": str(run.path), "model": run.model,
+                               "index": s.get("index"), "n_questions": s.get("n_questions")}
+        for name in settings:
+            e = (s.get("settings") or {}).get(name) or {}
+            ci = _pair(e.get("slope_ci")) or (None, None)
+            row.update({f"{name}_accuracy": _num(e.get("accuracy")),
+                        f"{name}_slope": _num(e.get("slope_per_decade")),
+                        f"{name}_slope_ci_low": ci[0], f"{name}_slope_ci_high": ci[1],
+                        f"{name}_spearman": _num(e.get("spearman"))})
+        rci = _pair(s.get("count_dependence_reduction_ci")) or (None, None)
+        row.update({"count_dependence_reduction": _num(s.get("count_dependence_reduction")),
+                    "reduction_ci_low": rci[0], "reduction_ci_high": rci[1]})
+        recall = (s.get("retrieval") or {}).get("recall_at_k") or {}
+        for k in ks:
+            entry = recall.get(k, recall.get(int(k) if k.isdigit() else k))
+            row[f"recall_at_{k}"] = _num(entry.get("overall")) if isinstance(entry, Mapping) else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, labels: Sequence[str] | None = None,
+                 on_error: OnError = "fail") -> Path:
+    """Put several runs side by side: `OUT/compare.html` (one accuracy figure per setting with a
+    line per run, the table, each run's headline), `OUT/compare.csv`, `OUT/compare.md` and
+    `OUT/plots/compare_*.png|svg`. Returns the HTML's path."""
+    from probe._plots import plot_accuracy_vs_count
+
+    if len(run_dirs) < 1:
+        raise InputError("compare: give at least one run folder")
+    runs = [load_run(d, on_error=on_error) for d in run_dirs]
+    if labels is not None and len(labels) != len(runs):
+        raise InputError(f"compare: {len(labels)} label(s) for {len(runs)} run(s); give one per run")
+    labels = list(labels) if labels is not None else _unique_labels([r.path for r in runs])
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots_dir = out_dir / "plots"
+    table = compare_table(runs, labels)
+    _write_csv(table, out_dir / "compare.csv")
+    settings = sorted({s for r in runs for s in (r.summary.get("settings") or {})}, key=_setting_key)
+    readable = _readable_compare(table, settings)
+    with atomic_write(out_dir / "compare.md") as handle:
+        handle.write(markdown_table(readable))
+
+    body = ["<section><h2>Runs</h2>" + _table(list(readable.columns), readable.itertuples(index=False))
+            + "<p class='meta'>All figures with full precision: compare.csv.</p></section>"]
+    for setting in settings:
+        series = {label: run.buckets(setting) for run, label in zip(runs, labels)}
+        series = {k: v for k, v in series.items() if not v.empty}
+        if not series:
+            continue
+        fig = plot_accuracy_vs_count(series, hist=series, title=f"{SETTING_NAMES.get(setting, setting)}: "
+                                     "accuracy against relevant-document count", names={k: k for k in series})
+        body.append(f"<section><h2>{html.escape(SETTING_NAMES.get(setting, setting))}</h2>"
+                    + _figure(fig, plots_dir, f"compare_{setting}", "One line per run; questions per "
+                              "bucket of each run underneath.") + "</section>")
+    findings = "".join(f"<h3>{html.escape(label)}</h3>{_paragraphs(headline(run.summary))}"
+                       for run, label in zip(runs, labels))
+    body.append(f"<section><h2>Findings per run</h2>{findings}</section>")
+    meta = {"runs": ", ".join(labels)}
+    out = out_dir / "compare.html"
+    with atomic_write(out) as handle:
+        handle.write(_page("ltprobe comparison", meta, "\n".join(body)))
+    return out
+
+
+def _readable_compare(table: pd.DataFrame, settings: Sequence[str]) -> pd.DataFrame:
+    """The comparison table with intervals folded into one cell, for HTML and markdown."""
+    out = pd.DataFrame({"run": table["run"], "model": table["model"].map(_cell),
+                        "index": table["index"].map(_cell), "questions": table["n_questions"].map(_fmt_int)})
+    for name in settings:
+        short = SETTING_NAMES.get(name, name)
+        if f"{name}_accuracy" not in table:
+            continue
+        out[f"{short} accuracy"] = table[f"{name}_accuracy"].map(_fmt_pct)
+        out[f"{short} slope [95% CI]"] = [
+            _fmt(sl, "+.3f") + (f" [{lo:+.3f}, {hi:+.3f}]" if _num(lo) is not None and _num(hi) is not None else "")
+            for sl, lo, hi in zip(table[f"{name}_slope"], table[f"{name}_slope_ci_low"], table[f"{name}_slope_ci_high"])]
+    out["reduction [95% CI]"] = [
+        _fmt_pct(r) + (f" [{lo:.0%}, {hi:.0%}]" if _num(lo) is not None and _num(hi) is not None else "")
+        for r, lo, hi in zip(table["count_dependence_reduction"], table["reduction_ci_low"], table["reduction_ci_high"])]
+    for col in table.columns:
+        if col.startswith("recall_at_"):
+            out[col.replace("recall_at_", "recall@")] = table[col].map(lambda v: _fmt(v, ".2f"))
+    return out
+
+
+def _unique_labels(paths: Sequence[Path]) -> list[str]:
+    """Folder names, lengthened with parent folders until they differ."""
+    resolved = [p.resolve() for p in paths]
+    depth = 1
+    while True:
+        labels = ["/".join(p.parts[-depth:]) for p in resolved]
+        if len(set(labels)) == len(labels) or depth >= max(len(p.parts) for p in resolved):
+            break
+        depth += 1
+    if len(set(labels)) < len(labels):  # the same folder twice
+        labels = [f"{label} ({i + 1})" for i, label in enumerate(labels)]
+    return labels
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A GitHub markdown table of a frame (numbers to 3 significant digits)."""
+    cols = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(_cell(v).replace("|", "\\|") for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_write(path) as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(frame.columns)
+        for row in frame.itertuples(index=False):
+            writer.writerow(["" if _missing(v) else v for v in row])
+
+
+# ---- HTML helpers -------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1000px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
+.meta{color:#666;font-size:.9em}.note{color:#8a5a00;background:#fff7e6;padding:.4em .6em;border-radius:4px}
+table{border-collapse:collapse;margin:.8em 0;font-size:.88em}th,td{border:1px solid #ddd;padding:.25em .55em;
+text-align:right;vertical-align:top}th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
+figure{margin:1em 0}figure img{max-width:100%}figcaption{color:#555;font-size:.88em}
+pre{background:#f6f6f6;padding:.7em;overflow:auto;font-size:.82em}.finding p{font-size:1.05em}
+details{margin:.6em 0}
+"""
+
+
+def _page(title: str, meta: Mapping[str, Any], body: str) -> str:
+    when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    meta_html = " · ".join(f"{html.escape(str(k))}: <b>{html.escape(str(v))}</b>" for k, v in meta.items())
+    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
+            f"<h1>{html.escape(title)}</h1><p class='meta'>{meta_html} · written {when}</p>\n{body}\n"
+            f"</body></html>\n")
+
+
+def _how_to_read() -> str:
+    return ("<details><summary>How to read this report</summary><p>Each question's <i>relevant-document "
+            "count</i> is the number of pretraining documents that mention both the question's entity and "
+            "the answer's entity (found by entity linking). Questions are grouped into decade buckets of the "
+            "count (0, 1-9, 10-99, ...); for each bucket the report shows the share answered correctly with a "
+            "95% interval. <i>Closed-book</i>: the model answers from memory; <i>retrieval</i>: passages found "
+            "by BM25 are put before the question; <i>oracle</i>: a passage that states the answer. The "
+            "<i>slope per decade</i> is how much accuracy changes when the count grows tenfold; the "
+            "<i>reduction</i> is how much smaller that slope is with retrieval. Buckets with too few "
+            "questions are flagged (open markers) and should not be read too closely.</p></details>")
+
+
+def _paragraphs(sentences: Iterable[str]) -> str:
+    return "<div class='finding'>" + "".join(f"<p>{html.escape(s)}</p>" for s in sentences) + "</div>"
+
+
+def _figure(fig: Any, plots_dir: Path, name: str, caption: str) -> str:
+    from probe._plots import save_figure
+
+    saved = save_figure(fig, plots_dir, name)
+    return (f"<figure><img alt='{html.escape(caption)}' src='{saved['data_uri']}'>"
+            f"<figcaption>{html.escape(caption)} (plots/{name}.png, .svg)</figcaption></figure>")
+
+
+def _table(head: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    out = ["<table><thead><tr>", *(f"<th>{html.escape(str(h))}</th>" for h in head), "</tr></thead><tbody>"]
+    for row in rows:
+        out.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _kv_table(obj: Any, limit: int = 60) -> str:
+    """Any JSON value as a two-column table of dotted keys (lists of records as sub-tables)."""
+    rows: list[tuple[str, str]] = []
+    tables: list[str] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, Mapping) and value:
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            tables.append(f"<h4>{html.escape(prefix)}</h4>" + _records_table(value))
+        else:
+            rows.append((prefix or "value", _cell(value)))
+
+    walk("", obj)
+    more = f"<p class='note'>{len(rows) - limit} more entries not shown.</p>" if len(rows) > limit else ""
+    return (_table(["key", "value"], rows[:limit]) if rows else "") + more + "".join(tables)
+
+
+def _records_table(records: Sequence[Mapping[str, Any]], limit: int = 20) -> str:
+    cols = list(dict.fromkeys(k for r in records[:limit] for k in r))
+    body = [[_cell(r.get(c)) for c in cols] for r in records[:limit]]
+    more = f"<p class='note'>{len(records) - limit} more rows not shown.</p>" if len(records) > limit else ""
+    return _table(cols, body) + more
+
+
+def _cell(value: Any) -> str:
+    if _missing(value):
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, dict)):
+        return _short(json.dumps(value, default=str), 120)
+    return _short(str(value), 160)
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k} {_cell(v)}" for k, v in value.items() if not isinstance(v, (list, dict)))
+    return _cell(value)
+
+
+def _short(text: Any, n: int = 160) -> str:
+    text = str(text)
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value)) if not isinstance(value, (list, dict, tuple, str)) else False
+    except (TypeError, ValueError):
+        return False
+
+
+def _fmt(value: Any, spec: str = ".3g") -> str:
+    v = _num(value)
+    return "–" if v is None else f"{v:{spec}}"
+
+
+def _fmt_pct(value: Any) -> str:
+    v = _num(value)
+    return "–" if v is None else f"{v:.1%}"
+
+
+def _fmt_int(value: Any) -> str:
+    v = _num(value)
+    return "–" if v is None else f"{int(v):,}"
+
+
+def _first_num(mapping: Mapping[str, Any], keys: Sequence[str]) -> float | None:
+    for key in keys:
+        v = _num(mapping.get(key))
+        if v is not None:
+            return v
+    return None
+
+
+def _setting_key(name: str) -> tuple[int, str]:
+    return (SETTINGS_ORDER.index(name) if name in SETTINGS_ORDER else len(SETTINGS_ORDER), name)
