@@ -4,6 +4,20 @@ from entity_linking._lazy import lazy_exports
 
 # name -> "module:attribute", imported on first use (one line each; keep sorted by module).
 _LAZY = {
+    "DocumentIndex": "indexes._base:DocumentIndex",
+    "Passage": "indexes._base:Passage",
+    "build_index": "indexes._base:build_index",
+    "open_index": "indexes._base:open_index",
+    "count_qa": "indexes._counts:count_qa",
+    "iter_counts": "indexes._counts:iter_counts",
+    "load_stoplist": "indexes._counts:load_stoplist",
+    "relevant_docs": "indexes._counts:relevant_docs",
+    "write_counts": "indexes._counts:write_counts",
+    "ElasticsearchIndex": "indexes._elastic:ElasticsearchIndex",
+    "PhraseCounts": "indexes._elastic:PhraseCounts",
+    "EmbeddedIndex": "indexes._embedded:EmbeddedIndex",
+    "split_passages": "indexes._text:split_passages",
+    "tokenize": "indexes._text:tokenize",
 }
 
 __getattr__ = lazy_exports(__name__, _LAZY)

@@ -1,0 +1,369 @@
+"""The embedded backend: an on-disk index folder, no server.
+
+Chosen by measurement (docs/benchmarks.md, `ltprobe bench count`): a hybrid.
+- Counts: one compressed roaring bitmap of document numbers per entity (`pyroaring`), the
+  original study's per-entity document sets in a faster form. A pair count is one
+  `intersection_cardinality`; tantivy conjunctive queries on an entity keyword field were
+  several times slower per count on the same data.
+- Text: documents' full text in a flat file with offsets (`get_text`, `ltprobe docs`).
+- Retrieval: passages of about 100 words in a tantivy index (BM25, Lucene's formula).
+
+Folder layout (format version `FORMAT_VERSION`):
+`index.json`, `docs.*` (document ids, a `StringTable`), `entities.*` (entity ids),
+`postings.bin` + `postings.off.npy` (serialized bitmaps in entity order), `df.npy` (document
+frequency per entity), `text.bin` + `text.off.npy`, `passages/` (tantivy).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import shutil
+import tempfile
+import time
+from array import array
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from entity_linking.io import InputError, SkipCounter, write_json
+from indexes._base import (INDEX_INFO, DocumentIndex, Passage, check_version,
+                           read_index_info)
+from indexes._strings import StringTable, write_strings
+from indexes._text import TOKENIZER_NAME, analyzer, iter_corpus, iter_texts, query_terms, split_passages
+
+FORMAT_VERSION = 1
+"""Version of the embedded index folder layout; an index of another version is refused."""
+
+_MAX_DOCS = 2**32 - 1  # document numbers are uint32 (roaring bitmaps)
+
+
+def _passage_schema() -> Any:
+    import tantivy
+
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("doc_id", stored=True, tokenizer_name="raw", index_option="basic")
+    builder.add_text_field("passage_id", stored=True, tokenizer_name="raw", index_option="basic")
+    builder.add_text_field("text", stored=True, tokenizer_name=TOKENIZER_NAME, index_option="freq")
+    return builder.build()
+
+
+class PassageWriter:
+    """Adds passages to a tantivy index folder."""
+
+    def __init__(self, folder: Path, *, heap_bytes: int = 256_000_000, threads: int = 0):
+        import tantivy
+
+        folder.mkdir(parents=True, exist_ok=True)
+        self._tantivy = tantivy
+        self._index = tantivy.Index(_passage_schema(), path=str(folder))
+        self._index.register_tokenizer(TOKENIZER_NAME, analyzer())
+        self._writer = self._index.writer(heap_bytes, threads)
+        self.n = 0
+
+    def add_document(self, doc_id: str, text: str, passage_words: int) -> None:
+        for i, passage in enumerate(split_passages(text, passage_words)):
+            self._writer.add_document(self._tantivy.Document(
+                doc_id=doc_id, passage_id=f"{doc_id}#{i}", text=passage))
+            self.n += 1
+
+    def commit(self) -> None:
+        self._writer.commit()
+        self._writer.wait_merging_threads()
+
+
+class EmbeddedWriter:
+    """Builds an embedded index folder: add documents in corpus order, then `finish()`.
+
+    Entity sets are collected in memory as two uint32 arrays (entity number, document number),
+    8 bytes per distinct (document, entity) mention, and sorted into bitmaps at the end.
+    """
+
+    def __init__(self, folder: str | os.PathLike, *, with_text: bool = True):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._doc_ids: list[str] = []
+        self._entity_numbers: dict[str, int] = {}
+        self._mention_entities = array("I")
+        self._mention_docs = array("I")
+        self._with_text = with_text
+        self._text = open(self.folder / "text.bin", "wb") if with_text else None
+        self._text_offsets = array("Q", [0])
+
+    def add(self, doc_id: str, entities: Iterable[str], text: str | None = None) -> None:
+        """Add one document (its entity ids are treated as a set)."""
+        number = len(self._doc_ids)
+        if number >= _MAX_DOCS:
+            raise InputError(f"the embedded index holds at most {_MAX_DOCS} documents; "
+                             "split the corpus or use --backend elasticsearch")
+        self._doc_ids.append(doc_id)
+        numbers = self._entity_numbers
+        unique = dict.fromkeys(entities)
+        if unique:
+            self._mention_entities.extend([numbers.setdefault(e, len(numbers)) for e in unique])
+            self._mention_docs.extend([number] * len(unique))
+        if self._text is not None:
+            data = (text or "").encode("utf-8")
+            self._text.write(data)
+            self._text_offsets.append(self._text_offsets[-1] + len(data))
+
+    def finish(self, extra_info: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Write the postings, id tables and `index.json`; return the index description."""
+        folder = self.folder
+        duplicates = write_strings(folder, "docs", self._doc_ids)
+        if duplicates:
+            raise InputError(f"document id {duplicates[0]!r} occurs more than once in the corpus "
+                             f"({len(duplicates)} duplicated ids); document ids must be unique")
+        entity_ids = [""] * len(self._entity_numbers)
+        for entity, number in self._entity_numbers.items():
+            entity_ids[number] = entity
+        write_strings(folder, "entities", entity_ids)
+        n_mentions = self._write_postings(len(entity_ids))
+        if self._text is not None:
+            self._text.close()
+            np.save(folder / "text.off.npy", np.frombuffer(self._text_offsets, dtype=np.uint64))
+        info = {
+            "backend": "embedded", "version": FORMAT_VERSION,
+            "n_docs": len(self._doc_ids), "n_entities": len(entity_ids),
+            "n_mentions": n_mentions, "has_text": self._with_text,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **(extra_info or {}),
+        }
+        write_json(folder / INDEX_INFO, info)
+        return info
+
+    def _write_postings(self, n_entities: int) -> int:
+        from pyroaring import BitMap
+
+        entities = np.frombuffer(self._mention_entities, dtype=np.uint32)
+        docs = np.frombuffer(self._mention_docs, dtype=np.uint32)
+        # Documents were added in increasing order, so a stable sort by entity leaves each
+        # entity's documents sorted.
+        order = np.argsort(entities, kind="stable")
+        docs_sorted = docs[order]
+        del order
+        df = np.bincount(entities, minlength=n_entities).astype(np.uint32)
+        bounds = np.zeros(n_entities + 1, dtype=np.int64)
+        np.cumsum(df, out=bounds[1:])
+        offsets = np.zeros(n_entities + 1, dtype=np.uint64)
+        with open(self.folder / "postings.bin", "wb") as handle:
+            position = 0
+            for e in range(n_entities):
+                bitmap = BitMap(docs_sorted[bounds[e]:bounds[e + 1]])
+                bitmap.run_optimize()
+                data = bitmap.serialize()
+                handle.write(data)
+                position += len(data)
+                offsets[e + 1] = position
+        np.save(self.folder / "postings.off.npy", offsets)
+        np.save(self.folder / "df.npy", df)
+        return int(len(docs))
+
+
+def build_embedded(corpus: str | os.PathLike, linked_dir: str | os.PathLike | None,
+                   out: str | os.PathLike, *, passages: str | os.PathLike | None = None,
+                   passage_words: int = 100, on_error: str = "fail",
+                   progress: bool = True) -> dict[str, Any]:
+    """Build the embedded index folder `out` (see `indexes.build_index`).
+
+    The index is written to a temporary folder beside `out` and moved into place at the end,
+    so an interrupted build never leaves a half-written index under the final name.
+    """
+    from tqdm import tqdm
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not (out / INDEX_INFO).exists():
+        raise InputError(f"{out}: exists and is not an ltprobe index; choose another --out folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    started = time.perf_counter()
+    skips = SkipCounter()
+    try:
+        writer = EmbeddedWriter(tmp)
+        passage_writer = PassageWriter(tmp / "passages")
+        docs = iter_corpus(corpus, linked_dir, on_error=on_error, skips=skips)
+        for doc_id, entities, text in tqdm(docs, desc="index", unit=" docs", disable=not progress):
+            writer.add(doc_id, entities, text)
+            if passages is None:
+                passage_writer.add_document(doc_id, text, passage_words)
+        if passages is not None:
+            for doc_id, text in tqdm(iter_texts(passages, on_error=on_error, skips=skips),
+                                     desc="passages", unit=" docs", disable=not progress):
+                passage_writer.add_document(doc_id, text, passage_words)
+        passage_writer.commit()
+        info = writer.finish({
+            "n_passages": passage_writer.n, "passage_words": passage_words,
+            "passages_from": str(passages) if passages is not None else "corpus",
+            "corpus": str(corpus), "linked": str(linked_dir) if linked_dir is not None else None,
+            "skipped_records": skips.skipped,
+            "build_seconds": round(time.perf_counter() - started, 3),
+        })
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if skips.skipped:
+        info["skipped_summary"] = skips.summary()
+    return info
+
+
+class EmbeddedIndex(DocumentIndex):
+    """Read side of the embedded index folder. Opening maps files; nothing is loaded."""
+
+    backend = "embedded"
+
+    def __init__(self, path: str | os.PathLike, *, cache_bitmaps: int = 65536):
+        self.path = Path(path)
+        self._info = read_index_info(self.path)
+        if self._info.get("backend") != "embedded":
+            raise InputError(f"{self.path}: a {self._info.get('backend')} index, not an embedded one")
+        check_version(self._info, FORMAT_VERSION, str(self.path / INDEX_INFO))
+        try:
+            self._docs = StringTable(self.path, "docs")
+            self._entities = StringTable(self.path, "entities")
+            self._df = np.load(self.path / "df.npy", mmap_mode="r")
+            self._postings_off = np.load(self.path / "postings.off.npy", mmap_mode="r")
+            self._postings_file = open(self.path / "postings.bin", "rb")
+            size = int(self._postings_off[-1]) if len(self._postings_off) else 0
+            self._postings: mmap.mmap | bytes = (
+                mmap.mmap(self._postings_file.fileno(), 0, access=mmap.ACCESS_READ) if size else b"")
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{self.path}: index files are missing or damaged ({exc}); "
+                             "rebuild it with `ltprobe index`") from None
+        self._text_off = self._text = self._text_file = None
+        self._cache: dict[int, Any] = {}
+        self._cache_limit = cache_bitmaps
+        self._tantivy_index = self._searcher = None
+
+    # -- counts ---------------------------------------------------------------------------
+    def _bitmap(self, e: int) -> Any:
+        bitmap = self._cache.get(e)
+        if bitmap is None:
+            from pyroaring import FrozenBitMap
+
+            if len(self._cache) >= self._cache_limit:
+                self._cache.clear()
+            start, end = int(self._postings_off[e]), int(self._postings_off[e + 1])
+            bitmap = FrozenBitMap.deserialize(self._postings[start:end])
+            self._cache[e] = bitmap
+        return bitmap
+
+    def entity_numbers(self, entities: Sequence[str]) -> list[int | None]:
+        return self._entities.find_many(list(entities))
+
+    def doc_freq(self, entity: str) -> int:
+        return self.doc_freqs([entity])[0]
+
+    def doc_freqs(self, entities: Sequence[str]) -> list[int]:
+        return [0 if e is None else int(self._df[e]) for e in self.entity_numbers(entities)]
+
+    def count_cooccurrence(self, pairs: Sequence[tuple[str, str]]) -> list[int]:
+        if not pairs:
+            return []
+        names = list({e for pair in pairs for e in pair})
+        number = dict(zip(names, self.entity_numbers(names)))
+        counts = []
+        for a, b in pairs:
+            ea, eb = number[a], number[b]
+            if ea is None or eb is None:
+                counts.append(0)
+            elif ea == eb:
+                counts.append(int(self._df[ea]))
+            else:
+                counts.append(self._bitmap(ea).intersection_cardinality(self._bitmap(eb)))
+        return counts
+
+    def docs_with(self, entities: Sequence[str], limit: int | None = None) -> list[str]:
+        if not entities:
+            raise ValueError("docs_with needs at least one entity")
+        numbers = self.entity_numbers(entities)
+        if any(e is None for e in numbers):
+            return []
+        bitmaps = sorted((self._bitmap(e) for e in numbers), key=len)  # type: ignore[arg-type]
+        result = bitmaps[0]
+        for other in bitmaps[1:]:
+            result = result & other
+        ids = []
+        for d in result:
+            if limit is not None and len(ids) >= limit:
+                break
+            ids.append(self._docs[d])
+        return ids
+
+    # -- text -----------------------------------------------------------------------------
+    def get_text(self, doc_id: str) -> str | None:
+        if not self._info.get("has_text", True):
+            return None
+        d = self._docs.find(doc_id)
+        if d is None:
+            return None
+        if self._text_off is None:
+            self._text_off = np.load(self.path / "text.off.npy", mmap_mode="r")
+            self._text_file = open(self.path / "text.bin", "rb")
+            size = int(self._text_off[-1])
+            self._text = mmap.mmap(self._text_file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        return self._text[int(self._text_off[d]):int(self._text_off[d + 1])].decode("utf-8")
+
+    # -- retrieval ------------------------------------------------------------------------
+    def _open_passages(self) -> Any:
+        if self._searcher is None:
+            import tantivy
+
+            folder = self.path / "passages"
+            if not folder.exists():
+                raise InputError(f"{self.path}: this index has no passages; rebuild it with "
+                                 "`ltprobe index` to search it")
+            self._tantivy_index = tantivy.Index.open(str(folder))
+            self._tantivy_index.register_tokenizer(TOKENIZER_NAME, analyzer())
+            self._searcher = self._tantivy_index.searcher()
+        return self._searcher
+
+    def search_many(self, queries: Sequence[str], k: int) -> list[list[Passage]]:
+        import tantivy
+
+        searcher = self._open_passages()
+        schema = self._tantivy_index.schema  # type: ignore[union-attr]
+        results = []
+        for query in queries:
+            terms = query_terms(query)
+            if not terms or k <= 0:
+                results.append([])
+                continue
+            q = tantivy.Query.boolean_query(
+                [(tantivy.Occur.Should, tantivy.Query.term_query(schema, "text", t)) for t in terms])
+            hits = searcher.search(q, k, count=False).hits
+            passages = []
+            for score, address in hits:
+                doc = searcher.doc(address)
+                passages.append(Passage(doc_id=doc["doc_id"][0], passage_id=doc["passage_id"][0],
+                                        text=doc["text"][0], score=float(score)))
+            results.append(passages)
+        return results
+
+    def info(self) -> dict[str, Any]:
+        return dict(self._info)
+
+    def disk_bytes(self, part: str = "counts") -> int:
+        """Bytes on disk of the counting structures (`"counts"`) or of the whole folder (`"all"`)."""
+        if part == "all":
+            return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+        names = ["postings.bin", "postings.off.npy", "df.npy"] + [
+            f"{t}.{s}" for t in ("docs", "entities") for s in ("bin", "off.npy", "hash.npy", "order.npy")]
+        return sum((self.path / n).stat().st_size for n in names)
+
+    def close(self) -> None:
+        for closable in (self._docs, self._entities):
+            closable.close()
+        if isinstance(self._postings, mmap.mmap):
+            self._postings.close()
+        self._postings_file.close()
+        if isinstance(self._text, mmap.mmap):
+            self._text.close()
+        if self._text_file is not None:
+            self._text_file.close()
+        self._cache.clear()
+        self._searcher = self._tantivy_index = None

@@ -1,0 +1,145 @@
+"""Text handling shared by the backends: reading a linked corpus, passages, and tokenization.
+
+One tokenizer serves indexing, querying and the BM25 reference of `ltprobe bench retrieve`,
+so that the embedded index and the reference see exactly the same tokens: tantivy's simple
+tokenizer (split on non-alphanumeric characters), tokens over 40 characters dropped, lower
+case, English stop words removed. Stop words are dropped because they carry almost no BM25
+weight but make every query scan most of the postings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from entity_linking.io import InputError, SkipCounter, read_records
+
+TOKENIZER_NAME = "ltprobe_en"
+"""Name under which the analyzer is registered in the embedded index's tantivy schema."""
+
+
+@lru_cache(maxsize=1)
+def analyzer() -> Any:
+    """The tantivy text analyzer used for passages and queries."""
+    import tantivy
+
+    return (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+            .filter(tantivy.Filter.remove_long(40))
+            .filter(tantivy.Filter.lowercase())
+            .filter(tantivy.Filter.stopword("english"))
+            .build())
+
+
+def tokenize(text: str) -> list[str]:
+    """The index's tokens of `text`, in order (repeats kept)."""
+    return analyzer().analyze(text)
+
+
+def query_terms(text: str) -> list[str]:
+    """The distinct tokens of a query, in first-seen order (each term weighs once)."""
+    return list(dict.fromkeys(analyzer().analyze(text)))
+
+
+def split_passages(text: str, words: int = 100) -> list[str]:
+    """Split a document into passages of about `words` words (whitespace-separated).
+
+    The document is cut into `round(n / words)` pieces of near-equal length (at least one), so
+    no passage is a short leftover; passage text is the words joined by single spaces. An
+    empty document gives no passage.
+    """
+    tokens = text.split()
+    if not tokens:
+        return []
+    n = max(1, round(len(tokens) / words))
+    size, extra = divmod(len(tokens), n)
+    passages, start = [], 0
+    for i in range(n):
+        end = start + size + (1 if i < extra else 0)
+        passages.append(" ".join(tokens[start:end]))
+        start = end
+    return passages
+
+
+def corpus_doc_id(path: Path, lineno: int, record: dict[str, Any]) -> str:
+    """A document's id: the record's `id` as a string, else `"<file name>:<line>"` (design.md)."""
+    value = record.get("id")
+    if value is None:
+        return f"{path.name}:{lineno}"
+    return str(value)
+
+
+def _check_text(record: dict[str, Any]) -> None:
+    if not isinstance(record.get("text"), str):
+        raise ValueError("missing field 'text' (a string)" if "text" not in record
+                         else f"field 'text' must be str, got {type(record['text']).__name__}")
+
+
+def iter_texts(path: str | os.PathLike, *, on_error: str = "fail",
+               skips: SkipCounter | None = None) -> Iterator[tuple[str, str]]:
+    """Yield `(doc_id, text)` for each record of a JSONL file of documents (`id`, `text`)."""
+    path = Path(path)
+    for lineno, record in read_records(path, on_error=on_error, skips=skips, check=_check_text):  # type: ignore[arg-type]
+        yield corpus_doc_id(path, lineno, record), record["text"]
+
+
+def iter_linked_docs(linked_dir: str | os.PathLike) -> Iterator[tuple[str, list[str]]]:
+    """`(doc_id, entity ids)` from a linked-corpus folder, through `entity_linking.iter_linked`."""
+    linked_dir = Path(linked_dir)
+    if not linked_dir.is_dir():
+        raise InputError(f"{linked_dir}: no such folder; write it with `ltprobe link-corpus`")
+    try:
+        from entity_linking import iter_linked
+    except (ImportError, AttributeError):
+        iter_linked = _iter_linked_shards
+    for doc_id, entities in iter_linked(linked_dir):
+        yield str(doc_id), list(entities)
+
+
+def _iter_linked_shards(linked_dir: Path) -> Iterator[tuple[str, list[str]]]:
+    # Stand-in used only while `entity_linking.iter_linked` is not available: the shards of
+    # design.md (`{"id", "entities"}` a line) in file-name order, manifests passed over.
+    shards = sorted(p for p in linked_dir.iterdir()
+                    if p.name.endswith((".jsonl", ".jsonl.gz", ".jsonl.zst"))
+                    and "manifest" not in p.name)
+    for shard in shards:
+        for _, record in read_records(shard, required={"id": (str, int), "entities": list}):
+            yield str(record["id"]), [str(e) for e in record["entities"]]
+
+
+def iter_corpus(corpus: str | os.PathLike, linked_dir: str | os.PathLike | None, *,
+                on_error: str = "fail", skips: SkipCounter | None = None
+                ) -> Iterator[tuple[str, list[str], str]]:
+    """Yield `(doc_id, entities, text)`: the corpus text joined with its linked entities.
+
+    The linked shards are in corpus order; a document id that differs between the two means
+    they come from different corpora (or different `--on-error` choices), which is an error.
+    Without `linked_dir` every document has no entities (a retrieval-only index).
+    """
+    corpus = Path(corpus)
+    texts = iter_texts(corpus, on_error=on_error, skips=skips)
+    if linked_dir is None:
+        for doc_id, text in texts:
+            yield doc_id, [], text
+        return
+    linked = iter_linked_docs(linked_dir)
+    n = 0
+    for n, (doc_id, text) in enumerate(texts, 1):
+        try:
+            linked_id, entities = next(linked)
+        except StopIteration:
+            raise InputError(
+                f"{linked_dir}: ends after {n - 1} documents but {corpus} has more (document "
+                f"{doc_id!r}); re-run `ltprobe link-corpus` on this corpus") from None
+        if linked_id != doc_id:
+            raise InputError(
+                f"{linked_dir}: document {n} is {linked_id!r} but {corpus} has {doc_id!r} there; "
+                "the linked folder belongs to another corpus (or another --on-error choice): "
+                "re-run `ltprobe link-corpus`")
+        yield doc_id, entities, text
+    extra = next(linked, None)
+    if extra is not None:
+        raise InputError(f"{linked_dir}: has more documents than {corpus} ({n}; next is "
+                         f"{extra[0]!r}); re-run `ltprobe link-corpus` on this corpus")
