@@ -6,7 +6,13 @@ from entity_linking._lazy import lazy_exports
 _LAZY = {
     "compare_runs": "probe._report:compare_runs",
     "load_run": "probe._load:load_run",
+    "CountScorer": "probe._linkgen:CountScorer",
+    "SearchConfig": "probe._linkgen:SearchConfig",
+    "generate_statements": "probe._linkgen:generate_statements",
+    "probe_statements": "probe._probing:probe_statements",
     "write_report": "probe._report:write_report",
+    "Rule": "probe._rules:Rule",
+    "load_rules": "probe._rules:load_rules",
 }
 
 __getattr__ = lazy_exports(__name__, _LAZY)
