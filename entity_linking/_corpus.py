@@ -1,0 +1,521 @@
+"""Linking whole corpora into sharded per-document entity sets, and reading them back.
+
+Output folder `LINKED_DIR/` (format 1):
+
+- `shard-00000.jsonl`, `shard-00001.jsonl`, ...: `{"id": doc_id, "entities": [ids]}` per
+  document, in corpus order; `entities` is the set of linked entity ids in order of first
+  mention. Shard k holds corpus records `k * shard_size` to `(k + 1) * shard_size - 1`
+  (blank lines are not records; skipped bad records leave no line).
+- `shard-00000.json`, ...: the shard's manifest (records read, documents linked, skipped with
+  the first reasons, entity links, seconds, documents/s). A shard is complete when its
+  manifest exists; each shard file is written atomically, so after a crash a re-run skips the
+  complete shards and redoes the rest.
+- `manifest.json`: the job (settings, knowledge base, totals, shard list, `complete`).
+
+Document ids are the record's `id` field as a string when present, else
+`"<file name>:<line>"` (JSONL) or `"<file name>:<row>"` (Parquet, 1-based), or
+`"<dataset>:<row>"` (Hugging Face): stable across runs, so `ltprobe docs` can map an id back
+to its text. `iter_linked` is the one reader other packages use.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from entity_linking.io import InputError, OnError, SkipCounter, _open_binary, atomic_write, write_json
+
+FORMAT = "ltprobe-linked"
+VERSION = 1
+DEFAULT_SHARD_SIZE = 100_000
+DEFAULT_MAX_DOC_CHARS = 5_000_000
+_JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+
+
+def iter_linked(linked_dir: str | os.PathLike) -> Iterator[tuple[str, list[str]]]:
+    """Yield `(doc_id, entity_ids)` for every linked document, in corpus order.
+
+    Raises `InputError` when the folder is not a complete linked corpus (a job that stopped
+    part way: run `ltprobe link-corpus` again with the same arguments to finish it).
+    """
+    linked_dir = Path(linked_dir)
+    manifest = read_manifest(linked_dir)
+    if not manifest.get("complete"):
+        raise InputError(f"{linked_dir}: linking is incomplete; run `ltprobe link-corpus` again "
+                         "with the same arguments to finish it")
+    for name in manifest["shards"]:
+        with open(linked_dir / name, "rb") as handle:
+            for line in handle:
+                record = json.loads(line)
+                yield record["id"], record["entities"]
+
+
+def read_manifest(linked_dir: str | os.PathLike) -> dict[str, Any]:
+    """The job manifest of a linked corpus folder (raises `InputError` if there is none)."""
+    path = Path(linked_dir) / "manifest.json"
+    if not path.exists():
+        raise InputError(f"{linked_dir}: not a linked corpus (no manifest.json); "
+                         "create it with `ltprobe link-corpus`")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise InputError(f"{path}: unsupported linked-corpus format; link the corpus again")
+    return manifest
+
+
+# -- sources --------------------------------------------------------------------------------
+
+class _Source:
+    """A corpus as a stream of items `(kind, name, position, payload)` in corpus order.
+
+    kind "raw": payload is one JSONL line as bytes (parsed in the workers); kind "rec": payload
+    is a record dict. `name:position` is the default document id and the place named in errors.
+    """
+
+    def __init__(self, corpus: Any, *, split: str = "train", on_error: OnError = "fail",
+                 skips: SkipCounter | None = None, text_field: str = "text", id_field: str = "id"):
+        self.corpus = corpus
+        self.split = split
+        self.on_error = on_error
+        self.skips = skips if skips is not None else SkipCounter()
+        self.text_field = text_field
+        self.id_field = id_field
+        self.parts = self._resolve(corpus)
+
+    def describe(self) -> list[str]:
+        return [str(p[1]) for p in self.parts]
+
+    def _resolve(self, corpus: Any) -> list[tuple[str, Any]]:
+        if isinstance(corpus, (list, tuple)) and all(isinstance(c, (str, os.PathLike)) for c in corpus):
+            parts = []
+            for c in corpus:
+                parts += self._resolve(c)
+            return parts
+        if not isinstance(corpus, (str, os.PathLike)):
+            return [("records", corpus)]  # a datasets.Dataset / IterableDataset or any iterable of dicts
+        text = str(corpus)
+        if text.startswith("hf:"):
+            return [("hf", text[3:])]
+        path = Path(corpus)
+        if path.is_file():
+            return [(_kind_of(path), path)]
+        if path.is_dir():
+            if (path / "dataset_info.json").exists() or (path / "state.json").exists() \
+                    or (path / "dataset_dict.json").exists():
+                return [("hf_disk", path)]
+            files = sorted(p for p in path.rglob("*") if p.is_file() and _kind_of(p, strict=False))
+            if not files:
+                raise InputError(f"{path}: no .jsonl[.gz|.zst] or .parquet files in this folder")
+            return [(_kind_of(p), p) for p in files]
+        if os.sep in text or "." in Path(text).name:
+            raise InputError(f"{corpus}: no such file or folder")
+        return [("hf", text)]  # a Hugging Face dataset name, streamed
+
+    def __iter__(self) -> Iterator[tuple[str, str, int, Any]]:
+        for kind, where in self.parts:
+            if kind == "jsonl":
+                yield from self._jsonl(where)
+            elif kind == "parquet":
+                yield from self._parquet(where)
+            elif kind == "hf_disk":
+                import datasets
+
+                data = datasets.load_from_disk(str(where))
+                if isinstance(data, datasets.DatasetDict):
+                    if self.split not in data:
+                        raise InputError(f"{where}: no split {self.split!r} (has {', '.join(data)})")
+                    data = data[self.split]
+                yield from self._records(data, Path(where).name)
+            elif kind == "hf":
+                import datasets
+
+                name, _, config = where.partition(":")
+                try:
+                    data = datasets.load_dataset(name, config or None, split=self.split, streaming=True)
+                except Exception as exc:  # offline, unknown name, ...: the user can fix these
+                    raise InputError(f"{where}: cannot open the Hugging Face dataset ({exc})") from None
+                yield from self._records(data, name.rsplit("/", 1)[-1])
+            else:
+                yield from self._records(where, "records")
+
+    def _jsonl(self, path: Path) -> Iterator[tuple[str, str, int, Any]]:
+        name = path.name
+        lineno = 0
+        with _open_binary(path) as handle:
+            while True:
+                try:
+                    raw = handle.readline()
+                except Exception as exc:  # EOFError, BadGzipFile, zstandard.ZstdError
+                    message = f"{path}:{lineno + 1}: file is truncated or corrupt ({exc})"
+                    if self.on_error == "fail":
+                        raise InputError(message) from None
+                    self.skips.add(message)
+                    return
+                if not raw:
+                    return
+                lineno += 1
+                if raw.isspace():
+                    continue
+                yield "raw", name, lineno, raw
+
+    def _parquet(self, path: Path) -> Iterator[tuple[str, str, int, Any]]:
+        import pyarrow.parquet as pq
+
+        try:
+            handle = pq.ParquetFile(path)
+        except Exception as exc:
+            raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+        names = handle.schema_arrow.names
+        if self.text_field not in names:
+            raise InputError(f"{path}: no column {self.text_field!r} (columns: {', '.join(names)}); "
+                             "name the text column with --text-field")
+        columns = [c for c in (self.text_field, self.id_field) if c in names]
+        row = 0
+        for batch in handle.iter_batches(batch_size=4096, columns=columns):
+            for record in batch.to_pylist():
+                row += 1
+                yield "rec", path.name, row, record
+
+    def _records(self, data: Iterable, name: str) -> Iterator[tuple[str, str, int, Any]]:
+        for row, record in enumerate(data, 1):
+            yield "rec", name, row, record
+
+
+def _kind_of(path: Path, strict: bool = True) -> str:
+    suffixes = path.suffixes
+    if suffixes and suffixes[-1] in (".gz", ".zst"):
+        suffixes = suffixes[:-1]
+    if suffixes and suffixes[-1] == ".parquet":
+        return "parquet"
+    if suffixes and suffixes[-1] in _JSONL_SUFFIXES:
+        return "jsonl"
+    if strict:
+        raise InputError(f"{path}: unknown corpus format (expected .jsonl, .jsonl.gz, .jsonl.zst or .parquet)")
+    return ""
+
+
+# -- workers --------------------------------------------------------------------------------
+
+_STATE: dict[str, Any] = {}
+
+
+def _init_worker(kb_path: str | None, options: dict[str, Any], settings: dict[str, Any]) -> None:
+    """Pool initializer. After a fork the parent's linker is already here (shared pages);
+    a spawned worker loads the saved knowledge base once."""
+    if "linker" not in _STATE:
+        from entity_linking._kb import KnowledgeBase
+        from entity_linking._linker import Linker
+
+        _STATE["linker"] = Linker(KnowledgeBase.load(kb_path).prepare(), **options)
+    _STATE["settings"] = settings
+
+
+def _document(kind: str, name: str, position: int, payload: Any, settings: dict[str, Any]) -> tuple[str, str]:
+    """Return `(doc_id, text)` of one item or raise `ValueError(reason)`."""
+    if kind == "raw":
+        try:
+            line = payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"broken JSON ({exc.msg}, column {exc.colno})") from None
+    else:
+        record = payload
+    if not isinstance(record, dict):
+        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+    field = settings["text_field"]
+    if field not in record:
+        raise ValueError(f"missing field {field!r} (name the text field with --text-field)")
+    text = record[field]
+    if not isinstance(text, str):
+        raise ValueError(f"field {field!r} must be a string, got {type(text).__name__}")
+    if not text.strip():
+        raise ValueError(f"empty document (field {field!r} is blank)")
+    if len(text) > settings["max_doc_chars"]:
+        raise ValueError(f"document too long ({len(text):,} characters; the limit is "
+                         f"{settings['max_doc_chars']:,}, raise it with --max-doc-chars)")
+    doc_id = record.get(settings["id_field"])
+    if doc_id is None:
+        doc_id = f"{name}:{position}"
+    elif isinstance(doc_id, (str, int)) and not isinstance(doc_id, bool):
+        doc_id = str(doc_id)
+    else:
+        raise ValueError(f"field {settings['id_field']!r} must be a string or an integer, got {type(doc_id).__name__}")
+    return doc_id, text
+
+
+def _link_batch(batch: list[tuple[str, str, int, Any]]) -> list[tuple[str | None, Any]]:
+    """Link a batch in a worker: `(doc_id, entities)` per good item, `(None, "where: reason")`
+    per bad one."""
+    linker = _STATE["linker"]
+    settings = _STATE["settings"]
+    out: list[tuple[str | None, Any]] = []
+    for kind, name, position, payload in batch:
+        try:
+            doc_id, text = _document(kind, name, position, payload, settings)
+        except ValueError as exc:
+            out.append((None, f"{settings['paths'].get(name, name)}:{position}: {exc}"))
+            continue
+        out.append((doc_id, linker.link_ids(text)))
+    return out
+
+
+# -- the job --------------------------------------------------------------------------------
+
+def link_corpus(corpus: Any, kb: Any, out_dir: str | os.PathLike, *, workers: int | None = None,
+                on_error: OnError = "fail", text_field: str = "text", id_field: str = "id",
+                split: str = "train", shard_size: int = DEFAULT_SHARD_SIZE, batch_size: int = 256,
+                max_doc_chars: int = DEFAULT_MAX_DOC_CHARS, linker_options: dict[str, Any] | None = None,
+                executor: str = "local", progress: bool = True) -> dict[str, Any]:
+    """Link every document of a corpus; write shards and manifests to `out_dir` (see the module
+    docstring); return the job manifest.
+
+    `corpus`: a `.jsonl[.gz|.zst]` or `.parquet` file, a folder of them, a folder written by
+    `datasets.Dataset.save_to_disk`, `"hf:NAME[:CONFIG]"` (or a bare dataset name) for a
+    Hugging Face dataset streamed with `split`, or an in-memory iterable of dicts / dataset.
+    `kb`: a `KnowledgeBase`, a saved KB folder or a `kb.jsonl`. `workers`: processes (default:
+    all cores; 1 links in this process). The knowledge base is built once in this process and
+    shared with the workers by fork (copy-on-write), never pickled per document.
+    `on_error="skip"` skips bad records (non-UTF-8, broken JSON, missing/non-string/empty text,
+    a document longer than `max_doc_chars`, a truncated compressed file) and counts them in
+    the manifests; `"fail"` raises `InputError("FILE:LINE: reason")`. A re-run with the same
+    settings resumes after the last complete shard. `executor="ray"` runs the same linking on
+    Ray Data (see `entity_linking._ray`).
+    """
+    from entity_linking._kb import KnowledgeBase
+    from entity_linking._linker import Linker
+
+    if on_error not in ("fail", "skip"):
+        raise ValueError(f"on_error must be 'fail' or 'skip', not {on_error!r}")
+    if shard_size < 1 or batch_size < 1:
+        raise ValueError("shard_size and batch_size must be positive")
+    out_dir = Path(out_dir)
+    kb_path = None
+    if not isinstance(kb, KnowledgeBase):
+        kb_path = str(kb)
+        kb = KnowledgeBase.load(kb)
+    elif kb.source and Path(kb.source).is_dir():
+        kb_path = kb.source
+    options = dict(linker_options or {})
+    linker = Linker(kb.prepare(), **options)
+    skips = SkipCounter()
+    source = _Source(corpus, split=split, on_error=on_error, skips=skips, text_field=text_field,
+                     id_field=id_field)
+    settings = {"text_field": text_field, "id_field": id_field, "max_doc_chars": max_doc_chars,
+                "paths": {Path(p).name: str(p) for k, p in source.parts if k in ("jsonl", "parquet")}}
+    config = {"corpus": source.describe(), "split": split, "text_field": text_field, "id_field": id_field,
+              "shard_size": shard_size, "max_doc_chars": max_doc_chars,
+              "kb": {"source": kb.source, "entities": len(kb)}, "linker": linker.options()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = out_dir / "manifest.json"
+    if manifest_path.exists():
+        previous = json.loads(manifest_path.read_text())
+        if previous.get("config") != config:
+            raise InputError(f"{out_dir}: holds a linked corpus made with other settings or inputs; "
+                             "choose another --out or delete the folder")
+    manifest = {"format": FORMAT, "version": VERSION, "complete": False, "config": config,
+                "shards": [], "executor": executor}
+    write_json(manifest_path, manifest)
+    if executor == "ray":
+        from entity_linking._ray import run_ray
+
+        shard_manifests = run_ray(source, linker, out_dir, settings=settings, shard_size=shard_size,
+                                  batch_size=batch_size, workers=workers, kb_path=kb_path,
+                                  on_error=on_error, progress=progress)
+    elif executor == "local":
+        shard_manifests = _run_local(source, linker, out_dir, settings=settings, shard_size=shard_size,
+                                     batch_size=batch_size, workers=workers, kb_path=kb_path,
+                                     on_error=on_error, progress=progress)
+    else:
+        raise ValueError(f"executor must be 'local' or 'ray', not {executor!r}")
+    return _finish(manifest_path, manifest, shard_manifests, skips)
+
+
+def _finish(manifest_path: Path, manifest: dict[str, Any], shards: list[dict[str, Any]],
+            skips: SkipCounter) -> dict[str, Any]:
+    examples = [e for s in shards for e in s["skip_examples"]] + skips.examples
+    manifest.update(
+        complete=True,
+        shards=[s["file"] for s in shards],
+        records_read=sum(s["records"] for s in shards),
+        documents_linked=sum(s["documents"] for s in shards),
+        skipped=sum(s["skipped"] for s in shards) + skips.skipped,
+        skip_examples=examples[:5],
+        entity_links=sum(s["entity_links"] for s in shards),
+        seconds=round(sum(s["seconds"] for s in shards), 3),
+    )
+    write_json(manifest_path, manifest)
+    return manifest
+
+
+def _shard_name(k: int) -> str:
+    return f"shard-{k:05d}.jsonl"
+
+
+def _batches(source: _Source, out_dir: Path, shard_size: int, batch_size: int
+             ) -> Iterator[tuple[int, bool, list]]:
+    """Yield `(shard, done, batch)`; items of complete shards come with done=True (not linked)."""
+    shard = 0
+    count = 0
+    done = (out_dir / _shard_name(0)).with_suffix(".json").exists()
+    batch: list = []
+    for item in source:
+        if count == shard_size:
+            if batch or done:
+                yield shard, done, batch
+                batch = []
+            shard += 1
+            count = 0
+            done = (out_dir / _shard_name(shard)).with_suffix(".json").exists()
+        count += 1
+        if done:
+            continue
+        batch.append(item)
+        if len(batch) >= batch_size:
+            yield shard, done, batch
+            batch = []
+    if batch or count:
+        yield shard, done, batch
+
+
+class _ShardWriter:
+    def __init__(self, out_dir: Path, on_error: OnError):
+        self.out_dir = out_dir
+        self.on_error = on_error
+        self.shard: int | None = None
+        self.manifests: list[dict[str, Any]] = []
+        self._ctx = None
+
+    def open(self, shard: int) -> None:
+        self.close()
+        self.shard = shard
+        self.records = self.documents = self.links = 0
+        self.skips = SkipCounter()
+        self.started = time.perf_counter()
+        self._ctx = atomic_write(self.out_dir / _shard_name(shard))
+        self.handle = self._ctx.__enter__()
+
+    def write(self, results: list[tuple[str | None, Any]]) -> int:
+        lines = []
+        for doc_id, value in results:
+            self.records += 1
+            if doc_id is None:
+                if self.on_error == "fail":
+                    raise InputError(value)
+                self.skips.add(value)
+                continue
+            self.documents += 1
+            self.links += len(value)
+            lines.append(json.dumps({"id": doc_id, "entities": value}, ensure_ascii=False))
+        if lines:
+            self.handle.write("\n".join(lines) + "\n")
+        return len(results)
+
+    def close(self) -> None:
+        if self._ctx is None:
+            return
+        self._ctx.__exit__(None, None, None)
+        self._ctx = None
+        seconds = time.perf_counter() - self.started
+        manifest = {"shard": self.shard, "file": _shard_name(self.shard), "records": self.records,
+                    "documents": self.documents, "skipped": self.skips.skipped,
+                    "skip_examples": self.skips.examples, "entity_links": self.links,
+                    "seconds": round(seconds, 3),
+                    "docs_per_s": round(self.documents / seconds, 1) if seconds > 0 else None}
+        write_json((self.out_dir / _shard_name(self.shard)).with_suffix(".json"), manifest)
+
+    def abort(self) -> None:
+        if self._ctx is not None:
+            self._ctx.__exit__(InputError, InputError("aborted"), None)
+            self._ctx = None
+
+
+def _collect_manifests(out_dir: Path, shards: Iterable[int]) -> list[dict[str, Any]]:
+    return [json.loads((out_dir / _shard_name(k)).with_suffix(".json").read_text()) for k in sorted(set(shards))]
+
+
+def _run_local(source: _Source, linker: Any, out_dir: Path, *, settings: dict[str, Any], shard_size: int,
+               batch_size: int, workers: int | None, kb_path: str | None, on_error: OnError,
+               progress: bool) -> list[dict[str, Any]]:
+    from tqdm import tqdm
+
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = max(1, int(workers))
+    bar = tqdm(desc="linking", unit=" docs", unit_scale=True, disable=not progress, file=sys.stderr,
+               dynamic_ncols=True)
+    writer = _ShardWriter(out_dir, on_error)
+    seen: list[int] = []
+    pool = None
+    try:
+        if workers == 1:
+            _STATE["linker"] = linker
+            _STATE["settings"] = settings
+            results = ((shard, done, _link_batch(batch) if not done else []) for shard, done, batch
+                       in _batches(source, out_dir, shard_size, batch_size))
+        else:
+            pool = _pool(workers, linker, kb_path, settings)
+            results = _ordered(pool, _batches(source, out_dir, shard_size, batch_size), workers)
+        for shard, done, linked in results:
+            if shard not in seen:
+                seen.append(shard)
+            if done:
+                continue
+            if writer.shard != shard:
+                writer.open(shard)
+            bar.update(writer.write(linked))
+            if writer.skips.skipped or source.skips.skipped:
+                bar.set_postfix(skipped=writer.skips.skipped + source.skips.skipped, refresh=False)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        _STATE.pop("linker", None)
+    return _collect_manifests(out_dir, seen)
+
+
+def _pool(workers: int, linker: Any, kb_path: str | None, settings: dict[str, Any]):
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods:
+        # the children inherit the linker (automaton and entity arrays) as shared pages
+        _STATE["linker"] = linker
+        context = multiprocessing.get_context("fork")
+        return context.Pool(workers, _init_worker, (None, linker.options(), settings))
+    if kb_path is None:
+        import tempfile
+
+        kb_path = tempfile.mkdtemp(prefix="ltprobe-kb-")
+        linker.kb.save(kb_path)
+    context = multiprocessing.get_context("spawn")
+    return context.Pool(workers, _init_worker, (kb_path, linker.options(), settings))
+
+
+def _ordered(pool, batches: Iterator[tuple[int, bool, list]], workers: int) -> Iterator[tuple[int, bool, list]]:
+    """Like `pool.imap` but with a bounded number of batches in flight, so memory does not grow
+    with the corpus (imap reads its whole input ahead)."""
+    window: deque = deque()
+    limit = 4 * workers
+    for shard, done, batch in batches:
+        if done:
+            window.append((shard, done, None))
+        else:
+            window.append((shard, done, pool.apply_async(_link_batch, (batch,))))
+        while len(window) > limit or (window and window[0][2] is None):
+            shard0, done0, result = window.popleft()
+            yield shard0, done0, result.get() if result is not None else []
+    while window:
+        shard0, done0, result = window.popleft()
+        yield shard0, done0, result.get() if result is not None else []

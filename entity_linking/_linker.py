@@ -1,0 +1,241 @@
+"""Linking text to knowledge-base entities: candidates from aliases, then disambiguation.
+
+Two ways to find candidate spans share one disambiguation (`Linker.resolve`), so they give
+the same links:
+
+- the fast path (`Linker.link`, `Linker.link_many`): one Aho-Corasick pass over the
+  normalized text (see `entity_linking._normalize`), no tokenizer;
+- the spaCy component (`entity_linking._spacy`, `nlp.add_pipe("ltprobe_linker")`): a
+  `PhraseMatcher` over the pipeline's tokens.
+
+Rules, in order:
+
+1. **Candidates** are spans whose normalized text is a normalized alias variant and that
+   start and end at word boundaries (letters, digits and combining marks are word characters).
+   Matching ignores case and punctuation variants, except that with `case="smart"` (default)
+   an all-lower-case span does not match an alias that is only ever written with capitals
+   ("may" is not "May", "MAY" is). Spans shorter than `min_chars` are ignored.
+2. **Longest match wins**: overlapping candidates are resolved in favour of the longer span
+   ("New York City" over "New York" and "York"); equal lengths keep the earlier span.
+3. **Disambiguation** of a span whose alias belongs to several entities: each candidate
+   entity gets a weight `prior_share ** prior_weight * exp(context_weight * context +
+   coherence_weight * coherent)`, where `prior_share` is its prior over the candidates'
+   priors, `context` is the summed weight (inverse document frequency over the knowledge
+   base) of the words of its type and description found within `context_chars` characters
+   on either side of the span, and `coherent` is 1 when the same entity is linked elsewhere
+   in the text (by an unambiguous or a confident mention). The best candidate wins; its
+   score is its share of the candidates' total weight (1.0 for an unambiguous alias).
+4. **NIL**: a span whose best score is below `nil_threshold` is not linked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from entity_linking._kb import KnowledgeBase
+from entity_linking._normalize import normalize
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """A linked span of text."""
+
+    start: int
+    """Offset of the first character in the text (Python string index)."""
+    end: int
+    """Offset just past the last character."""
+    text: str
+    """The span as written in the text."""
+    kb_id: str
+    """Id of the linked entity."""
+    score: float
+    """Share of the chosen entity in the candidates' weight: 1.0 for an unambiguous alias."""
+
+
+class Linker:
+    """Links text to entities of a `KnowledgeBase`; see the module docstring for the rules.
+
+    Options (all keyword): `context_chars` (250), `context_weight` (1.0), `prior_weight`
+    (1.0), `coherence_weight` (2.0), `nil_threshold` (0.0: always link the best candidate),
+    `case` ("smart" or "insensitive"), `min_chars` (2).
+    """
+
+    def __init__(self, kb: KnowledgeBase, *, context_chars: int = 250, context_weight: float = 1.0,
+                 prior_weight: float = 1.0, coherence_weight: float = 2.0, nil_threshold: float = 0.0,
+                 case: str = "smart", min_chars: int = 2):
+        if case not in ("smart", "insensitive"):
+            raise ValueError(f"case must be 'smart' or 'insensitive', not {case!r}")
+        if not 0.0 <= nil_threshold <= 1.0:
+            raise ValueError(f"nil_threshold must be within [0, 1], not {nil_threshold!r}")
+        self.kb = kb
+        self.context_chars = int(context_chars)
+        self.context_weight = float(context_weight)
+        self.prior_weight = float(prior_weight)
+        self.coherence_weight = float(coherence_weight)
+        self.nil_threshold = float(nil_threshold)
+        self.case = case
+        self.min_chars = int(min_chars)
+        self._automaton = kb.automaton
+        self._ids = kb.ids
+
+    def options(self) -> dict:
+        """The options as a dict (for manifests and the spaCy component's config)."""
+        return {"context_chars": self.context_chars, "context_weight": self.context_weight,
+                "prior_weight": self.prior_weight, "coherence_weight": self.coherence_weight,
+                "nil_threshold": self.nil_threshold, "case": self.case, "min_chars": self.min_chars}
+
+    # -- public -----------------------------------------------------------------------------
+
+    def link(self, text: str) -> list[Mention]:
+        """Link one text; mentions in text order."""
+        norm = normalize(text)
+        ids = self._ids
+        return [Mention(s, e, text[s:e], ids[i], score)
+                for s, e, i, score in self.resolve(text, norm, self.find(norm))]
+
+    def link_many(self, texts: Iterable[str]) -> list[list[Mention]]:
+        """Link each text (the fast path; no tokenizer)."""
+        return [self.link(text) for text in texts]
+
+    def link_ids(self, text: str) -> list[str]:
+        """The set of linked entity ids of a text, in order of first mention (what corpus
+        linking stores per document)."""
+        norm = normalize(text)
+        ids = self._ids
+        seen: dict[str, None] = {}
+        for _, _, i, _ in self.resolve(text, norm, self.find(norm)):
+            seen[ids[i]] = None
+        return list(seen)
+
+    # -- candidates (fast path) -------------------------------------------------------------
+
+    def find(self, norm: str) -> list[tuple[int, int, int]]:
+        """Candidate spans `(start, end, value)` of a normalized text, ordered by end.
+
+        `value` is the automaton's packed value of the alias key (see `_kb._pack`).
+        """
+        out = []
+        for last, value in self._automaton.iter(f" {norm} "):
+            # the key " alias " ends at `last` in the padded text: the alias occupies
+            # [last - key_len + 1, last - 1) of the unpadded text
+            start = last - ((value >> 1) & 0xFFF) + 1
+            out.append((start, last - 1, value))
+        return out
+
+    def key_value(self, span_text: str) -> int | None:
+        """The automaton value for a span's text, or None when it is no alias (spaCy path)."""
+        return self._automaton.get(f" {normalize(span_text).strip()} ", None)
+
+    # -- disambiguation (shared) ------------------------------------------------------------
+
+    def resolve(self, text: str, norm: str, spans: list[tuple[int, int, int]]) -> list[tuple[int, int, int, float]]:
+        """Apply rules 1-4 to candidate spans `(start, end, value)` sorted by end; returns
+        `(start, end, entity_index, score)` in text order."""
+        if not spans:
+            return []
+        smart = self.case == "smart"
+        min_chars = self.min_chars
+        chosen: list[tuple[int, int, int]] = []
+        for span in spans:
+            start, end, value = span
+            if end - start < min_chars:
+                continue
+            if smart and value & 1 and text[start:end].islower():
+                continue
+            # longest match wins; a new span can only overlap spans at the top of the stack
+            while chosen and chosen[-1][1] > start:
+                top = chosen[-1]
+                if end - start > top[1] - top[0]:
+                    chosen.pop()
+                else:
+                    break
+            else:
+                chosen.append(span)
+        if len(chosen) > 1 and not _sorted_disjoint(chosen):
+            chosen = _longest_disjoint(chosen)
+        out: list[tuple[int, int, int, float]] = []
+        ambiguous: list[int] = []
+        for start, end, value in chosen:
+            payload = value >> 13
+            if payload & 1:
+                ambiguous.append(len(out))
+                out.append((start, end, -1 - (payload >> 1), 0.0))
+            else:
+                out.append((start, end, payload >> 1, 1.0))
+        if ambiguous:
+            self._disambiguate(norm, out, ambiguous)
+        threshold = self.nil_threshold
+        if threshold > 0.0:
+            out = [m for m in out if m[3] >= threshold]
+        return out
+
+    def _disambiguate(self, norm: str, out: list, ambiguous: list[int]) -> None:
+        kb = self.kb
+        width = self.context_chars
+        first: dict[int, list[float]] = {}
+        for k in ambiguous:
+            start, end, group, _ = out[k]
+            candidates = kb._group(-1 - group)
+            window = set(norm[max(0, start - width):start].split())
+            window.update(norm[end:end + width].split())
+            weights = []
+            for c in candidates:
+                context = 0.0
+                for word, weight in kb.context_words(c).items():
+                    if word in window:
+                        context += weight
+                weights.append(context)
+            first[k] = weights
+        # other mentions' entities: unambiguous ones, and ambiguous ones that context decided
+        linked: dict[int, int] = {}
+        for start, end, i, score in out:
+            if i >= 0:
+                linked[i] = linked.get(i, 0) + 1
+        provisional: dict[int, tuple[int, float]] = {}
+        for k in ambiguous:
+            best, share = self._choose(out[k][2], first[k], {}, None)
+            provisional[k] = (best, share)
+            if share >= 0.9:
+                linked[best] = linked.get(best, 0) + 1
+        for k in ambiguous:
+            start, end, group, _ = out[k]
+            own = provisional[k][0] if provisional[k][1] >= 0.9 else None
+            best, share = self._choose(group, first[k], linked, own)
+            out[k] = (start, end, best, share)
+
+    def _choose(self, group: int, context: list[float], linked: dict[int, int], own: int | None) -> tuple[int, float]:
+        kb = self.kb
+        candidates = kb._group(-1 - group)
+        priors = [kb.priors[c] for c in candidates]
+        total = sum(priors)
+        n = len(candidates)
+        if total > 0:
+            floor = 1e-6 * total
+            shares = [max(p, floor) / total for p in priors]
+        else:
+            shares = [1.0 / n] * n
+        logs = []
+        for c, share, ctx in zip(candidates, shares, context):
+            count = linked.get(c, 0) - (1 if c == own else 0)
+            logs.append(self.prior_weight * math.log(share) + self.context_weight * ctx
+                        + (self.coherence_weight if count > 0 else 0.0))
+        top = max(logs)
+        weights = [math.exp(x - top) for x in logs]
+        best = max(range(n), key=lambda j: (logs[j], -j))
+        return candidates[best], weights[best] / sum(weights)
+
+
+def _sorted_disjoint(spans: list[tuple[int, int, int]]) -> bool:
+    return all(spans[j][1] <= spans[j + 1][0] for j in range(len(spans) - 1))
+
+
+def _longest_disjoint(spans: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """Greedy longest-first selection of non-overlapping spans, returned in text order."""
+    picked: list[tuple[int, int, int]] = []
+    for span in sorted(spans, key=lambda s: (s[0] - s[1], s[0])):
+        if all(span[1] <= p[0] or span[0] >= p[1] for p in picked):
+            picked.append(span)
+    picked.sort()
+    return picked
