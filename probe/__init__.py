@@ -13,6 +13,10 @@ _LAZY = {
     "write_report": "probe._report:write_report",
     "Rule": "probe._rules:Rule",
     "load_rules": "probe._rules:load_rules",
+    "TrainConfig": "probe._train:TrainConfig",
+    "train_model": "probe._train:train_model",
+    "WorldConfig": "probe._world:WorldConfig",
+    "generate_world": "probe._world:generate_world",
 }
 
 __getattr__ = lazy_exports(__name__, _LAZY)

@@ -1,0 +1,51 @@
+"""Shared session fixtures: a tiny controlled world and a tiny model trained on it.
+
+Both are real: `tiny_world` is `probe.generate_world` with 60 people; `tiny_model` is
+`probe.train_model` on that world for a few dozen steps (hidden size 128 with 2 heads, so the
+head size is 64, which vLLM's CPU attention supports). The model knows next to nothing; it is
+for tests of plumbing (loading in transformers and vLLM, generation, log-probabilities), not of
+accuracy. Training takes seconds and happens once per test session, on first use.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Nothing may come from a model hub; vLLM's caches stay out of the home folder.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+os.environ.setdefault("VLLM_CACHE_ROOT", "/tmp/vllm-cache")
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
+"""The project's shared folder (real test data under `SHARED / "data"`)."""
+
+TINY_WORLD = dict(seed=7, people=60, reading_docs=300)
+"""The tiny world's WorldConfig fields (60 people, ~1,500 documents)."""
+
+TINY_TRAIN = dict(steps=30, batch_size=8, seq_len=64, vocab_size=512, hidden_size=128, layers=2, heads=2,
+                  intermediate_size=256, max_position_embeddings=512, seed=0)
+"""The tiny model's TrainConfig fields: about 0.4M parameters, seconds on one core."""
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory) -> Path:
+    """Folder of a generated world of 60 people: corpus.jsonl, reading.jsonl,
+    encyclopedia.jsonl, kb.jsonl, qa.jsonl, truth.jsonl, world.json."""
+    from probe._world import WorldConfig, generate_world
+
+    return generate_world(tmp_path_factory.mktemp("tiny_world"), WorldConfig(**TINY_WORLD))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_world, tmp_path_factory) -> Path:
+    """Folder of a tiny Llama model and tokenizer trained on `tiny_world` (loads in
+    transformers and vLLM; max_model_len up to 512)."""
+    from probe._train import TrainConfig, train_model
+
+    return train_model(tmp_path_factory.mktemp("tiny_model"),
+                       [tiny_world / "corpus.jsonl", tiny_world / "reading.jsonl"],
+                       TrainConfig(**TINY_TRAIN), progress=False)
