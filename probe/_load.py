@@ -87,12 +87,13 @@ class Run:
     def joined(self) -> pd.DataFrame:
         """One row per question: the question, its count and bucket, and correctness per setting.
 
-        Columns: `id`, `question`, `answers`, `count`, `q_count`, `a_count`, `status`,
+        Columns: those of `qa.jsonl` (`id`, `question`, `answers`, `relation`, ...), `count`,
+        `q_count`, `a_count`, `status`,
         `bucket` (e.g. `"10-99"`, None when the count is missing), `bucket_lo`, and one boolean
         column per setting (`closed_book`, `rag`, `oracle`; NaN when that question has no
         prediction) for the primary model (`Run.model`). Use `scored` for every model.
         """
-        base = self.questions[[c for c in ("id", "question", "answers") if c in self.questions]]
+        base = self.questions
         if base.empty and not self.counts.empty:
             base = self.counts[["id"]]
         frame = base.copy()
@@ -145,6 +146,48 @@ class Run:
         if not frames:
             return pd.DataFrame(columns=["k", "lo", "hi", "label", "n", "recall", "overall"])
         return pd.concat(frames, ignore_index=True).sort_values(["k", "lo"], ignore_index=True)
+
+    # ---- figures and words, for notebooks (the report draws the same) ----
+
+    def headline(self) -> list[str]:
+        """The run's finding in sentences, as at the top of report.html."""
+        from probe._report import headline
+
+        return headline(self.summary)
+
+    def plot_accuracy(self, settings: Iterable[str] | None = None):
+        """Accuracy against count per setting with intervals and the histogram (a Figure)."""
+        from probe._plots import plot_accuracy_vs_count
+
+        settings = list(settings) if settings is not None else self.settings
+        min_bucket = ((self.manifest.get("config") or {}).get("analysis") or {}).get("min_bucket")
+        return plot_accuracy_vs_count({s: self.buckets(s) for s in settings}, min_bucket=min_bucket,
+                                      title=f"{self.name}: accuracy against relevant-document count")
+
+    def plot_slopes(self):
+        """Slope per decade with intervals per setting and the reduction (a Figure)."""
+        from probe._plots import plot_slopes
+
+        return plot_slopes(self.summary.get("settings") or {}, self.summary.get("count_dependence_reduction"),
+                           self.summary.get("count_dependence_reduction_ci"))
+
+    def plot_recall_at_k(self):
+        """Recall@k by count bucket (a Figure); None when the summary has no recall@k."""
+        from probe._plots import plot_recall_at_k
+
+        frame = self.recall_at_k()
+        return None if frame.empty else plot_recall_at_k(frame)
+
+    def plot_link(self):
+        """Head and tail log-likelihood (and count) per rule of a generation run (a Figure);
+        None without statements."""
+        from probe._plots import plot_link
+
+        st = self.statements
+        rule_col = next((c for c in ("rule_id", "rule", "rule_name") if st is not None and c in st), None)
+        if st is None or st.empty or rule_col is None or "loglik" not in st or "beam" not in st:
+            return None
+        return plot_link(st, rule_col)
 
 
 def load_run(path: str | Path, *, on_error: OnError = "fail") -> Run:

@@ -1,0 +1,166 @@
+"""write_report, the headline, the figures and `ltprobe report` on run folders with known numbers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+import probe
+from entity_linking.io import InputError
+from probe._plots import plot_accuracy_vs_count
+from probe._report import headline
+
+SECTIONS = ["Finding", "Accuracy against relevant-document count", "Count dependence", "Retrieval",
+            "Scaling across model sizes", "Counts against the world&#x27;s true counts",
+            "Causal check: retraining without the relevant documents", "Long-tail test statements (LINK)",
+            "Run manifest"]
+FIGURES = ["accuracy_vs_count", "slopes", "recall_at_k", "scaling", "counterfactual", "link_head_tail"]
+
+
+@pytest.fixture(scope="module")
+def full_report(synthetic_run, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("full_report") / "run"
+    shutil.copytree(synthetic_run, run_dir)
+    return probe.write_report(run_dir)
+
+
+def _h2(text: str) -> list[str]:
+    return re.findall(r"<h2>([^<]*)</h2>", text)
+
+
+def test_full_report_has_every_section_and_is_self_contained(full_report):
+    text = full_report.read_text()
+    assert full_report.name == "report.html"
+    assert _h2(text) == SECTIONS
+    assert "could not be drawn" not in text
+    # self-contained: every image is embedded, nothing is fetched
+    sources = re.findall(r"""(?:src|href)=['"]([^'"]*)['"]""", text)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert len(sources) == len(FIGURES)
+    summary = json.loads((full_report.parent / "summary.json").read_text())
+    # the numbers in the text are the summary's
+    assert f"{summary['settings']['closed_book']['slope_per_decade']:+.3f}" in text
+    assert f"{summary['count_dependence_reduction']:.0%}" in text
+    assert "0123456789abcdef" in text  # the manifest's commit
+    assert "1.2e+10" in text  # scaling extrapolation
+
+
+def test_plots_are_written_readable_at_paper_size(full_report):
+    plots = full_report.parent / "plots"
+    for name in FIGURES:
+        png, svg = plots / f"{name}.png", plots / f"{name}.svg"
+        assert png.stat().st_size > 10_000 and svg.read_text().lstrip().startswith("<?xml")
+        image = imread(png)
+        assert image.shape[1] == 1300  # 6.5 inches at 200 dpi
+        assert image[..., :3].std() > 0.05  # not blank
+
+
+def test_headline_says_what_the_numbers_say(synthetic_run):
+    summary = json.loads((synthetic_run / "summary.json").read_text())
+    text = " ".join(headline(summary))
+    assert text.startswith("Closed-book accuracy rises with the number of relevant pretraining documents")
+    assert "Retrieval reduces the dependence of accuracy on the count by" in text
+    assert "had no linked entity" in text
+
+    flat = json.loads(json.dumps(summary))
+    flat["settings"]["closed_book"]["slope_ci"] = [-0.01, 0.05]
+    flat["count_dependence_reduction"] = -0.3
+    flat.pop("count_dependence_reduction_ci")
+    text = " ".join(headline(flat))
+    assert "shows no clear dependence (the slope's interval includes 0)" in text
+    assert "does not reduce the dependence" in text and "reduction -30%" in text
+
+    flat["settings"]["closed_book"]["slope_ci"] = [-0.3, -0.1]
+    assert "Closed-book accuracy falls" in headline(flat)[0]
+    assert headline({}) == ["This run has no accuracy results yet (summary.json has no settings)."]
+
+
+def test_minimal_run_gives_the_contract_sections_only(minimal_run, tmp_path):
+    out = probe.write_report(minimal_run, tmp_path / "elsewhere" / "r.html")
+    text = out.read_text()
+    assert _h2(text) == ["Finding", "Accuracy against relevant-document count", "Count dependence", "Run manifest"]
+    assert "No manifest.json" in text
+    assert sorted(p.name for p in (tmp_path / "elsewhere" / "plots").iterdir()) == \
+        ["accuracy_vs_count.png", "accuracy_vs_count.svg", "slopes.png", "slopes.svg"]
+
+
+def test_odd_shapes_of_optional_parts_never_fail(minimal_run, tmp_path, capsys):
+    run_dir = tmp_path / "odd"
+    shutil.copytree(minimal_run, run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary.update({"scaling": "not run", "truth_agreement": 0.97, "adaptive_retrieval": [1, 2],
+                    "retrieval": {"precision": {"overall": 0.4, "buckets": [{"lo": 0, "hi": 1, "precision": 0.3},
+                                                                            {"lo": 1, "hi": 10, "precision": 0.5}]}},
+                    "a_new_figure": {"nested": {"value": 3.5}}})
+    summary["settings"]["rag"]["buckets"].append({"lo": 5})  # a bucket without hi is ignored
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    # a counterfactual.json of the wrong shape: the section says so, the report is written
+    (run_dir / "counterfactual.json").write_text(json.dumps({"buckets": [{"n": 3}]}))
+    text = probe.write_report(run_dir).read_text()
+    assert "Retrieval precision: <b>0.40</b> overall" in text
+    assert (run_dir / "plots" / "retrieval_precision.png").exists()
+    assert "a_new_figure.nested.value" in text and "3.5" in text
+    assert "Other figures in summary.json" in text
+    assert "This section could not be drawn" in text  # the malformed counterfactual only
+    assert text.count("could not be drawn") == 1
+    assert "section 'Causal check" in capsys.readouterr().err
+
+
+def test_accuracy_figure_draws_the_buckets(synthetic_run):
+    run = probe.load_run(synthetic_run)
+    frames = {s: run.buckets(s) for s in run.settings}
+    fig = plot_accuracy_vs_count(frames)
+    top, hist = fig.axes[0], fig.axes[1]
+    assert hist.get_xscale() == "symlog" and top.get_xscale() == "symlog"  # shared log count axis
+    assert top.get_xlim()[0] == 0  # the zero-count bucket is on the axis
+    plotted = [line.get_ydata() for line in top.get_lines() if line.get_linestyle() == "-"]
+    assert len(plotted) == 3
+    for ydata, frame in zip(plotted, frames.values()):
+        assert np.allclose(ydata, frame["accuracy"])
+    heights = [p.get_height() for p in hist.patches]
+    assert heights == list(frames["closed_book"]["n"])
+    assert [t.get_text() for t in top.get_legend().get_texts()] == ["closed-book", "retrieval (RAG)", "oracle passage"]
+
+
+def _cli(argv):
+    """Parse with a parser holding only this area's commands (others' modules may be in progress)."""
+    from probe import _cli_report
+    from probe.cli import Commands
+
+    parser = argparse.ArgumentParser(prog="ltprobe")
+    sub = parser.add_subparsers(dest="command")
+    bench = sub.add_parser("bench").add_subparsers()
+    _cli_report.register(Commands(sub, bench))
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+def test_cli_report_and_its_errors(synthetic_run, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    shutil.copytree(synthetic_run, run_dir)
+    assert _cli(["report", "--run", str(run_dir)]) == 0
+    assert f"report: {run_dir / 'report.html'}" in capsys.readouterr().out
+    assert (run_dir / "report.html").exists()
+    with pytest.raises(InputError, match="no such run folder"):
+        _cli(["report", "--run", str(tmp_path / "nope")])
+    with pytest.raises(SystemExit):
+        _cli(["report", "--help"])
+    helptext = capsys.readouterr().out
+    assert "report.html" in helptext and "--on-error" in helptext and "--generation" in helptext
+
+
+def test_ltprobe_main_prints_one_line_for_user_errors(tmp_path, capsys):
+    from probe import cli
+
+    try:
+        status = cli.main(["report", "--run", str(tmp_path / "nope")])
+    except AttributeError as exc:  # another area's command module is still being written
+        pytest.skip(f"ltprobe's parser cannot be built yet: {exc}")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and "no such run folder" in err[0]
