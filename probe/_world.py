@@ -411,7 +411,7 @@ class _World:
         kinds: list[tuple[str, str]] = [("fact", r) for r in stated]
         if comention:
             kinds.append(("comention", ""))
-        if personal:
+        if personal or not kinds:  # a person in the document is always named at least once
             kinds.append(("personal", ""))
         rng.shuffle(kinds)
         sentences = []
