@@ -145,8 +145,9 @@ class CountScorer:
 
     A value's entities are the knowledge-base ids linked in its text. A fact (a filled
     predicate) with two specific arguments counts the documents containing both (the best
-    linked pair, as for QA pairs); with one, that entity's document frequency; a value that
-    links to nothing counts 0.
+    linked pair, as for QA pairs); with one, that entity's document frequency. A fact with a
+    value that links to nothing has an unknown count (None), not 0: as with QA pairs without a
+    linked entity, it is reported apart rather than silently counted as rare.
     """
 
     def __init__(self, linker: Any, index: Any):
@@ -154,7 +155,7 @@ class CountScorer:
         self.index = index
         self._entities: dict[str, tuple[str, ...]] = {}
         self.unlinked: set[str] = set()
-        """Values that linked to no entity (their facts count 0)."""
+        """Values that linked to no entity (their facts' counts are unknown)."""
 
     @classmethod
     def open(cls, index: str | os.PathLike, kb: str | os.PathLike) -> CountScorer:
@@ -172,9 +173,10 @@ class CountScorer:
                 self.unlinked.add(value)
         return self._entities[value]
 
-    def fact_counts(self, facts: Sequence[Sequence[str]]) -> list[int]:
-        """For each fact (the values of its specific arguments), its document count; one
-        batched index query for all pairs and one for all single entities."""
+    def fact_counts(self, facts: Sequence[Sequence[str]]) -> list[int | None]:
+        """For each fact (the values of its specific arguments), its document count (None
+        when a value links to nothing); one batched index query for all pairs and one for all
+        single entities."""
         pairs: dict[tuple[str, str], int] = {}
         singles: dict[str, int] = {}
         plans = []
@@ -205,10 +207,10 @@ class CountScorer:
                      else [self.index.doc_freq(k) for k in keys])
             for key, n in zip(keys, freqs):
                 singles[key] = int(n)
-        out = []
+        out: list[int | None] = []
         for plan in plans:
             if plan is None:
-                out.append(0)
+                out.append(None)
             elif plan[0] == "single":
                 out.append(max(singles[e] for e in plan[1]))
             else:
@@ -241,7 +243,10 @@ class Node:
     loglik: float | None = None
     """Oracle mean token log-probability of the partial statement."""
     count: int | None = None
-    """Documents of the rarest fact so far (None without an index)."""
+    """Documents of the rarest fact so far (None without an index or when a value of the
+    statement links to no entity; see `count_known`)."""
+    count_known: bool | None = None
+    """None without an index; False once a value of the statement linked to no entity."""
     score: float | None = None
     """The reranker's score at the last step."""
     parent: Node | None = field(default=None, repr=False)
@@ -484,7 +489,8 @@ class Searcher:
                                               critic=list(state.node.critic),
                                               checks=dict(state.node.checks),
                                               thresholds=dict(state.node.thresholds),
-                                              count=state.node.count)))
+                                              count=state.node.count,
+                                              count_known=state.node.count_known)))
             report.candidates += len(fresh)
             if fresh:
                 queries: list[tuple[Node, str, str, str, str]] = []
@@ -547,9 +553,16 @@ class Searcher:
             counts = self.counter.fact_counts(facts)
             new: dict[int, int] = {}
             for i, n in zip(owners, counts):
-                new[i] = min(new.get(i, n), n)
+                if n is None:
+                    children[i].count_known = False
+                else:
+                    new[i] = min(new.get(i, n), n)
             for i, child in enumerate(children):
-                if i in new:
+                if child.count_known is None:
+                    child.count_known = True
+                if not child.count_known:
+                    child.count = None
+                elif i in new:
                     child.count = new[i] if child.count is None else min(child.count, new[i])
         finite = [c.loglik for c in children if c.loglik != -math.inf]
         floor = (min(finite) - 1.0) if finite else 0.0
@@ -557,7 +570,10 @@ class Searcher:
         if self.reranker == "likelihood":
             scores = ll
         else:
-            lc = [math.log10((c.count or 0) + 1) for c in children]
+            # An unknown count is no evidence either way: it takes the mean of the known ones.
+            known = [math.log10(c.count + 1) for c in children if c.count is not None]
+            neutral = statistics.fmean(known) if known else 0.0
+            lc = [math.log10(c.count + 1) if c.count is not None else neutral for c in children]
             if self.reranker == "count":
                 scores = lc
             else:
@@ -593,6 +609,8 @@ def statement_records(result: RuleResult, order: str = "auto") -> list[dict[str,
                 "statement_full": texts["full"],
                 "loglik": node.loglik,
                 "count": node.count,
+                "count_status": (None if node.count_known is None
+                                 else "ok" if node.count_known else "unlinked"),
                 "score": node.score,
                 "critic": {"mean": node.critic_mean, "checks": dict(node.checks)},
                 "thresholds": dict(node.thresholds),
@@ -620,9 +638,10 @@ def summarize_rule(result: RuleResult, rows: list[dict[str, Any]],
     out["loglik"]["gap"] = (out["loglik"]["head"]["mean"] - out["loglik"]["tail"]["mean"]
                             if ll["head"] and ll["tail"] else None)
     counts = {beam: [r["count"] for r in by_beam[beam] if r["count"] is not None] for beam in BEAMS}
-    if any(counts.values()):
+    if any(r.get("count_status") is not None for r in rows):
         out["count"] = {beam: {**_describe([float(c) for c in counts[beam]]),
                                "zero": sum(1 for c in counts[beam] if c == 0),
+                               "unlinked": sum(1 for r in by_beam[beam] if r.get("count_status") == "unlinked"),
                                "mean_log10": (statistics.fmean(math.log10(c + 1) for c in counts[beam])
                                               if counts[beam] else None)}
                         for beam in BEAMS}

@@ -46,7 +46,7 @@ def negate(text: str) -> str:
     positive = re.compile(r"\b" + _AUX + r"\b", re.IGNORECASE)
     if positive.search(text):
         return positive.sub(lambda m: m.group(1) + " not", text, count=1)
-    return "it is not the case that " + (text[:1].lower() + text[1:] if text else text)
+    return "it is not the case that " + text
 
 
 def _sentence(text: str) -> str:

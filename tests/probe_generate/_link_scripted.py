@@ -68,7 +68,7 @@ class ScriptedModel:
             return ("A", None)
         if variable == "Z":
             match = re.search(r"\[Z\] is one type of (.+)\.", prompt)
-            return ("Z", match.group(1))
+            return ("Z", match.group(1).lower())
         match = re.search(r"\n(.+) is a ingredient in \[B\]\.", prompt)
         return ("B", match.group(1).lower())
 
@@ -79,8 +79,8 @@ class ScriptedModel:
         for prompt in prompts:
             pool = self.values.get(self._key(prompt), [])
             match = re.search(r"Do not generate these: (.+)\.", prompt)
-            exclude = set(match.group(1).split(", ")) if match else set()
-            fresh = [v for v in pool if v not in exclude][:n]
+            exclude = {x.lower() for x in match.group(1).split(", ")} if match else set()
+            fresh = [v for v in pool if v.lower() not in exclude][:n]
             if self.noisy:
                 # Decorations the cleaner must strip, and repeats the de-duplication must drop.
                 fresh = [f" {v.capitalize()}." if i % 2 else f" {v}\nmore text" for i, v in enumerate(fresh)]
@@ -92,13 +92,21 @@ class ScriptedModel:
         self.calls.append(("next_token_logprobs", len(prompts)))
         out = []
         for prompt in prompts:
+            lp = {c: -20.0 for c in candidates}
+            if "If " in prompt or "Premise:" in prompt:
+                # Probing: this model knows popular statements (it answers them right, negated
+                # or not) and answers "no" to everything rarer: right only on their negations.
+                positive = self._score(prompt) > -1.0 and "is able to eat" not in prompt
+                for yes, no in ((" yes", " no"), (" true", " false"), (" entails", " contradicts")):
+                    lp[yes], lp[no] = (-0.1, -3.0) if positive else (-3.0, -0.1)
+                out.append(lp)
+                continue
             match = re.search(r'Is "(.+)" a ', prompt)
             if match:
-                p = self.type_p.get(match.group(1), DEFAULT_P)
+                p = self.type_p.get(match.group(1).lower(), DEFAULT_P)
             else:
                 statement = prompt.split("\n")[1].strip()
                 p = self.fact_p.get(statement, DEFAULT_P)
-            lp = {c: -20.0 for c in candidates}
             lp[" yes"] = math.log(p)
             lp[" no"] = math.log(1 - p)
             out.append(lp)
@@ -106,15 +114,13 @@ class ScriptedModel:
 
     def mean_logprob(self, texts):
         self.calls.append(("mean_logprob", len(texts)))
-        out = []
-        for text in texts:
-            low = text.lower()
-            scores = [s for v, s in self.popularity.items()
-                      if re.search(r"(?<![\w ])" + re.escape(v) + r"(?![\w])", low)
-                      or re.search(r"\b" + re.escape(v) + r"\b", low)]
-            found = [v for v in self.popularity if re.search(r"\b" + re.escape(v) + r"\b", low)]
-            # Longest match wins ("peanut butter cookies" over "peanut butter").
-            found = [v for v in found if not any(v != w and v in w for w in found)]
-            scores = [self.popularity[v] for v in found]
-            out.append(sum(scores) / len(scores) if scores else -5.0)
-        return out
+        return [self._score(text) for text in texts]
+
+    def _score(self, text):
+        """Mean popularity of the values a text mentions (longest match wins: "peanut butter"
+        is not also "butter")."""
+        low = text.lower()
+        found = [v for v in self.popularity if re.search(r"\b" + re.escape(v) + r"\b", low)]
+        found = [v for v in found if not any(v != w and v in w for w in found)]
+        scores = [self.popularity[v] for v in found]
+        return sum(scores) / len(scores) if scores else -5.0
