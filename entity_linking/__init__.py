@@ -13,6 +13,9 @@ _LAZY = {
     "Linker": "entity_linking._linker:Linker",
     "Mention": "entity_linking._linker:Mention",
     "normalize": "entity_linking._normalize:normalize",
+    "link_qa": "entity_linking._qa:link_qa",
+    "link_qa_records": "entity_linking._qa:link_qa_records",
+    "spacy_pipeline": "entity_linking._spacy:spacy_pipeline",
 }
 
 __getattr__ = lazy_exports(__name__, _LAZY)

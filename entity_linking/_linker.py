@@ -17,6 +17,10 @@ Rules, in order:
    ("may" is not "May", "MAY" is). Spans shorter than `min_chars` are ignored.
 2. **Longest match wins**: overlapping candidates are resolved in favour of the longer span
    ("New York City" over "New York" and "York"); equal lengths keep the earlier span.
+   With `link_qualifiers` (default), a winning span with a comma also links what follows
+   the comma on its own: "Springfield, Illinois" links "Springfield" to the city that the
+   whole alias names and "Illinois" to the state, as the controlled world's gold links and
+   Wikipedia-style names expect.
 3. **Disambiguation** of a span whose alias belongs to several entities: each candidate
    entity gets a weight `prior_share ** prior_weight * exp(context_weight * context +
    coherence_weight * coherent)`, where `prior_share` is its prior over the candidates'
@@ -64,7 +68,7 @@ class Linker:
 
     def __init__(self, kb: KnowledgeBase, *, context_chars: int = 250, context_weight: float = 1.0,
                  prior_weight: float = 1.0, coherence_weight: float = 2.0, nil_threshold: float = 0.0,
-                 case: str = "smart", min_chars: int = 2):
+                 case: str = "smart", min_chars: int = 2, link_qualifiers: bool = True):
         if case not in ("smart", "insensitive"):
             raise ValueError(f"case must be 'smart' or 'insensitive', not {case!r}")
         if not 0.0 <= nil_threshold <= 1.0:
@@ -77,6 +81,7 @@ class Linker:
         self.nil_threshold = float(nil_threshold)
         self.case = case
         self.min_chars = int(min_chars)
+        self.link_qualifiers = bool(link_qualifiers)
         self._automaton = kb.automaton
         self._ids = kb.ids
 
@@ -84,7 +89,8 @@ class Linker:
         """The options as a dict (for manifests and the spaCy component's config)."""
         return {"context_chars": self.context_chars, "context_weight": self.context_weight,
                 "prior_weight": self.prior_weight, "coherence_weight": self.coherence_weight,
-                "nil_threshold": self.nil_threshold, "case": self.case, "min_chars": self.min_chars}
+                "nil_threshold": self.nil_threshold, "case": self.case, "min_chars": self.min_chars,
+                "link_qualifiers": self.link_qualifiers}
 
     # -- public -----------------------------------------------------------------------------
 
@@ -138,6 +144,7 @@ class Linker:
         smart = self.case == "smart"
         min_chars = self.min_chars
         chosen: list[tuple[int, int, int]] = []
+        dropped: list[tuple[int, int, int]] = []
         for span in spans:
             start, end, value = span
             if end - start < min_chars:
@@ -148,13 +155,14 @@ class Linker:
             while chosen and chosen[-1][1] > start:
                 top = chosen[-1]
                 if end - start > top[1] - top[0]:
-                    chosen.pop()
+                    dropped.append(chosen.pop())
                 else:
+                    dropped.append(span)
                     break
             else:
                 chosen.append(span)
-        if len(chosen) > 1 and not _sorted_disjoint(chosen):
-            chosen = _longest_disjoint(chosen)
+        if dropped and self.link_qualifiers:
+            chosen = _add_qualifiers(text, chosen, dropped)
         out: list[tuple[int, int, int, float]] = []
         ambiguous: list[int] = []
         for start, end, value in chosen:
@@ -227,8 +235,23 @@ class Linker:
         return candidates[best], weights[best] / sum(weights)
 
 
-def _sorted_disjoint(spans: list[tuple[int, int, int]]) -> bool:
-    return all(spans[j][1] <= spans[j + 1][0] for j in range(len(spans) - 1))
+def _add_qualifiers(text: str, chosen: list[tuple[int, int, int]],
+                    dropped: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """Rule 2b: in a span such as "Springfield, Illinois", also link what follows the comma."""
+    out = []
+    changed = False
+    for span in chosen:
+        start, end, value = span
+        comma = text.find(",", start, end)
+        inside = _longest_disjoint([d for d in dropped if d[0] > comma and d[1] <= end]) if comma >= 0 else []
+        if not inside:
+            out.append(span)
+            continue
+        # the outer span keeps its entity but ends at the comma, so spans stay disjoint (doc.ents)
+        changed = True
+        out.append((start, len(text[start:comma].rstrip()) + start, value))
+        out += inside
+    return sorted(out) if changed else chosen
 
 
 def _longest_disjoint(spans: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
