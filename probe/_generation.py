@@ -1,0 +1,601 @@
+"""Generation backends: one interface, a batch of prompts in and a list out.
+
+- `VLLMGenerator` (`"vllm"`): `vllm.LLM` in this process; the whole batch goes to vLLM at once,
+  sorted longest-first so that a memory error shows at once. Engine options (tensor and data
+  parallelism, dtype, max_model_len, gpu_memory_utilization, enforce_eager, ...) pass through.
+  Build it under `if __name__ == "__main__":` or in a process that is not re-imported: vLLM
+  starts worker processes.
+- `OpenAIGenerator` (`"openai"`): any OpenAI-compatible `/v1/completions` endpoint (a vLLM
+  server) through the official `openai` client, with bounded concurrency, timeouts and retries
+  with exponential backoff. `start_vllm_server` starts such a server on 127.0.0.1.
+- `TransformersGenerator` (`"transformers"`): batched `generate` with left padding; the
+  fallback without vLLM and the baseline of `ltprobe bench eval`.
+
+Greedy completions agree across the three on the same model (tests/probe_eval). Completions
+are returned without the stop string and unstripped; callers strip.
+`get_generator(backend, model, **options)` resolves the backend lazily, so importing this
+module never imports torch, transformers or vLLM.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from entity_linking.io import InputError
+
+BACKENDS = {
+    "vllm": "probe._generation:VLLMGenerator",
+    "openai": "probe._generation:OpenAIGenerator",
+    "transformers": "probe._generation:TransformersGenerator",
+}
+
+
+class GenerationError(RuntimeError):
+    """A backend failed in a way retries did not cure (a dead server, a refused request)."""
+
+
+def get_generator(backend: str, model: str, **options: Any) -> Generator:
+    """The generator of `backend` ("vllm" | "openai" | "transformers") for `model`.
+
+    `model` is a model folder or hub id (for "openai", the name the server serves). `options`
+    go to the backend's constructor (see each class).
+    """
+    if backend not in BACKENDS:
+        raise InputError(f"unknown generation backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    module, _, attribute = BACKENDS[backend].partition(":")
+    cls = getattr(importlib.import_module(module), attribute)
+    return cls(model, **options)
+
+
+class Generator:
+    """The interface every backend implements (batch in, list out)."""
+
+    name: str
+    """Model id written into `predictions.jsonl`."""
+    max_context: int | None = None
+    """Longest prompt plus completion the model takes, in tokens (None: unknown)."""
+    generated_tokens: int = 0
+    """Tokens generated so far by `generate` and `sample` (for throughput figures)."""
+    tokenizer: Any = None
+    """The model's Hugging Face tokenizer when the backend has one (chat templates)."""
+
+    def generate(self, prompts: Sequence[str], max_tokens: int, stop: Sequence[str] | None = None) -> list[str]:
+        """Greedy completion of each prompt, cut before the first stop string."""
+        raise NotImplementedError
+
+    def sample(self, prompts: Sequence[str], n: int, max_tokens: int, temperature: float = 1.0,
+               stop: Sequence[str] | None = None, seed: int | None = None) -> list[list[str]]:
+        """`n` sampled completions of each prompt."""
+        raise NotImplementedError
+
+    def next_token_logprobs(self, prompts: Sequence[str], candidates: Sequence[str]) -> list[dict[str, float]]:
+        """Log-probability of each candidate's first token as the token after each prompt.
+
+        A candidate's token is the first token of `prompt + candidate` after the prompt's own
+        tokens, so write candidates as they follow the prompt (" yes" after "Answer:").
+        """
+        raise NotImplementedError
+
+    def mean_logprob(self, texts: Sequence[str]) -> list[float]:
+        """Mean log-probability of the tokens of each text (every token after the first)."""
+        raise NotImplementedError
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int] | None:
+        """Prompt length of each text in tokens, or None when the backend cannot tell."""
+        return None
+
+    def close(self) -> None:
+        """Release the model (and its worker processes)."""
+
+    def __enter__(self) -> Generator:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _cut(text: str, stop: Sequence[str] | None) -> str:
+    """Text before the first occurrence of any stop string (vLLM's stop semantics)."""
+    if not stop:
+        return text
+    end = len(text)
+    for s in stop:
+        i = text.find(s)
+        if i != -1:
+            end = min(end, i)
+    return text[:end]
+
+
+def _candidate_token(tokenizer: Any, prompt_ids: list[int], prompt: str, candidate: str) -> int:
+    full = tokenizer(prompt + candidate)["input_ids"]
+    if len(full) > len(prompt_ids) and full[: len(prompt_ids)] == prompt_ids:
+        return full[len(prompt_ids)]
+    ids = tokenizer(candidate, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise ValueError(f"candidate {candidate!r} has no tokens")
+    return ids[0]
+
+
+# --------------------------------------------------------------------------------------------
+# vLLM in-process
+
+
+class VLLMGenerator(Generator):
+    """`vllm.LLM` in this process.
+
+    Options: `dtype` ("auto"), `max_model_len`, `tensor_parallel_size`, `data_parallel_size`,
+    `gpu_memory_utilization`, `enforce_eager`, `seed`, `chat_template`, and any other
+    `vllm.LLM` / engine argument, passed through unchanged. On a machine without a GPU,
+    `VLLM_CPU_KVCACHE_SPACE` (GiB of KV cache) bounds memory. `use_tqdm` shows vLLM's own bar.
+    """
+
+    def __init__(self, model: str, *, use_tqdm: bool = False, **options: Any):
+        os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
+        from vllm import LLM
+
+        self.name = str(model)
+        self._use_tqdm = use_tqdm
+        options.setdefault("seed", 0)
+        try:
+            self._llm = LLM(model=str(model), **options)
+        except (OSError, ValueError) as exc:
+            if Path(str(model)).exists() or "/" in str(model):
+                raise InputError(f"vLLM could not load model {model!r}: {exc}") from None
+            raise
+        self._tokenizer = self.tokenizer = self._llm.get_tokenizer()
+        self.max_context = int(self._llm.llm_engine.model_config.max_model_len)
+        self.generated_tokens = 0
+
+    def _run(self, prompts: Sequence[Any], params: Any) -> list[Any]:
+        # Longest first: a batch that does not fit fails at once, not after hours.
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]) if isinstance(prompts[i], str)
+                       else -len(prompts[i]["prompt_token_ids"]))
+        outputs = self._llm.generate([prompts[i] for i in order], params, use_tqdm=self._use_tqdm)
+        result: list[Any] = [None] * len(prompts)
+        for i, out in zip(order, outputs):
+            result[i] = out
+        return result
+
+    def generate(self, prompts: Sequence[str], max_tokens: int, stop: Sequence[str] | None = None) -> list[str]:
+        from vllm import SamplingParams
+
+        if not prompts:
+            return []
+        params = SamplingParams(temperature=0.0, max_tokens=max_tokens, stop=list(stop or []) or None)
+        outputs = self._run(list(prompts), params)
+        self.generated_tokens += sum(len(o.outputs[0].token_ids) for o in outputs)
+        return [o.outputs[0].text for o in outputs]
+
+    def sample(self, prompts: Sequence[str], n: int, max_tokens: int, temperature: float = 1.0,
+               stop: Sequence[str] | None = None, seed: int | None = None) -> list[list[str]]:
+        from vllm import SamplingParams
+
+        if not prompts:
+            return []
+        params = SamplingParams(n=n, temperature=temperature, max_tokens=max_tokens,
+                                stop=list(stop or []) or None, seed=seed)
+        outputs = self._run(list(prompts), params)
+        self.generated_tokens += sum(len(c.token_ids) for o in outputs for c in o.outputs)
+        return [[c.text for c in o.outputs] for o in outputs]
+
+    def _prompt_logprobs(self, token_lists: list[list[int]]) -> list[list[float | None]]:
+        from vllm import SamplingParams
+
+        params = SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0)
+        outputs = self._run([{"prompt_token_ids": ids} for ids in token_lists], params)
+        result = []
+        for ids, out in zip(token_lists, outputs):
+            row: list[float | None] = []
+            for token, entry in zip(ids, out.prompt_logprobs):
+                row.append(None if entry is None else float(entry[token].logprob))
+            result.append(row)
+        return result
+
+    def next_token_logprobs(self, prompts: Sequence[str], candidates: Sequence[str]) -> list[dict[str, float]]:
+        sequences, keys = [], []
+        for i, prompt in enumerate(prompts):
+            ids = self._tokenizer(prompt)["input_ids"]
+            for cand in candidates:
+                sequences.append(ids + [_candidate_token(self._tokenizer, ids, prompt, cand)])
+                keys.append((i, cand))
+        result: list[dict[str, float]] = [{} for _ in prompts]
+        for (i, cand), row in zip(keys, self._prompt_logprobs(sequences)):
+            result[i][cand] = float(row[-1])  # type: ignore[arg-type]
+        return result
+
+    def mean_logprob(self, texts: Sequence[str]) -> list[float]:
+        token_lists = [self._tokenizer(t)["input_ids"] for t in texts]
+        means = []
+        for row in self._prompt_logprobs(token_lists):
+            values = [v for v in row if v is not None]
+            means.append(sum(values) / len(values) if values else math.nan)
+        return means
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in self._tokenizer(list(texts))["input_ids"]] if texts else []
+
+    def close(self) -> None:
+        llm = getattr(self, "_llm", None)
+        if llm is None:
+            return
+        self._llm = None
+        engine = getattr(llm, "llm_engine", None)
+        shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
+        if shutdown is not None:
+            try:
+                shutdown()
+            except Exception:  # already gone: nothing left to release
+                pass
+        del llm
+        import gc
+
+        gc.collect()
+
+
+# --------------------------------------------------------------------------------------------
+# OpenAI-compatible server
+
+
+class OpenAIGenerator(Generator):
+    """An OpenAI-compatible `/v1/completions` endpoint (for example a vLLM server).
+
+    Options: `base_url` (default `$OPENAI_BASE_URL` or http://127.0.0.1:8000/v1), `api_key`
+    (default `$OPENAI_API_KEY`, else "EMPTY"; never pass secrets on a command line),
+    `concurrency` (requests in flight, 8), `batch_size` (prompts per request, 8), `timeout`
+    (seconds per request, 120), `retries` (6; exponential backoff with jitter, capped at 30 s),
+    `tokenizer` (folder or hub id used to count prompt tokens; default: `model` when it loads),
+    `max_context` (tokens; default: the server's `max_model_len` when it reports one).
+    """
+
+    def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
+                 concurrency: int = 8, batch_size: int = 8, timeout: float = 120.0, retries: int = 6,
+                 tokenizer: str | None = None, max_context: int | None = None):
+        import openai
+
+        self.name = str(model)
+        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1"
+        self._client = openai.OpenAI(base_url=self.base_url,
+                                     api_key=api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
+                                     timeout=timeout, max_retries=0)
+        self._openai = openai
+        self.concurrency = max(1, concurrency)
+        self.batch_size = max(1, batch_size)
+        self.retries = retries
+        self.generated_tokens = 0
+        self._lock = threading.Lock()
+        self._tokenizer = None
+        try:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(tokenizer or str(model))
+        except Exception:  # a served name that is no folder or hub id: lengths unknown
+            self._tokenizer = None
+        self.tokenizer = self._tokenizer
+        self.max_context = max_context or self._server_max_len()
+
+    def _server_max_len(self) -> int | None:
+        try:
+            models = self._call(lambda: self._client.models.list())
+        except GenerationError:
+            return None
+        for m in models.data:
+            if m.id == self.name:
+                value = getattr(m, "max_model_len", None) or (m.model_extra or {}).get("max_model_len")
+                return int(value) if value else None
+        return None
+
+    def _call(self, request: Any) -> Any:
+        """Run `request()` with retries on connection errors, timeouts, 429 and 5xx."""
+        o = self._openai
+        retryable = (o.APIConnectionError, o.APITimeoutError, o.RateLimitError, o.InternalServerError)
+        for attempt in range(self.retries + 1):
+            try:
+                return request()
+            except retryable as exc:
+                if attempt == self.retries:
+                    raise GenerationError(
+                        f"the server at {self.base_url} failed {attempt + 1} times in a row "
+                        f"({type(exc).__name__}: {exc}); completed work is cached, rerun to resume") from None
+                time.sleep(min(30.0, 0.5 * 2 ** attempt) * (0.5 + random.random()))
+            except o.APIStatusError as exc:
+                raise GenerationError(f"the server at {self.base_url} refused the request "
+                                      f"(HTTP {exc.status_code}: {exc.message})") from None
+        raise AssertionError("unreachable")
+
+    def _completions(self, prompts: Sequence[str], **params: Any) -> list[Any]:
+        """One `choices` list per prompt, requests in chunks of `batch_size`, `concurrency` at once."""
+        chunks = [list(range(i, min(i + self.batch_size, len(prompts))))
+                  for i in range(0, len(prompts), self.batch_size)]
+        n = params.get("n", 1)
+
+        def run(chunk: list[int]) -> list[list[Any]]:
+            response = self._call(lambda: self._client.completions.create(
+                model=self.name, prompt=[prompts[i] for i in chunk], **params))
+            per_prompt: list[list[Any]] = [[] for _ in chunk]
+            for choice in sorted(response.choices, key=lambda c: c.index):
+                per_prompt[choice.index // n].append(choice)
+            if response.usage is not None:
+                with self._lock:
+                    self.generated_tokens += response.usage.completion_tokens or 0
+            return per_prompt
+
+        result: list[Any] = [None] * len(prompts)
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            for chunk, choices in zip(chunks, pool.map(run, chunks)):
+                for i, c in zip(chunk, choices):
+                    result[i] = c
+        return result
+
+    def generate(self, prompts: Sequence[str], max_tokens: int, stop: Sequence[str] | None = None) -> list[str]:
+        if not prompts:
+            return []
+        choices = self._completions(prompts, max_tokens=max_tokens, temperature=0.0,
+                                    stop=list(stop or []) or None)
+        return [c[0].text for c in choices]
+
+    def sample(self, prompts: Sequence[str], n: int, max_tokens: int, temperature: float = 1.0,
+               stop: Sequence[str] | None = None, seed: int | None = None) -> list[list[str]]:
+        if not prompts:
+            return []
+        choices = self._completions(prompts, n=n, max_tokens=max_tokens, temperature=temperature,
+                                    stop=list(stop or []) or None, seed=seed)
+        return [[c.text for c in cs] for cs in choices]
+
+    def _echo_logprobs(self, texts: Sequence[str]) -> list[tuple[list[int], list[float | None]]]:
+        """(text offsets, log-probabilities) of the tokens of each text, from `echo`."""
+        choices = self._completions(texts, max_tokens=1, temperature=0.0, echo=True, logprobs=0)
+        result = []
+        for text, cs in zip(texts, choices):
+            lp = cs[0].logprobs
+            keep = [i for i, off in enumerate(lp.text_offset) if off < len(text)]
+            result.append(([lp.text_offset[i] for i in keep], [lp.token_logprobs[i] for i in keep]))
+        return result
+
+    def next_token_logprobs(self, prompts: Sequence[str], candidates: Sequence[str]) -> list[dict[str, float]]:
+        texts, keys = [], []
+        for i, prompt in enumerate(prompts):
+            for cand in candidates:
+                texts.append(prompt + cand)
+                keys.append((i, cand, len(prompt)))
+        result: list[dict[str, float]] = [{} for _ in prompts]
+        for (i, cand, boundary), (offsets, values) in zip(keys, self._echo_logprobs(texts)):
+            j = next(j for j, off in enumerate(offsets) if off >= boundary)
+            result[i][cand] = float(values[j])  # type: ignore[arg-type]
+        return result
+
+    def mean_logprob(self, texts: Sequence[str]) -> list[float]:
+        means = []
+        for _, values in self._echo_logprobs(texts):
+            vals = [v for v in values if v is not None]
+            means.append(sum(vals) / len(vals) if vals else math.nan)
+        return means
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int] | None:
+        if self._tokenizer is None:
+            return None
+        return [len(ids) for ids in self._tokenizer(list(texts))["input_ids"]] if texts else []
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class VLLMServer:
+    """A vLLM OpenAI-compatible server process on 127.0.0.1, started by `start_vllm_server`."""
+
+    def __init__(self, process: subprocess.Popen, base_url: str, served_name: str, log_path: Path | None):
+        self.process = process
+        self.base_url = base_url
+        """`http://127.0.0.1:PORT/v1`, for `OpenAIGenerator(base_url=...)`."""
+        self.served_name = served_name
+        """The model name to send in requests."""
+        self.log_path = log_path
+
+    def generator(self, **options: Any) -> OpenAIGenerator:
+        """An `OpenAIGenerator` talking to this server."""
+        return OpenAIGenerator(self.served_name, base_url=self.base_url, **options)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after `timeout` seconds)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> VLLMServer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def start_vllm_server(model: str, *, port: int | None = None, served_model_name: str | None = None,
+                      dtype: str | None = None, max_model_len: int | None = None,
+                      extra_args: Sequence[str] = (), startup_timeout: float = 600.0,
+                      log_file: str | Path | None = None, env: dict[str, str] | None = None) -> VLLMServer:
+    """Start `python -m vllm.entrypoints.openai.api_server` for `model` on 127.0.0.1 and wait
+    until it answers; stop it with `.stop()` (or use it as a context manager).
+
+    `port` None picks a free one. The server's output goes to `log_file` (default: discarded).
+    Raises `GenerationError` with the end of the log when the server exits or does not become
+    ready within `startup_timeout` seconds.
+    """
+    if port is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    served = served_model_name or Path(str(model)).name or str(model)
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
+           "--host", "127.0.0.1", "--port", str(port), "--served-model-name", served]
+    if dtype:
+        cmd += ["--dtype", dtype]
+    if max_model_len:
+        cmd += ["--max-model-len", str(max_model_len)]
+    cmd += list(extra_args)
+    log_path = Path(log_file) if log_file else None
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                               env={**os.environ, **(env or {})}, start_new_session=True)
+    server = VLLMServer(process, f"http://127.0.0.1:{port}/v1", served, log_path)
+    deadline = time.monotonic() + startup_timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-2000:] if log_path else ""
+            raise GenerationError(f"the vLLM server exited with status {process.returncode}: {tail}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                if r.status == 200:
+                    return server
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(1.0)
+    server.stop()
+    raise GenerationError(f"the vLLM server did not become ready within {startup_timeout:.0f} s")
+
+
+# --------------------------------------------------------------------------------------------
+# transformers
+
+
+class TransformersGenerator(Generator):
+    """transformers `generate`, batched with left padding.
+
+    Options: `dtype` ("float32"; "auto" takes the checkpoint's), `device` ("cuda" when
+    available, else "cpu"), `batch_size` (32), `max_context` (default: the config's
+    `max_position_embeddings`), `trust_remote_code`.
+    """
+
+    def __init__(self, model: str, *, dtype: str = "float32", device: str | None = None,
+                 batch_size: int = 32, max_context: int | None = None, trust_remote_code: bool = False):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.name = str(model)
+        self._torch = torch
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(str(model), trust_remote_code=trust_remote_code)
+            torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
+            self._model = AutoModelForCausalLM.from_pretrained(
+                str(model), dtype=torch_dtype, trust_remote_code=trust_remote_code).to(self.device)
+        except OSError as exc:
+            raise InputError(f"transformers could not load model {model!r}: {exc}") from None
+        self._model.eval()
+        self.tokenizer = self._tokenizer
+        self._tokenizer.padding_side = "left"
+        if self._tokenizer.pad_token is None:
+            self._tokenizer.pad_token = self._tokenizer.eos_token
+        self.batch_size = batch_size
+        self.max_context = max_context or getattr(self._model.config, "max_position_embeddings", None)
+        self.generated_tokens = 0
+
+    def _batches(self, prompts: Sequence[str]) -> list[list[int]]:
+        lengths = self.count_tokens(prompts)
+        order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
+        return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def _generate(self, prompts: Sequence[str], n: int, max_tokens: int, stop: Sequence[str] | None,
+                  sampling: dict[str, Any]) -> list[list[str]]:
+        torch = self._torch
+        result: list[list[str]] = [[] for _ in prompts]
+        eos = self._model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+        for batch in self._batches(prompts):
+            enc = self._tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True).to(self.device)
+            kwargs: dict[str, Any] = dict(max_new_tokens=max_tokens, num_return_sequences=n,
+                                          pad_token_id=self._tokenizer.pad_token_id, **sampling)
+            if stop:
+                kwargs.update(stop_strings=list(stop), tokenizer=self._tokenizer)
+            with torch.inference_mode():
+                out = self._model.generate(**enc, **kwargs)
+            new = out[:, enc["input_ids"].shape[1]:].tolist()
+            for row, ids in enumerate(new):
+                # Tokens up to and including the first EOS; padding after a finished row dropped.
+                kept = []
+                for t in ids:
+                    kept.append(t)
+                    if t in eos_ids:
+                        break
+                text = self._tokenizer.decode(kept, skip_special_tokens=True)
+                if stop and _cut(text, stop) != text:
+                    # Count the tokens up to the one that completed the stop string, as vLLM does.
+                    n_used = next(k for k in range(1, len(kept) + 1) if _cut(
+                        self._tokenizer.decode(kept[:k], skip_special_tokens=True), stop) != self._tokenizer.decode(
+                        kept[:k], skip_special_tokens=True))
+                    kept, text = kept[:n_used], _cut(text, stop)
+                self.generated_tokens += len(kept)
+                result[batch[row // n]].append(text)
+        return result
+
+    def generate(self, prompts: Sequence[str], max_tokens: int, stop: Sequence[str] | None = None) -> list[str]:
+        return [r[0] for r in self._generate(prompts, 1, max_tokens, stop, {"do_sample": False})]
+
+    def sample(self, prompts: Sequence[str], n: int, max_tokens: int, temperature: float = 1.0,
+               stop: Sequence[str] | None = None, seed: int | None = None) -> list[list[str]]:
+        if seed is not None:
+            self._torch.manual_seed(seed)
+        return self._generate(prompts, n, max_tokens, stop,
+                              {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0})
+
+    def _token_logprobs(self, token_lists: list[list[int]]) -> list[list[float]]:
+        """Log-probability of each token given those before it (the first token has none)."""
+        torch = self._torch
+        result: list[list[float]] = [[] for _ in token_lists]
+        order = sorted(range(len(token_lists)), key=lambda i: -len(token_lists[i]))
+        pad = self._tokenizer.pad_token_id
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
+            width = max(len(token_lists[i]) for i in batch)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):  # left padding, as in generate
+                seq = token_lists[i]
+                ids[row, width - len(seq):] = torch.tensor(seq)
+                mask[row, width - len(seq):] = 1
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            with torch.inference_mode():
+                logits = self._model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                     position_ids=positions.to(self.device)).logits.float()
+            logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None].to(self.device))[..., 0]
+            for row, i in enumerate(batch):
+                n = len(token_lists[i])
+                result[i] = logp[row, width - n:].tolist() if n > 1 else []
+        return result
+
+    def next_token_logprobs(self, prompts: Sequence[str], candidates: Sequence[str]) -> list[dict[str, float]]:
+        sequences, keys = [], []
+        for i, prompt in enumerate(prompts):
+            ids = self._tokenizer(prompt)["input_ids"]
+            for cand in candidates:
+                sequences.append(ids + [_candidate_token(self._tokenizer, ids, prompt, cand)])
+                keys.append((i, cand))
+        result: list[dict[str, float]] = [{} for _ in prompts]
+        for (i, cand), row in zip(keys, self._token_logprobs(sequences)):
+            result[i][cand] = float(row[-1])
+        return result
+
+    def mean_logprob(self, texts: Sequence[str]) -> list[float]:
+        rows = self._token_logprobs([self._tokenizer(t)["input_ids"] for t in texts])
+        return [sum(r) / len(r) if r else math.nan for r in rows]
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in self._tokenizer(list(texts))["input_ids"]] if texts else []
+
+    def close(self) -> None:
+        self._model = None
