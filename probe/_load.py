@@ -286,7 +286,7 @@ def buckets_frame(rows: list[dict[str, Any]], value: str) -> pd.DataFrame:
 def _add_buckets(frame: pd.DataFrame) -> None:
     bounds = [bucket_bounds(c) for c in frame["count"]] if "count" in frame else []
     frame["bucket"] = [bucket_label(*b) if b else None for b in bounds]
-    frame["bucket_lo"] = [b[0] if b else math.nan for b in bounds]
+    frame["bucket_lo"] = pd.array([b[0] if b else None for b in bounds], dtype="Int64")
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
