@@ -50,6 +50,8 @@ class Run:
     """`generation_summary.json` of a LINK generation run, when present."""
     counterfactual: dict[str, Any] | None = None
     """`counterfactual.json` of the causal check, when present."""
+    truth: pd.DataFrame | None = None
+    """`world/truth.jsonl` of a generated world (`id`, `true_count`), when the run has one."""
     skipped: SkipCounter = field(default_factory=SkipCounter)
     """Records skipped while loading with `on_error="skip"`."""
 
@@ -88,7 +90,7 @@ class Run:
         """One row per question: the question, its count and bucket, and correctness per setting.
 
         Columns: those of `qa.jsonl` (`id`, `question`, `answers`, `relation`, ...), `count`,
-        `q_count`, `a_count`, `status`,
+        `q_count`, `a_count`, `status`, `true_count` (generated worlds only),
         `bucket` (e.g. `"10-99"`, None when the count is missing), `bucket_lo`, and one boolean
         column per setting (`closed_book`, `rag`, `oracle`; NaN when that question has no
         prediction) for the primary model (`Run.model`). Use `scored` for every model.
@@ -102,6 +104,8 @@ class Run:
             frame = frame.merge(self.counts[cols], on="id", how="left")
         else:
             frame["count"] = math.nan
+        if self.truth is not None and not self.truth.empty:
+            frame = frame.merge(self.truth[["id", "true_count"]], on="id", how="left")
         _add_buckets(frame)
         preds = self.predictions
         if not preds.empty and {"id", "setting", "correct"} <= set(preds.columns):
@@ -229,6 +233,10 @@ def load_run(path: str | Path, *, on_error: OnError = "fail") -> Run:
         records = [r for _, r in read_records(path / "statements.jsonl", on_error=on_error, skips=skips)]
         statements = pd.DataFrame.from_records(records)
 
+    truth = None
+    if (path / "world" / "truth.jsonl").exists():
+        truth = frame("world/truth.jsonl", ["id", "count"]).rename(columns={"count": "true_count"})
+
     return Run(
         path=path,
         questions=frame("qa.jsonl", ["id", "question", "answers"]),
@@ -240,6 +248,7 @@ def load_run(path: str | Path, *, on_error: OnError = "fail") -> Run:
         statements=statements,
         generation_summary=_read_json(path / "generation_summary.json"),
         counterfactual=_read_json(path / "counterfactual.json"),
+        truth=truth,
         skipped=skips,
     )
 

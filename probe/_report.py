@@ -363,26 +363,76 @@ def _section_scaling(run: Run, plots_dir: Path) -> str | None:
 
 def _section_truth(run: Run, plots_dir: Path) -> str | None:
     truth = run.summary.get("truth_agreement")
-    if truth is None:
+    has_world = run.truth is not None and not run.truth.empty and not run.counts.empty
+    if truth is None and not has_world:
         return None
-    if not isinstance(truth, Mapping):
-        return _kv_table({"truth_agreement": truth})
     parts = []
-    share = _first_num(truth, ("share_equal", "share", "agreement", "equal_share"))
+    if truth is not None and not isinstance(truth, Mapping):
+        parts.append(_kv_table({"truth_agreement": truth}))
+        truth = {}
+    truth = truth or {}
+    share = _first_num(truth, ("share", "share_equal", "agreement", "equal_share"))
+    n = _first_num(truth, ("n", "n_questions"))
+    if has_world:
+        merged = run.counts.merge(run.truth, on="id", how="inner")
+        if share is None and len(merged):
+            share, n = _count_equal(merged).mean(), len(merged)
     if share is not None:
-        n = _first_num(truth, ("n", "n_questions"))
-        parts.append(f"<p>The toolkit's counts equal the world's true counts (from the gold links) for "
-                     f"<b>{share:.1%}</b> of the QA pairs" + (f" (n = {int(n)})" if n is not None else "")
-                     + ". The pipeline only sees the text: differences come from linking errors "
-                       "(ambiguous names, missed aliases).</p>")
+        parts.append(f"<p>The toolkit's counts equal the world's true counts (from the gold links, which "
+                     f"the pipeline never sees) for <b>{share:.1%}</b> of the QA pairs"
+                     + (f" (n = {int(n):,})" if n is not None else "") + ".</p>")
+    if has_world and len(merged):
+        parts.append(_truth_breakdown(run, merged))
     for key, value in truth.items():
-        if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+        if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value) and not has_world:
             parts.append(f"<h3>{html.escape(key.replace('_', ' '))}</h3>" + _records_table(value))
-    rest = {k: v for k, v in truth.items()
-            if not (isinstance(v, list) and v and all(isinstance(x, Mapping) for x in v))}
+    rest = {k: v for k, v in truth.items() if k not in ("share", "share_equal", "n", "equal")
+            and not (isinstance(v, list) and v and all(isinstance(x, Mapping) for x in v))}
     if rest:
         parts.append(_kv_table(rest))
     return "\n".join(parts)
+
+
+def _count_equal(merged: pd.DataFrame) -> pd.Series:
+    return (merged["count"] == merged["true_count"]) & merged["count"].notna()
+
+
+def _truth_breakdown(run: Run, merged: pd.DataFrame) -> str:
+    """Where (true-count bucket) and why (direction of the error) counts differ from the truth."""
+    equal = _count_equal(merged)
+    status = merged["status"] if "status" in merged else pd.Series("ok", index=merged.index)
+    unlinked = merged["count"].isna() | (status != "ok")
+    above = ~unlinked & (merged["count"] > merged["true_count"])
+    below = ~unlinked & (merged["count"] < merged["true_count"])
+    why = [["equal", f"{int(equal.sum()):,}", f"{equal.mean():.1%}", "the linker found exactly the gold mentions"],
+           ["higher than true", f"{int(above.sum()):,}", f"{above.mean():.1%}",
+            "extra documents: a mention linked to the wrong entity (e.g. a shared name) or an alias of "
+            "another entity"],
+           ["lower than true", f"{int(below.sum()):,}", f"{below.mean():.1%}",
+            "missed documents: a mention the linker did not find or resolved to another entity"],
+           ["no count", f"{int(unlinked.sum()):,}", f"{unlinked.mean():.1%}",
+            "the question or answer entity was not linked at all (status no_q_entity / no_a_entity)"]]
+    out = ["<h3>Why they differ</h3>", _table(["counts", "QA pairs", "share", "what it means"], why)]
+    from probe._load import bucket_bounds
+
+    labels = [bucket_label(*bucket_bounds(c)) if bucket_bounds(c) else "?" for c in merged["true_count"]]
+    lows = [bucket_bounds(c)[0] if bucket_bounds(c) else -1 for c in merged["true_count"]]
+    where = (pd.DataFrame({"lo": lows, "label": labels, "equal": equal, "above": above, "below": below,
+                           "unlinked": unlinked})
+             .groupby(["lo", "label"]).agg(n=("equal", "size"), equal=("equal", "mean"), above=("above", "sum"),
+                                            below=("below", "sum"), unlinked=("unlinked", "sum")))
+    out.append("<h3>Where: by true count</h3>" + _table(
+        ["true relevant documents", "QA pairs", "equal", "higher", "lower", "no count"],
+        [[label, f"{int(r.n):,}", f"{r.equal:.1%}", int(r.above), int(r.below), int(r.unlinked)]
+         for (lo, label), r in where.iterrows()]))
+    differ = merged[~equal]
+    if len(differ):
+        questions = run.questions.set_index("id")["question"] if "question" in run.questions else pd.Series(dtype=str)
+        rows = [[r.id, _short(questions.get(r.id, ""), 90), _fmt_int(r.count), _fmt_int(r.true_count),
+                 _cell(getattr(r, "status", ""))] for r in differ.head(15).itertuples()]
+        out.append(f"<h3>Examples ({len(differ):,} differ{'; first 15' if len(differ) > 15 else ''})</h3>"
+                   + _table(["id", "question", "count", "true count", "status"], rows))
+    return "".join(out)
 
 
 def _section_counterfactual(run: Run, plots_dir: Path) -> str | None:

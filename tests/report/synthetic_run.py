@@ -46,13 +46,15 @@ def make_run(out: Path, *, n: int = 300, seed: int = 0, rag_slope_factor: float 
     rng = random.Random(seed)
     out.mkdir(parents=True, exist_ok=True)
     qa, ents, counts, preds = [], [], [], []
-    truth_diff = []
+    truth_diff, truth = [], []
     for i in range(n):
         qid = f"q{i}"
         person, city = f"Person {i}", f"City {i % 17}"
         qa.append({"id": qid, "question": f"Where was {person} born?", "answers": [city, city.upper()],
                    "q_entity": f"P{i}", "a_entity": f"C{i % 17}", "relation": "born_in"})
         if i % 40 == 39:  # an unlinked question now and then
+            truth.append({"id": qid, "count": 3})
+            truth_diff.append({"id": qid, "count": None, "true": 3, "status": "no_q_entity"})
             ents.append({"id": qid, "q_entities": [], "a_entities": [f"C{i % 17}"]})
             counts.append({"id": qid, "count": None, "q_count": 0, "a_count": 50, "pair": None,
                            "status": "no_q_entity"})
@@ -62,8 +64,10 @@ def make_run(out: Path, *, n: int = 300, seed: int = 0, rag_slope_factor: float 
         counts.append({"id": qid, "count": count, "q_count": count + rng.randint(0, 5),
                        "a_count": count + rng.randint(10, 100), "pair": [f"P{i}", f"C{i % 17}"],
                        "status": "ok"})
-        if i % 23 == 5:
-            truth_diff.append({"id": qid, "count": count, "truth": count + 1})
+        true = count + 1 if i % 23 == 5 else max(count - 1, 0) if i % 31 == 7 else count
+        truth.append({"id": qid, "count": true})
+        if true != count:
+            truth_diff.append({"id": qid, "count": count, "true": true, "status": "ok"})
         x = math.log10(count + 1)
         p_cb = min(0.97, 0.03 + 0.3 * closed_book_strength * x)
         p_rag = min(0.97, 0.55 + 0.3 * rag_slope_factor * x)
@@ -122,9 +126,8 @@ def make_run(out: Path, *, n: int = 300, seed: int = 0, rag_slope_factor: float 
                                          {"model": model, "params": 5.25e6, "low_count_accuracy": 0.16}],
                               "fit": {"slope": 0.13, "intercept": -0.71, "r2": 0.98},
                               "target_accuracy": 0.6, "extrapolated_params": 1.2e10}
-        summary["truth_agreement"] = {"share_equal": 1 - len(truth_diff) / n, "n": n,
-                                      "n_differ": len(truth_diff), "examples": truth_diff[:5],
-                                      "reasons": {"ambiguous name": len(truth_diff)}}
+        summary["truth_agreement"] = {"n": n, "equal": n - len(truth_diff),
+                                      "share": (n - len(truth_diff)) / n, "differences": truth_diff[:20]}
 
     def dump(name: str, records: list[dict]) -> None:
         (out / name).write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
@@ -133,6 +136,9 @@ def make_run(out: Path, *, n: int = 300, seed: int = 0, rag_slope_factor: float 
     dump("qa_entities.jsonl", ents)
     dump("counts.jsonl", counts)
     dump("predictions.jsonl", preds)
+    if extras:  # a generated world's true counts
+        (out / "world").mkdir(exist_ok=True)
+        dump("world/truth.jsonl", truth)
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     (out / "manifest.json").write_text(json.dumps({
         "config": {"world": {"people": 300, "seed": seed}, "eval": {"settings": list(SETTINGS), "shots": 3}},

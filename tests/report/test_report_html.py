@@ -51,6 +51,27 @@ def test_full_report_has_every_section_and_is_self_contained(full_report):
     assert "1.2e+10" in text  # scaling extrapolation
 
 
+def test_truth_section_says_where_and_why_counts_differ(full_report):
+    import pandas as pd
+
+    run_dir = full_report.parent
+    counts = pd.read_json(run_dir / "counts.jsonl", lines=True)
+    truth = pd.read_json(run_dir / "world" / "truth.jsonl", lines=True).rename(columns={"count": "true"})
+    merged = counts.merge(truth, on="id")
+    equal = int((merged["count"] == merged["true"]).sum())
+    higher = int((merged["count"] > merged["true"]).sum())
+    lower = int((merged["count"] < merged["true"]).sum())
+    unlinked = int(merged["count"].isna().sum())
+    assert equal + higher + lower + unlinked == len(merged) and higher and lower and unlinked
+    text = full_report.read_text()
+    section = text[text.index("Counts against the world"):text.index("Causal check")]
+    cells = re.sub(r"<[^>]+>", "|", section)
+    assert f"|equal||{equal}||{equal / len(merged):.1%}|" in cells
+    assert f"|higher than true||{higher}|" in cells and f"|lower than true||{lower}|" in cells
+    assert f"|no count||{unlinked}|" in cells
+    assert "Where: by true count" in section and "Examples (" in section
+
+
 def test_plots_are_written_readable_at_paper_size(full_report):
     plots = full_report.parent / "plots"
     for name in FIGURES:
