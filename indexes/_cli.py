@@ -90,6 +90,8 @@ def register(commands: Any) -> None:
     p.add_argument("--per-doc", type=float, default=10.0, help="mean distinct entities per document (default 10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dir", help="folder for the generated index (default: a temporary folder, removed)")
+    p.add_argument("--compare-tantivy", action="store_true",
+                   help="also time the alternative design: a tantivy index with an entities keyword field")
 
     p = commands.add_bench(
         "retrieve", _bench_retrieve, help="BM25 query throughput and agreement with bm25s",
@@ -205,7 +207,8 @@ def _bench_count(args: argparse.Namespace) -> int:
     from indexes._bench import bench_count
 
     result = bench_count(n_docs=args.docs, n_qa=args.qa, n_entities=args.entities,
-                         per_doc=args.per_doc, seed=args.seed, folder=args.dir)
+                         per_doc=args.per_doc, seed=args.seed, folder=args.dir,
+                         compare_tantivy=args.compare_tantivy)
     print(json.dumps(result))
     return 0
 

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import time
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,9 @@ FORMAT_VERSION = 1
 """Version of the embedded index folder layout; an index of another version is refused."""
 
 _MAX_DOCS = 2**32 - 1  # document numbers are uint32 (roaring bitmaps)
+
+
+
 
 
 def _passage_schema() -> Any:
@@ -64,50 +67,94 @@ class PassageWriter:
         self.n = 0
 
     def add_document(self, doc_id: str, text: str, passage_words: int) -> None:
+        """Split a document into passages and add them (passage ids `doc_id#0`, `doc_id#1`, ...)."""
         for i, passage in enumerate(split_passages(text, passage_words)):
-            self._writer.add_document(self._tantivy.Document(
-                doc_id=doc_id, passage_id=f"{doc_id}#{i}", text=passage))
-            self.n += 1
+            self.add_passage(doc_id, f"{doc_id}#{i}", passage)
+
+    def add_passage(self, doc_id: str, passage_id: str, text: str) -> None:
+        self._writer.add_document(self._tantivy.Document(doc_id=doc_id, passage_id=passage_id, text=text))
+        self.n += 1
 
     def commit(self) -> None:
         self._writer.commit()
         self._writer.wait_merging_threads()
 
 
+class PassageSearcher:
+    """BM25 top-k search over a passages folder written by `PassageWriter`."""
+
+    def __init__(self, folder: Path):
+        import tantivy
+
+        self._tantivy = tantivy
+        self._index = tantivy.Index.open(str(folder))
+        self._index.register_tokenizer(TOKENIZER_NAME, analyzer())
+        self._schema = self._index.schema
+        self._searcher = self._index.searcher()
+
+    def search_many(self, queries: Sequence[str], k: int) -> list[list[Passage]]:
+        tantivy, searcher, schema = self._tantivy, self._searcher, self._schema
+        results = []
+        for query in queries:
+            terms = query_terms(query)
+            if not terms or k <= 0:
+                results.append([])
+                continue
+            # A disjunction of the query's terms, each weighing once: BM25 as in Lucene.
+            q = tantivy.Query.boolean_query(
+                [(tantivy.Occur.Should, tantivy.Query.term_query(schema, "text", t)) for t in terms])
+            passages = []
+            for score, address in searcher.search(q, k, count=False).hits:
+                doc = searcher.doc(address)
+                passages.append(Passage(doc_id=doc["doc_id"][0], passage_id=doc["passage_id"][0],
+                                        text=doc["text"][0], score=float(score)))
+            results.append(passages)
+        return results
+
+
 class EmbeddedWriter:
     """Builds an embedded index folder: add documents in corpus order, then `finish()`.
 
-    Entity sets are collected in memory as two uint32 arrays (entity number, document number),
-    8 bytes per distinct (document, entity) mention, and sorted into bitmaps at the end.
+    Adding a document only appends to flat lists (cheap per document); `finish` numbers the
+    entities, sorts (entity, document) keys once with numpy, drops repeats, and writes one
+    roaring bitmap per entity. Memory while building: about 8 bytes per entity mention plus
+    the Python strings of the entity lists.
     """
 
     def __init__(self, folder: str | os.PathLike, *, with_text: bool = True):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._doc_ids: list[str] = []
-        self._entity_numbers: dict[str, int] = {}
-        self._mention_entities = array("I")
-        self._mention_docs = array("I")
+        self._mentions: list[str] = []
+        self._lengths = array("I")
         self._with_text = with_text
         self._text = open(self.folder / "text.bin", "wb") if with_text else None
         self._text_offsets = array("Q", [0])
 
-    def add(self, doc_id: str, entities: Iterable[str], text: str | None = None) -> None:
+    def add(self, doc_id: str, entities: Sequence[str], text: str | None = None) -> None:
         """Add one document (its entity ids are treated as a set)."""
-        number = len(self._doc_ids)
-        if number >= _MAX_DOCS:
+        if len(self._doc_ids) >= _MAX_DOCS:
             raise InputError(f"the embedded index holds at most {_MAX_DOCS} documents; "
                              "split the corpus or use --backend elasticsearch")
         self._doc_ids.append(doc_id)
-        numbers = self._entity_numbers
-        unique = dict.fromkeys(entities)
-        if unique:
-            self._mention_entities.extend([numbers.setdefault(e, len(numbers)) for e in unique])
-            self._mention_docs.extend([number] * len(unique))
+        self._mentions.extend(entities)
+        self._lengths.append(len(entities))
         if self._text is not None:
             data = (text or "").encode("utf-8")
             self._text.write(data)
             self._text_offsets.append(self._text_offsets[-1] + len(data))
+
+    def add_many(self, doc_ids: Sequence[str], entity_lists: Sequence[Sequence[str]]) -> None:
+        """Add documents without text, fast (the benchmark's and bulk loaders' path)."""
+        if self._text is not None:
+            raise ValueError("add_many is for indexes without text (with_text=False)")
+        if len(self._doc_ids) + len(doc_ids) > _MAX_DOCS:
+            raise InputError(f"the embedded index holds at most {_MAX_DOCS} documents")
+        self._doc_ids.extend(doc_ids)
+        mentions = self._mentions
+        for entities in entity_lists:
+            mentions.extend(entities)
+        self._lengths.extend(map(len, entity_lists))
 
     def finish(self, extra_info: dict[str, Any] | None = None) -> dict[str, Any]:
         """Write the postings, id tables and `index.json`; return the index description."""
@@ -116,11 +163,9 @@ class EmbeddedWriter:
         if duplicates:
             raise InputError(f"document id {duplicates[0]!r} occurs more than once in the corpus "
                              f"({len(duplicates)} duplicated ids); document ids must be unique")
-        entity_ids = [""] * len(self._entity_numbers)
-        for entity, number in self._entity_numbers.items():
-            entity_ids[number] = entity
+        entity_ids = sorted(set(self._mentions))
         write_strings(folder, "entities", entity_ids)
-        n_mentions = self._write_postings(len(entity_ids))
+        n_mentions = self._write_postings(entity_ids)
         if self._text is not None:
             self._text.close()
             np.save(folder / "text.off.npy", np.frombuffer(self._text_offsets, dtype=np.uint64))
@@ -134,32 +179,44 @@ class EmbeddedWriter:
         write_json(folder / INDEX_INFO, info)
         return info
 
-    def _write_postings(self, n_entities: int) -> int:
+    def _write_postings(self, entity_ids: list[str]) -> int:
         from pyroaring import BitMap
 
-        entities = np.frombuffer(self._mention_entities, dtype=np.uint32)
-        docs = np.frombuffer(self._mention_docs, dtype=np.uint32)
-        # Documents were added in increasing order, so a stable sort by entity leaves each
-        # entity's documents sorted.
-        order = np.argsort(entities, kind="stable")
-        docs_sorted = docs[order]
-        del order
-        df = np.bincount(entities, minlength=n_entities).astype(np.uint32)
-        bounds = np.zeros(n_entities + 1, dtype=np.int64)
+        number = {e: i for i, e in enumerate(entity_ids)}
+        keys = np.fromiter(map(number.__getitem__, self._mentions), dtype=np.uint64,
+                           count=len(self._mentions))
+        self._mentions = []
+        del number
+        # key = entity << 32 | document: one sort groups documents by entity, in order.
+        keys <<= np.uint64(32)
+        keys |= np.repeat(np.arange(len(self._doc_ids), dtype=np.uint64),
+                          np.frombuffer(self._lengths, dtype=np.uint32))
+        keys.sort()
+        if len(keys):
+            keep = np.empty(len(keys), dtype=bool)
+            keep[0] = True
+            np.not_equal(keys[1:], keys[:-1], out=keep[1:])  # an entity named twice in a document
+            keys = keys[keep]
+        df = np.bincount((keys >> np.uint64(32)).astype(np.int64), minlength=len(entity_ids)).astype(np.uint32)
+        docs = array("I", keys.astype(np.uint32).tobytes())  # array.array: BitMap's fast path
+        n_mentions = len(keys)
+        del keys
+        bounds = np.zeros(len(entity_ids) + 1, dtype=np.int64)
         np.cumsum(df, out=bounds[1:])
-        offsets = np.zeros(n_entities + 1, dtype=np.uint64)
-        with open(self.folder / "postings.bin", "wb") as handle:
-            position = 0
-            for e in range(n_entities):
-                bitmap = BitMap(docs_sorted[bounds[e]:bounds[e + 1]])
+        bounds_list = bounds.tolist()
+        chunks = []
+        for e in range(len(entity_ids)):
+            bitmap = BitMap(docs[bounds_list[e]:bounds_list[e + 1]])
+            if bounds_list[e + 1] - bounds_list[e] >= 64:
                 bitmap.run_optimize()
-                data = bitmap.serialize()
-                handle.write(data)
-                position += len(data)
-                offsets[e + 1] = position
+            chunks.append(bitmap.serialize())
+        offsets = np.zeros(len(entity_ids) + 1, dtype=np.uint64)
+        np.cumsum(np.fromiter(map(len, chunks), dtype=np.uint64, count=len(chunks)), out=offsets[1:])
+        with open(self.folder / "postings.bin", "wb") as handle:
+            handle.write(b"".join(chunks))
         np.save(self.folder / "postings.off.npy", offsets)
         np.save(self.folder / "df.npy", df)
-        return int(len(docs))
+        return n_mentions
 
 
 def build_embedded(corpus: str | os.PathLike, linked_dir: str | os.PathLike | None,
@@ -225,8 +282,8 @@ class EmbeddedIndex(DocumentIndex):
         try:
             self._docs = StringTable(self.path, "docs")
             self._entities = StringTable(self.path, "entities")
-            self._df = np.load(self.path / "df.npy", mmap_mode="r")
-            self._postings_off = np.load(self.path / "postings.off.npy", mmap_mode="r")
+            self._df = np.asarray(np.load(self.path / "df.npy", mmap_mode="r"))
+            self._postings_off = np.asarray(np.load(self.path / "postings.off.npy", mmap_mode="r"))
             self._postings_file = open(self.path / "postings.bin", "rb")
             size = int(self._postings_off[-1]) if len(self._postings_off) else 0
             self._postings: mmap.mmap | bytes = (
@@ -237,7 +294,7 @@ class EmbeddedIndex(DocumentIndex):
         self._text_off = self._text = self._text_file = None
         self._cache: dict[int, Any] = {}
         self._cache_limit = cache_bitmaps
-        self._tantivy_index = self._searcher = None
+        self._searcher: PassageSearcher | None = None
 
     # -- counts ---------------------------------------------------------------------------
     def _bitmap(self, e: int) -> Any:
@@ -265,16 +322,15 @@ class EmbeddedIndex(DocumentIndex):
         if not pairs:
             return []
         names = list({e for pair in pairs for e in pair})
-        number = dict(zip(names, self.entity_numbers(names)))
+        bitmaps = {name: self._bitmap(e) for name, e in zip(names, self.entity_numbers(names))
+                   if e is not None}
+        from pyroaring import FrozenBitMap
+
+        empty = FrozenBitMap()  # stands in for entities the index has never seen
         counts = []
         for a, b in pairs:
-            ea, eb = number[a], number[b]
-            if ea is None or eb is None:
-                counts.append(0)
-            elif ea == eb:
-                counts.append(int(self._df[ea]))
-            else:
-                counts.append(self._bitmap(ea).intersection_cardinality(self._bitmap(eb)))
+            x, y = bitmaps.get(a, empty), bitmaps.get(b, empty)
+            counts.append(len(x) if x is y else x.intersection_cardinality(y))
         return counts
 
     def docs_with(self, entities: Sequence[str], limit: int | None = None) -> list[str]:
@@ -302,47 +358,24 @@ class EmbeddedIndex(DocumentIndex):
         if d is None:
             return None
         if self._text_off is None:
-            self._text_off = np.load(self.path / "text.off.npy", mmap_mode="r")
+            self._text_off = np.asarray(np.load(self.path / "text.off.npy", mmap_mode="r"))
             self._text_file = open(self.path / "text.bin", "rb")
             size = int(self._text_off[-1])
             self._text = mmap.mmap(self._text_file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
         return self._text[int(self._text_off[d]):int(self._text_off[d + 1])].decode("utf-8")
 
     # -- retrieval ------------------------------------------------------------------------
-    def _open_passages(self) -> Any:
+    def _open_passages(self) -> PassageSearcher:
         if self._searcher is None:
-            import tantivy
-
             folder = self.path / "passages"
             if not folder.exists():
                 raise InputError(f"{self.path}: this index has no passages; rebuild it with "
                                  "`ltprobe index` to search it")
-            self._tantivy_index = tantivy.Index.open(str(folder))
-            self._tantivy_index.register_tokenizer(TOKENIZER_NAME, analyzer())
-            self._searcher = self._tantivy_index.searcher()
+            self._searcher = PassageSearcher(folder)
         return self._searcher
 
     def search_many(self, queries: Sequence[str], k: int) -> list[list[Passage]]:
-        import tantivy
-
-        searcher = self._open_passages()
-        schema = self._tantivy_index.schema  # type: ignore[union-attr]
-        results = []
-        for query in queries:
-            terms = query_terms(query)
-            if not terms or k <= 0:
-                results.append([])
-                continue
-            q = tantivy.Query.boolean_query(
-                [(tantivy.Occur.Should, tantivy.Query.term_query(schema, "text", t)) for t in terms])
-            hits = searcher.search(q, k, count=False).hits
-            passages = []
-            for score, address in hits:
-                doc = searcher.doc(address)
-                passages.append(Passage(doc_id=doc["doc_id"][0], passage_id=doc["passage_id"][0],
-                                        text=doc["text"][0], score=float(score)))
-            results.append(passages)
-        return results
+        return self._open_passages().search_many(queries, k)
 
     def info(self) -> dict[str, Any]:
         return dict(self._info)
@@ -366,4 +399,4 @@ class EmbeddedIndex(DocumentIndex):
         if self._text_file is not None:
             self._text_file.close()
         self._cache.clear()
-        self._searcher = self._tantivy_index = None
+        self._searcher = None

@@ -1,46 +1,81 @@
 """An on-disk table of strings (document or entity ids), opened with memory maps.
 
 Lookups need no load step, which is what lets an index open in milliseconds at any size:
-`hash.npy` holds a 64-bit hash of every string in sorted order and `order.npy` the string's
-position; a lookup is a binary search plus a comparison with the stored bytes, so a hash
+`hash.npy` holds a 64-bit hash (FNV-1a over code points, vectorized) of every string in
+sorted order and `order.npy` the string's position; a lookup is a binary search plus a comparison with the stored bytes, so a hash
 collision can never return a wrong string.
 """
 
 from __future__ import annotations
 
 import mmap
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+_CHUNK_ROWS = 1 << 18
+_MAX_VECTOR_WIDTH = 512
 
-def string_hash(data: bytes) -> int:
-    """64-bit hash of a UTF-8 string: CRC-32 and Adler-32 side by side (fast, C-implemented)."""
-    return (zlib.crc32(data) << 32) | zlib.adler32(data)
+
+def _fnv_python(s: str) -> int:
+    h = int(_FNV_OFFSET)
+    for ch in s.rstrip("\x00"):  # as numpy's str arrays, which drop trailing NULs
+        h = ((h ^ ord(ch)) * int(_FNV_PRIME)) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def hash_strings(strings: Sequence[str]) -> np.ndarray:
+    """64-bit FNV-1a hashes of strings (over code points), vectorized with numpy."""
+    out = np.empty(len(strings), dtype=np.uint64)
+    for start in range(0, len(strings), _CHUNK_ROWS):
+        part = list(strings[start:start + _CHUNK_ROWS])
+        if max(map(len, part), default=0) > _MAX_VECTOR_WIDTH:  # rare very long ids
+            out[start:start + len(part)] = [_fnv_python(s) for s in part]
+            continue
+        arr = np.array(part, dtype=str)
+        width = arr.dtype.itemsize // 4
+        points = arr.view(np.uint32).reshape(len(part), width).astype(np.uint64)
+        lengths = np.char.str_len(arr)
+        h = np.full(len(part), _FNV_OFFSET, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for col in range(width):
+                stepped = (h ^ points[:, col]) * _FNV_PRIME
+                np.copyto(h, stepped, where=lengths > col)
+        out[start:start + len(part)] = h
+    return out
+
+
+def _encode_all(strings: Sequence[str]) -> tuple[bytes, np.ndarray]:
+    """UTF-8 bytes of all strings back to back, and the n + 1 offsets."""
+    blob = "".join(strings).encode("utf-8")
+    lengths = np.fromiter(map(len, strings), dtype=np.uint64, count=len(strings))
+    if len(blob) != int(lengths.sum()):  # some non-ASCII: byte lengths differ from char lengths
+        encoded = [s.encode("utf-8") for s in strings]
+        lengths = np.fromiter(map(len, encoded), dtype=np.uint64, count=len(encoded))
+    offsets = np.zeros(len(strings) + 1, dtype=np.uint64)
+    np.cumsum(lengths, out=offsets[1:])
+    return blob, offsets
 
 
 def write_strings(folder: Path, name: str, strings: Sequence[str]) -> list[str]:
     """Write `strings` as table `name` in `folder`; return the strings that occur more than once."""
-    encoded = [s.encode("utf-8") for s in strings]
-    lengths = np.fromiter((len(b) for b in encoded), dtype=np.uint64, count=len(encoded))
-    offsets = np.zeros(len(encoded) + 1, dtype=np.uint64)
-    np.cumsum(lengths, out=offsets[1:])
+    blob, offsets = _encode_all(strings)
     with open(folder / f"{name}.bin", "wb") as handle:
-        handle.write(b"".join(encoded))
-    hashes = np.fromiter((string_hash(b) for b in encoded), dtype=np.uint64, count=len(encoded))
+        handle.write(blob)
+    hashes = hash_strings(strings)
     order = np.argsort(hashes, kind="stable").astype(np.uint32)
     sorted_hashes = hashes[order]
     np.save(folder / f"{name}.off.npy", offsets)
     np.save(folder / f"{name}.hash.npy", sorted_hashes)
     np.save(folder / f"{name}.order.npy", order)
     duplicates = []
-    same = np.flatnonzero(sorted_hashes[1:] == sorted_hashes[:-1])
-    for i in same:  # equal hashes: a duplicate string, or (rarely) a collision of two strings
-        a, b = encoded[order[i]], encoded[order[i + 1]]
-        if a == b:
-            duplicates.append(a.decode("utf-8"))
+    for i in np.flatnonzero(sorted_hashes[1:] == sorted_hashes[:-1]).tolist():
+        # equal hashes: a duplicate string, or (rarely) two strings that collide
+        if strings[order[i]] == strings[order[i + 1]]:
+            duplicates.append(strings[order[i]])
     return duplicates
 
 
@@ -48,9 +83,10 @@ class StringTable:
     """Read side of `write_strings`: `table[i]` is the i-th string, `table.find(s)` its position."""
 
     def __init__(self, folder: Path, name: str):
-        self._offsets = np.load(folder / f"{name}.off.npy", mmap_mode="r")
-        self._hashes = np.load(folder / f"{name}.hash.npy", mmap_mode="r")
-        self._order = np.load(folder / f"{name}.order.npy", mmap_mode="r")
+        # Plain ndarray views of the memory maps: element access without np.memmap's overhead.
+        self._offsets = np.asarray(np.load(folder / f"{name}.off.npy", mmap_mode="r"))
+        self._hashes = np.asarray(np.load(folder / f"{name}.hash.npy", mmap_mode="r"))
+        self._order = np.asarray(np.load(folder / f"{name}.order.npy", mmap_mode="r"))
         self._file = open(folder / f"{name}.bin", "rb")
         size = int(self._offsets[-1])
         self._blob: mmap.mmap | bytes = (
@@ -73,20 +109,33 @@ class StringTable:
         """Positions of many strings at once (one vectorized binary search)."""
         if not strings or not len(self):
             return [None] * len(strings)
-        encoded = [s.encode("utf-8") for s in strings]
-        wanted = np.fromiter((string_hash(b) for b in encoded), dtype=np.uint64, count=len(encoded))
-        starts = np.searchsorted(self._hashes, wanted)
-        found: list[int | None] = []
+        wanted = hash_strings(strings)
         n = len(self._hashes)
-        for data, h, i in zip(encoded, wanted.tolist(), starts.tolist()):
-            hit = None
+        starts = np.searchsorted(self._hashes, wanted)
+        at = np.minimum(starts, n - 1)
+        hit = self._hashes[at] == wanted
+        candidates = self._order[at].astype(np.int64)
+        begins = self._offsets[candidates].tolist()
+        ends = self._offsets[candidates + 1].tolist()
+        blob = self._blob
+        found: list[int | None] = []
+        rows = zip(strings, hit.tolist(), candidates.tolist(), begins, ends, starts.tolist(), wanted.tolist())
+        for s, ok, j, b, e, i, h in rows:
+            if not ok:
+                found.append(None)
+                continue
+            data = s.encode("utf-8")
+            if blob[b:e] == data:
+                found.append(j)
+                continue
+            found.append(None)  # a hash collision with another string: look at the rest of the run
+            i += 1
             while i < n and int(self._hashes[i]) == h:
-                j = int(self._order[i])
-                if self.raw(j) == data:
-                    hit = j
+                k = int(self._order[i])
+                if self.raw(k) == data:
+                    found[-1] = k
                     break
                 i += 1
-            found.append(hit)
         return found
 
     def close(self) -> None:

@@ -90,23 +90,10 @@ def iter_linked_docs(linked_dir: str | os.PathLike) -> Iterator[tuple[str, list[
     linked_dir = Path(linked_dir)
     if not linked_dir.is_dir():
         raise InputError(f"{linked_dir}: no such folder; write it with `ltprobe link-corpus`")
-    try:
-        from entity_linking import iter_linked
-    except (ImportError, AttributeError):
-        iter_linked = _iter_linked_shards
+    from entity_linking import iter_linked
+
     for doc_id, entities in iter_linked(linked_dir):
         yield str(doc_id), list(entities)
-
-
-def _iter_linked_shards(linked_dir: Path) -> Iterator[tuple[str, list[str]]]:
-    # Stand-in used only while `entity_linking.iter_linked` is not available: the shards of
-    # design.md (`{"id", "entities"}` a line) in file-name order, manifests passed over.
-    shards = sorted(p for p in linked_dir.iterdir()
-                    if p.name.endswith((".jsonl", ".jsonl.gz", ".jsonl.zst"))
-                    and "manifest" not in p.name)
-    for shard in shards:
-        for _, record in read_records(shard, required={"id": (str, int), "entities": list}):
-            yield str(record["id"]), [str(e) for e in record["entities"]]
 
 
 def iter_corpus(corpus: str | os.PathLike, linked_dir: str | os.PathLike | None, *,
