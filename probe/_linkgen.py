@@ -35,6 +35,7 @@ import math
 import os
 import re
 import statistics
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -313,6 +314,9 @@ def clean_value(text: str, max_chars: int = 80) -> str | None:
     line = re.sub(r"[.,;:!?]+$", "", line).strip().strip("\"'`").strip()
     line = re.sub(r"\s+", " ", line)
     if not line or len(line) > max_chars or "[" in line or "]" in line or "=" in line:
+        return None
+    # Broken bytes or control characters: a sampling artefact, not a value.
+    if "\ufffd" in line or any(unicodedata.category(ch) == "Cc" for ch in line):
         return None
     return line
 
@@ -658,6 +662,21 @@ def summarize_rule(result: RuleResult, rows: list[dict[str, Any]],
     return out
 
 
+def _warnings(rows: list[dict[str, Any]]) -> list[str]:
+    """Signs that a result says little, for the summary."""
+    out = []
+    checks = [p for r in rows for p in r["critic"]["checks"].values()]
+    if checks and all(p == 0.5 for p in checks):
+        out.append("every critic check scored exactly 0.5: the critic model gave its two answers the "
+                   "same next-token log-probability, usually because its tokenizer splits ' yes' and "
+                   "' no' into pieces with the same first token; use a critic model whose tokenizer "
+                   "has them as single tokens, or change the answers in critic_*.yaml (--templates)")
+    if rows and all(r.get("count_status") == "unlinked" for r in rows):
+        out.append("no generated value linked to the knowledge base, so no statement has a count; "
+                   "check that --kb is the knowledge base the index was linked with")
+    return out
+
+
 def _get_generator(backend: str, model: str, options: dict[str, Any]) -> Generator:
     from probe._generation import get_generator
 
@@ -711,6 +730,12 @@ def generate_statements(
     templates = load_templates(templates_dir)
     wanted_probes = list(PROBE_TEMPLATES if probe_templates is None else probe_templates)
 
+    unknown = [t for t in wanted_probes if t not in PROBE_TEMPLATES]
+    if unknown:
+        raise InputError(f"unknown probing template {unknown[0]!r}; choose from {', '.join(PROBE_TEMPLATES)}")
+    has_counts = counter is not None or index is not None or kb is not None
+    if config.reranker in ("count", "combined") and not has_counts:
+        raise InputError(f"the {config.reranker} reranker needs an index: pass --index INDEX_DIR and --kb KB")
     roles = {"knowledge": knowledge_model or model, "critic": critic_model or model,
              "oracle": oracle_model or model, "probe": probe_model or model}
     for role in ("knowledge", "critic", "oracle"):
@@ -772,6 +797,7 @@ def generate_statements(
         }
         if counter is not None:
             summary["unlinked_values"] = sorted(counter.unlinked)[:100]
+        summary["warnings"] = _warnings(rows)
         out_dir.mkdir(parents=True, exist_ok=True)
         write_jsonl(out_dir / "statements.jsonl", rows)
         if wanted_probes:

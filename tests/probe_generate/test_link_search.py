@@ -104,6 +104,8 @@ def test_cleaning_and_deduplication():
     assert clean_value("   ") is None
     assert clean_value("[A]") is None
     assert clean_value("x" * 200) is None
+    assert clean_value("\ufffdavld Breiholm\x16n") is None
+    assert clean_value("São Paulo") == "São Paulo"
     model = ScriptedModel(noisy=True)
     result = Searcher(model, config=config(samples_per_call=3)).search(rule2())
     assert result.status == "ok"
