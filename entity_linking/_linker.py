@@ -35,6 +35,7 @@ Rules, in order:
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -42,7 +43,7 @@ from entity_linking._kb import KnowledgeBase
 from entity_linking._normalize import normalize
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Mention:
     """A linked span of text."""
 
@@ -149,7 +150,7 @@ class Linker:
             start, end, value = span
             if end - start < min_chars:
                 continue
-            if smart and value & 1 and text[start:end].islower():
+            if smart and value & 1 and text[start].islower() and text[start:end].islower():
                 continue
             # longest match wins; a new span can only overlap spans at the top of the stack
             while chosen and chosen[-1][1] > start:
@@ -238,20 +239,29 @@ class Linker:
 def _add_qualifiers(text: str, chosen: list[tuple[int, int, int]],
                     dropped: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
     """Rule 2b: in a span such as "Springfield, Illinois", also link what follows the comma."""
+    starts = [c[0] for c in chosen]
+    inner: dict[int, list[tuple[int, int, int]]] = {}
+    for d in dropped:
+        k = bisect_right(starts, d[0]) - 1
+        if k < 0:
+            continue
+        outer = chosen[k]
+        if outer[0] < d[0] and d[1] <= outer[1] and text.find(",", outer[0], d[0]) >= 0:
+            inner.setdefault(k, []).append(d)
+    if not inner:
+        return chosen
     out = []
-    changed = False
-    for span in chosen:
-        start, end, value = span
-        comma = text.find(",", start, end)
-        inside = _longest_disjoint([d for d in dropped if d[0] > comma and d[1] <= end]) if comma >= 0 else []
-        if not inside:
+    for k, span in enumerate(chosen):
+        if k not in inner:
             out.append(span)
             continue
+        start, end, value = span
+        comma = text.find(",", start, end)
         # the outer span keeps its entity but ends at the comma, so spans stay disjoint (doc.ents)
-        changed = True
-        out.append((start, len(text[start:comma].rstrip()) + start, value))
-        out += inside
-    return sorted(out) if changed else chosen
+        out.append((start, start + len(text[start:comma].rstrip()), value))
+        found = [d for d in inner[k] if d[0] > comma]
+        out += found if len(found) == 1 else _longest_disjoint(found)
+    return out
 
 
 def _longest_disjoint(spans: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:

@@ -64,8 +64,10 @@ class LinkerComponent:
         tokenizer = self.nlp.tokenizer
         # "Lake Kan." is tokenized ["Lake", "Kan."] (a tokenizer exception for "Kan."): a
         # name followed by a full stop needs a pattern of its own
-        for alias, doc in zip(list(patterns), tokenizer.pipe([a + "." for a in patterns], batch_size=1000)):
-            if doc[-1].text != ".":
+        rules = getattr(tokenizer, "rules", None) or {}
+        for alias in list(patterns):
+            words = alias.split()
+            if words and words[-1] + "." in rules:
                 patterns[alias + "."] = None
         batch = []
         for doc in tokenizer.pipe(patterns, batch_size=1000):
