@@ -41,7 +41,7 @@ def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False) -> 
     counts_path = out / "counts.jsonl"
 
     from entity_linking import link_corpus, link_qa
-    from indexes import build_index, count_qa, open_index
+    from indexes import build_index, open_index, write_counts
 
     log.stage("link-qa", [qa_entities],
               lambda: link_qa(qa_path, inputs["kb"], qa_entities))
@@ -55,10 +55,9 @@ def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False) -> 
                                   es_url=index_cfg["es_url"], es_index=index_cfg["es_index"]))
 
     def count() -> None:
-        stoplist = _read_stoplist(index_cfg["stoplist"])
-        index = open_index(index_dir, es_url=index_cfg["es_url"], es_index=index_cfg["es_index"])
+        index = open_index(index_dir)  # index.json says which backend, and where
         try:
-            write_jsonl(counts_path, count_qa(index, qa_entities, stoplist=stoplist))
+            write_counts(index, qa_entities, counts_path, stoplist=index_cfg["stoplist"])
         finally:
             index.close()
 
@@ -168,15 +167,14 @@ def _evaluate(config: dict[str, Any], inputs: dict[str, Any], out: Path, qa_path
         if "closed_book" in settings:
             predictions += evaluate(qa, generator, setting="closed_book", shots=eval_cfg["shots"], **common)
         if "rag" in settings or "oracle" in settings:
-            index = open_index(index_dir, es_url=config["index"]["es_url"],
-                               es_index=config["index"]["es_index"])
+            index = open_index(index_dir)
             try:
                 if "rag" in settings:
                     passages = retrieve_passages(index, qa, rag_cfg["k"])
                     predictions += evaluate(qa, generator, setting="rag", shots=rag_cfg["shots"],
                                             passages=passages, **common)
                 if "oracle" in settings:
-                    passages = oracle_passages(index, qa, qa_entities, rag_cfg["k"])
+                    passages = oracle_passages(index, qa, qa_entities, k=rag_cfg["k"])
                     predictions += evaluate(qa, generator, setting="oracle", shots=rag_cfg["shots"],
                                             passages=passages, **common)
             finally:
@@ -213,16 +211,6 @@ def truth_agreement(counts: list[dict[str, Any]], truth_path: Path, examples: in
     n = len(counts)
     return {"n": n, "equal": n - len(differ), "share": (n - len(differ)) / n if n else 0.0,
             "differences": differ[:examples]}
-
-
-def _read_stoplist(path: str | None) -> set[str] | None:
-    if not path:
-        return None
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such stop-list file") from None
-    return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
 
 
 def _write_manifest(out: Path, config: dict[str, Any]) -> None:
