@@ -111,7 +111,7 @@ def connect(url: str, config: str | os.PathLike | None = None, *, attempts: int 
     reason = ""
     for attempt in range(max(1, attempts)):
         try:
-            client.info()
+            client.options(max_retries=0).info()  # this loop does the retrying, with backoff
             return client
         except (AuthenticationException, AuthorizationException):
             raise InputError(f"Elasticsearch at {shown} refused the credentials; set ES_API_KEY or "
