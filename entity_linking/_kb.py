@@ -13,7 +13,9 @@ Saved folder (format 1):
   `prior`), in index order;
 - `automaton.bin` — the alias automaton (keys are normalized alias variants with a space on
   each side, values packed integers, see `_pack`);
-- `groups.npz` — the candidate lists of ambiguous keys (CSR: `offsets`, `members`).
+- `groups.npz` — the candidate lists of ambiguous keys (CSR: `offsets`, `members`);
+- `shapes.json` — the punctuation of aliases whose keys hold punctuation ("Springfield,
+  Illinois"), so that a match across sentence punctuation can be refused.
 """
 
 from __future__ import annotations
@@ -67,9 +69,23 @@ class Entity:
                 "description": self.description, "prior": self.prior}
 
 
-def _pack(payload: int, ambiguous: bool, key_len: int, cased: bool) -> int:
-    """Automaton value: entity index or ambiguous-group index, key length and a case flag."""
-    return (((payload << 1) | ambiguous) << 13) | (key_len << 1) | cased
+def _pack(payload: int, ambiguous: bool, key_len: int, cased: bool, punctuated: bool = False) -> int:
+    """Automaton value: entity index or ambiguous-group index, whether the key came from
+    punctuation followed by a space (then the text's punctuation is checked, see
+    `KnowledgeBase.punctuation_ok`), key length and a case flag."""
+    return (((payload << 1) | ambiguous) << 14) | (punctuated << 13) | (key_len << 1) | cased
+
+
+PAYLOAD_SHIFT = 14
+PUNCTUATED = 1 << 13
+_PUNCT = re.compile(r"[^\w\s]+")
+_SAME_PUNCT = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'", "\u00b4": "'",
+                             "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-"})
+
+
+def punctuation_shape(text: str) -> tuple[str, ...]:
+    """The punctuation between the words of a name: "Springfield, Illinois" -> (",",)."""
+    return tuple(_PUNCT.findall(text.translate(_SAME_PUNCT)))
 
 
 class KnowledgeBase:
@@ -92,6 +108,7 @@ class KnowledgeBase:
         self._automaton = None
         self._groups: list[tuple[int, ...]] | None = None
         self._group_arrays = None
+        self._shapes: dict[str, set[tuple[str, ...]]] = {}
         self._df: dict[str, int] | None = None
         self._context_cache: dict[int, dict[str, float]] = {}
         for entity in entities:
@@ -326,6 +343,7 @@ class KnowledgeBase:
         offsets, members = self._group_csr()
         with atomic_write(directory / "groups.npz", "wb") as handle:
             np.savez(handle, offsets=offsets, members=members)
+        write_json(directory / "shapes.json", {k: sorted(map(list, v)) for k, v in self._shapes.items()})
         write_json(directory / "kb.json", {"format": FORMAT, "version": VERSION, **self.info()})
         return directory
 
@@ -361,6 +379,8 @@ class KnowledgeBase:
         with np.load(path / "groups.npz") as arrays:
             kb._group_arrays = (arrays["offsets"], arrays["members"])
         kb._groups = None
+        shapes = json.loads((path / "shapes.json").read_text(encoding="utf-8"))
+        kb._shapes = {k: {tuple(shape) for shape in v} for k, v in shapes.items()}
         return kb
 
     # -- lookup -----------------------------------------------------------------------------
@@ -420,10 +440,13 @@ class KnowledgeBase:
         import ahocorasick
 
         keys: dict[str, list] = {}  # variant -> [entity indices, all contributing aliases cased]
+        shapes: dict[str, set[tuple[str, ...]]] = {}
         for i in range(len(self.ids)):
             for alias in (self.names[i], *self.aliases[i]):
                 cased = is_cased(alias)
                 for variant in alias_variants(alias):
+                    if "  " in variant:
+                        shapes.setdefault(variant, set()).add(punctuation_shape(alias))
                     slot = keys.get(variant)
                     if slot is None:
                         keys[variant] = [[i], cased]
@@ -435,16 +458,18 @@ class KnowledgeBase:
         groups: list[tuple[int, ...]] = []
         for variant, (members, cased) in keys.items():
             key = f" {variant} "
+            punctuated = variant in shapes
             if len(members) == 1:
-                value = _pack(members[0], False, len(key), cased)
+                value = _pack(members[0], False, len(key), cased, punctuated)
             else:
-                value = _pack(len(groups), True, len(key), cased)
+                value = _pack(len(groups), True, len(key), cased, punctuated)
                 groups.append(tuple(members))
             automaton.add_word(key, value)
         automaton.make_automaton()
         self._automaton = automaton
         self._groups = groups
         self._group_arrays = None
+        self._shapes = shapes
 
     def _group_csr(self):
         import numpy as np
@@ -466,10 +491,16 @@ class KnowledgeBase:
         return tuple(members[offsets[g]:offsets[g + 1]].tolist())
 
     def _candidates(self, value: int) -> tuple[int, ...]:
-        payload = value >> 13
+        payload = value >> PAYLOAD_SHIFT
         if payload & 1:
             return self._group(payload >> 1)
         return (payload >> 1,)
+
+    def punctuation_ok(self, span_text: str, key: str) -> bool:
+        """Whether a span whose key came from punctuation ("springfield  illinois") has the
+        alias's punctuation: "Springfield, Illinois" matches, "Springfield. Illinois" (two
+        sentences) does not."""
+        return punctuation_shape(span_text) in self._shapes.get(key, ())
 
     def document_frequencies(self) -> dict[str, int]:
         """How many entities' type+description contain each word (for context weights)."""

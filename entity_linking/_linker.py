@@ -14,7 +14,9 @@ Rules, in order:
    start and end at word boundaries (letters, digits and combining marks are word characters).
    Matching ignores case and punctuation variants, except that with `case="smart"` (default)
    an all-lower-case span does not match an alias that is only ever written with capitals
-   ("may" is not "May", "MAY" is). Spans shorter than `min_chars` are ignored.
+   ("may" is not "May", "MAY" is). Spans shorter than `min_chars` are ignored. A span that
+   matches an alias with punctuation ("Springfield, Illinois") only counts when its
+   punctuation is the alias's ("Springfield. Illinois" is two sentences, not that alias).
 2. **Longest match wins**: overlapping candidates are resolved in favour of the longer span
    ("New York City" over "New York" and "York"); equal lengths keep the earlier span.
    With `link_qualifiers` (default), a winning span with a comma also links what follows
@@ -39,7 +41,7 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from entity_linking._kb import KnowledgeBase
+from entity_linking._kb import PAYLOAD_SHIFT, PUNCTUATED, KnowledgeBase
 from entity_linking._normalize import normalize
 
 
@@ -144,6 +146,7 @@ class Linker:
             return []
         smart = self.case == "smart"
         min_chars = self.min_chars
+        kb = self.kb
         chosen: list[tuple[int, int, int]] = []
         dropped: list[tuple[int, int, int]] = []
         for span in spans:
@@ -151,6 +154,8 @@ class Linker:
             if end - start < min_chars:
                 continue
             if smart and value & 1 and text[start].islower() and text[start:end].islower():
+                continue
+            if value & PUNCTUATED and not kb.punctuation_ok(text[start:end], norm[start:end]):
                 continue
             # longest match wins; a new span can only overlap spans at the top of the stack
             while chosen and chosen[-1][1] > start:
@@ -167,7 +172,7 @@ class Linker:
         out: list[tuple[int, int, int, float]] = []
         ambiguous: list[int] = []
         for start, end, value in chosen:
-            payload = value >> 13
+            payload = value >> PAYLOAD_SHIFT
             if payload & 1:
                 ambiguous.append(len(out))
                 out.append((start, end, -1 - (payload >> 1), 0.0))
