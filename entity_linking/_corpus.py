@@ -220,7 +220,7 @@ def _document(kind: str, name: str, position: int, payload: Any, settings: dict[
     """Return `(doc_id, text)` of one item or raise `ValueError(reason)`."""
     if kind == "raw":
         try:
-            line = payload.decode("utf-8")
+            line = payload.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError as exc:
             raise ValueError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
         try:
