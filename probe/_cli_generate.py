@@ -95,6 +95,32 @@ def register(commands) -> None:
     parser.add_argument("--force", action="store_true", help="run again even if OUT has a summary")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    bench = commands.add_bench("generate", _bench,
+                               help="LINK critic/reranker scoring: batched per beam step vs per candidate",
+                               description=_BENCH_DESCRIPTION)
+    bench.add_argument("--model", metavar="MODEL", help="model folder (default: train a tiny one)")
+    bench.add_argument("--backend", default="vllm", choices=["vllm", "openai", "transformers"],
+                       help="generation backend (default vllm)")
+    bench.add_argument("--candidates", type=int, default=100, help="candidate values to score (100)")
+    bench.add_argument("--backend-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="backend option (default for vllm: dtype=float32, max_model_len=512)")
+
+
+_BENCH_DESCRIPTION = """\
+How much batching the critic and reranker scoring saves, on a real engine.
+
+The LINK search scores every candidate value with the critic (a factual and a datatype
+yes/no question) and the oracle (mean token log-probability of the partial statement). The
+toolkit sends all candidates of a beam step in one call per role; the baseline makes one call
+per question, as a per-candidate loop would. Both score the same prompts with the same engine;
+the benchmark reports candidates per second for each, the speed-up, and the largest
+difference between their scores (which should be ~0).
+
+Without --model it trains a tiny model first (cached in the temp folder).
+
+example: ltprobe bench generate --candidates 200
+"""
+
 
 def _options(pairs: list[str]) -> dict:
     import yaml
@@ -152,4 +178,89 @@ def _generate(args: argparse.Namespace) -> int:
         print(f"ltprobe: error: no rule produced statements ({failed[0]}: "
               f"{summary['rules'][failed[0]]['status']})", file=sys.stderr)
         return 1
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import json
+    import math
+    import os
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    from entity_linking.io import InputError
+    from probe._generation import get_generator
+    from probe._linkgen import _p_yes, load_templates, partial_statement, sentence
+    from probe._rules import parse_rule
+
+    if args.candidates < 1:
+        raise InputError(f"--candidates must be at least 1, not {args.candidates}")
+    model = args.model
+    if model is None:
+        from probe._cli_eval import build_local_model
+
+        folder = Path(tempfile.gettempdir()) / "ltprobe-bench-eval-model-v1"
+        print(f"training the benchmark model in {folder} (reused next time) ...", file=sys.stderr)
+        model = str(build_local_model(folder, hidden=128, layers=2))
+    rule = parse_rule("bench", {
+        "premise_map": {"is_allergic_to(P, A)": "[P] is allergic to [A]",
+                        "is_one_type_of(Z, A)": "[Z] is one type of [A]"},
+        "conclusion_map": {"is_not_able_to_eat(P, Z)": "[P] is not able to eat [Z]"},
+        "variables": {"P": ["P", "Person", True, None], "A": ["A", "Food Allergen", False, None],
+                      "Z": ["Z", "Ingredient", False, None]},
+        "domain": "food"})
+    step = rule.fill_order()[-1]
+    templates = load_templates()
+    fact_t, type_t = templates["critic_fact"], templates["critic_type"]
+    answers = [fact_t["answers"]["yes"], fact_t["answers"]["no"]]
+    words = ["almond", "sesame", "wheat", "shrimp", "walnut", "oat", "soy", "mustard", "celery", "lupin"]
+    kinds = ["flour", "oil", "paste", "milk", "butter", "sauce", "crackers", "seeds", "broth", "bread"]
+    values = [f"{words[i % 10]} {kinds[(i // 10) % 10]}" + (f" {i // 100}" if i >= 100 else "")
+              for i in range(args.candidates)]
+    fills = [{"P": "PersonX", "A": "nuts", "Z": v} for v in values]
+    fact_prompts = [fact_t["prompt"].format(statement=sentence(p.render(f)))
+                    for f in fills for p in step.predicates if "P" not in p.args]
+    type_prompts = [type_t["prompt"].format(value=v, datatype=step.variable.datatype) for v in values]
+    texts = [partial_statement(rule, f) for f in fills]
+    options = _options(args.backend_option)
+    if args.backend == "vllm":
+        options = {"dtype": "float32", "max_model_len": 512, **options}
+    start = time.perf_counter()
+    generator = get_generator(args.backend, model, **options)
+    engine_start = time.perf_counter() - start
+    try:
+        generator.next_token_logprobs(type_prompts[:4], answers)  # warm-up, not timed
+        generator.mean_logprob(texts[:4])
+        start = time.perf_counter()
+        batched_critic = generator.next_token_logprobs(fact_prompts + type_prompts, answers)
+        batched_oracle = generator.mean_logprob(texts)
+        batched = time.perf_counter() - start
+        start = time.perf_counter()
+        single_critic = [generator.next_token_logprobs([p], answers)[0] for p in fact_prompts + type_prompts]
+        single_oracle = [generator.mean_logprob([t])[0] for t in texts]
+        single = time.perf_counter() - start
+    finally:
+        generator.close()
+    yes, no = answers
+    diff = max([abs(_p_yes(a, yes, no) - _p_yes(b, yes, no)) for a, b in zip(batched_critic, single_critic)]
+               + [abs(a - b) for a, b in zip(batched_oracle, single_oracle) if not (math.isnan(a) or math.isnan(b))])
+    n = len(values)
+    calls = {"batched": 2, "per_candidate": len(fact_prompts) + len(type_prompts) + len(texts)}
+    print(f"{'':34}{'batched (toolkit)':>18}{'per candidate':>16}")
+    print(f"{'engine calls':34}{calls['batched']:>18d}{calls['per_candidate']:>16d}")
+    print(f"{'seconds':34}{batched:>18.3f}{single:>16.3f}")
+    print(f"{'candidates scored per second':34}{n / batched:>18.1f}{n / single:>16.1f}")
+    print(f"speed-up {single / batched:.1f}x; largest score difference {diff:.2e}; {n} candidates, "
+          f"{len(fact_prompts) + len(type_prompts)} critic questions, {len(texts)} oracle texts; "
+          f"engine start {engine_start:.1f} s (not timed)")
+    print(json.dumps({"candidates": n, "batched_seconds": round(batched, 4), "per_candidate_seconds": round(single, 4),
+                      "batched_candidates_per_s": round(n / batched, 1),
+                      "per_candidate_candidates_per_s": round(n / single, 1),
+                      "speedup": round(single / batched, 2), "max_score_difference": diff,
+                      "engine_calls": calls, "backend": args.backend, "model": model,
+                      "engine_start_s": round(engine_start, 1)}))
     return 0
