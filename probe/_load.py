@@ -137,19 +137,40 @@ class Run:
 
     def recall_at_k(self) -> pd.DataFrame:
         """The summary's `retrieval.recall_at_k` as rows `k`, `lo`, `hi`, `label`, `n`, `recall`
-        (and `overall` per k); empty when absent."""
+        and `overall` (recall@k over all questions); empty when absent.
+
+        Reads both layouts: per bucket (`{"overall": {k: x}, "buckets": [{"lo", "hi", "n",
+        "recall": {k: x}}]}`, what `ltprobe rag` writes) and per k (`{k: {"overall": x,
+        "buckets": [{"lo", "hi", "n", "recall": x}]}}`).
+        """
         recall = ((self.summary.get("retrieval") or {}).get("recall_at_k")) or {}
-        frames = []
-        for k, entry in recall.items():
-            if not isinstance(entry, dict):
-                continue
-            part = buckets_frame(entry.get("buckets") or [], value="recall")
-            part.insert(0, "k", _as_int(k))
-            part["overall"] = entry.get("overall")
-            frames.append(part)
-        if not frames:
-            return pd.DataFrame(columns=["k", "lo", "hi", "label", "n", "recall", "overall"])
-        return pd.concat(frames, ignore_index=True).sort_values(["k", "lo"], ignore_index=True)
+        rows = []
+        if isinstance(recall, dict) and isinstance(recall.get("overall"), dict):
+            overall = recall["overall"]
+            for b in recall.get("buckets") or []:
+                if isinstance(b, dict) and isinstance(b.get("recall"), dict) and b.get("lo") is not None:
+                    for k, value in b["recall"].items():
+                        rows.append({"k": _as_int(k), "lo": b["lo"], "hi": b["hi"], "n": b.get("n"),
+                                     "recall": value, "overall": overall.get(k)})
+            if not rows:  # overall figures without buckets
+                rows = [{"k": _as_int(k), "lo": None, "hi": None, "n": recall.get("n"), "recall": None,
+                         "overall": v} for k, v in overall.items()]
+        elif isinstance(recall, dict):
+            for k, entry in recall.items():
+                if isinstance(entry, dict):
+                    for b in entry.get("buckets") or []:
+                        if isinstance(b, dict) and b.get("lo") is not None:
+                            rows.append({"k": _as_int(k), "lo": b["lo"], "hi": b.get("hi"), "n": b.get("n"),
+                                         "recall": b.get("recall"), "overall": entry.get("overall")})
+        columns = ["k", "lo", "hi", "label", "n", "recall", "overall"]
+        if not rows:
+            return pd.DataFrame(columns=columns)
+        frame = pd.DataFrame(rows)
+        frame["label"] = [bucket_label(lo, hi) if lo is not None and hi is not None else None
+                          for lo, hi in zip(frame["lo"], frame["hi"])]
+        for col in ("recall", "overall"):
+            frame[col] = pd.to_numeric(frame[col], errors="coerce")
+        return frame[columns].sort_values(["k", "lo"], ignore_index=True)
 
     # ---- figures and words, for notebooks (the report draws the same) ----
 

@@ -98,20 +98,23 @@ def _count_tick(value: float, _pos: int) -> str:
 
 def plot_accuracy_vs_count(series: Mapping[str, pd.DataFrame], hist: Mapping[str, pd.DataFrame] | None = None,
                            *, title: str | None = None, min_bucket: int | None = None,
-                           names: Mapping[str, str] | None = None) -> Figure:
+                           names: Mapping[str, str] | None = None,
+                           fits: Mapping[str, Mapping[str, Any]] | None = None) -> Figure:
     """Accuracy per count bucket with 95% intervals, one line per series, histogram underneath.
 
     `series` maps a label (a setting, or a run in comparisons) to a bucket frame with `lo`,
     `hi`, `n`, `accuracy`, `ci_low`, `ci_high`, `flagged` (`Run.buckets()`). `hist` maps a
     label to the frame whose `n` is drawn as the number of questions per bucket (default: the
     first series). Flagged buckets (fewer questions than the analysis minimum) get open markers.
+    `fits` maps a label to a logistic fit of correctness on log10(count + 1) (`intercept`,
+    `slope`), drawn as a thin dashed curve.
     """
     names = dict(SETTING_NAMES, **(names or {}))
     fig, axes = new_figure(4.6, 2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.1]})
     ax, hax = axes[0, 0], axes[1, 0]
     frames = {k: v for k, v in series.items() if v is not None and not v.empty}
     max_hi = max([float(f["hi"].max()) for f in frames.values()] + [10.0])
-    any_flagged = False
+    any_flagged = any_fit = False
     for i, (label, frame) in enumerate(frames.items()):
         c = colour(label, i)
         x = np.array([bucket_centre(lo, hi) for lo, hi in zip(frame["lo"], frame["hi"])])
@@ -126,6 +129,13 @@ def plot_accuracy_vs_count(series: Mapping[str, pd.DataFrame], hist: Mapping[str
         any_flagged |= bool(flagged.any())
         ax.plot(x[~flagged], y[~flagged], "o", color=c, ms=5, zorder=3)
         ax.plot(x[flagged], y[flagged], "o", mfc="white", mec=c, ms=5, zorder=3)
+        fit = (fits or {}).get(label) or {}
+        a, b = _num(fit.get("intercept")), _num(fit.get("slope"))
+        if a is not None and b is not None:
+            xs = np.concatenate([np.linspace(0, 1, 20), np.logspace(0, math.log10(max_hi), 60)])
+            ax.plot(xs, 1 / (1 + np.exp(-(a + b * np.log10(xs + 1)))), "--", color=c, lw=0.9, alpha=0.7,
+                    zorder=1)
+            any_fit = True
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("accuracy")
     ax.grid(axis="y", alpha=0.3)
@@ -138,6 +148,11 @@ def plot_accuracy_vs_count(series: Mapping[str, pd.DataFrame], hist: Mapping[str
 
             handles.append(Line2D([], [], ls="", marker="o", mfc="white", mec="0.3"))
             labels.append(f"< {min_bucket} questions" if min_bucket else "few questions (flagged)")
+        if any_fit:
+            from matplotlib.lines import Line2D
+
+            handles.append(Line2D([], [], ls="--", color="0.4", lw=0.9))
+            labels.append("logistic fit")
         ax.legend(handles, labels, loc="best", frameon=False)
     else:
         ax.text(0.5, 0.5, "no accuracy buckets in this run", ha="center", va="center", transform=ax.transAxes)
@@ -255,6 +270,11 @@ def plot_scaling(points: pd.DataFrame, fit: Mapping[str, Any] | None = None,
     fig, axes = new_figure(3.0)
     ax = axes[0, 0]
     ax.set_xscale("log")
+    if {"ci_low", "ci_high"} <= set(points.columns) and points["ci_low"].notna().any():
+        y = points["accuracy"].to_numpy(dtype=float)
+        err = np.nan_to_num(np.vstack([y - points["ci_low"].to_numpy(dtype=float),
+                                       points["ci_high"].to_numpy(dtype=float) - y]).clip(0))
+        ax.errorbar(points["params"], y, yerr=err, fmt="none", ecolor=_CYCLE[0], capsize=3, zorder=2)
     ax.plot(points["params"], points["accuracy"], "o", color=_CYCLE[0], ms=6, zorder=3)
     for _, row in points.iterrows():
         ax.annotate(str(row.get("model", "")), (row["params"], row["accuracy"]), fontsize=7,

@@ -29,7 +29,8 @@ from probe._plots import SETTING_NAMES, _num, _pair
 
 # summary.json keys the report renders in a section of their own; others land in "Other figures".
 _RENDERED_KEYS = {"model", "index", "n_questions", "settings", "count_dependence_reduction",
-                  "count_dependence_reduction_ci", "retrieval", "adaptive_retrieval", "scaling",
+                  "count_dependence_reduction_ci", "count_dependence_reduction_oracle",
+                  "count_dependence_reduction_oracle_ci", "retrieval", "adaptive_retrieval", "scaling",
                   "truth_agreement", "n_unlinked"}
 
 
@@ -202,10 +203,13 @@ def _section_accuracy(run: Run, plots_dir: Path) -> str | None:
         return "<p class='note'>No accuracy buckets yet: the run has not reached the analysis.</p>"
     frames = {s: run.buckets(s) for s in settings}
     min_bucket = ((run.manifest.get("config") or {}).get("analysis") or {}).get("min_bucket")
+    fits = {s: e.get("logistic") for s, e in (run.summary.get("settings") or {}).items()
+            if isinstance(e, Mapping) and isinstance(e.get("logistic"), Mapping)}
     fig = plot_accuracy_vs_count(frames, title="Accuracy against the number of relevant pretraining documents",
-                                 min_bucket=min_bucket)
+                                 min_bucket=min_bucket, fits=fits)
     img = _figure(fig, plots_dir, "accuracy_vs_count",
-                  "Accuracy per count bucket with 95% intervals (top); questions per bucket (bottom).")
+                  "Accuracy per count bucket with 95% intervals (top); questions per bucket (bottom)."
+                  + (" Dashed: logistic fit of correctness on log10(count + 1)." if fits else ""))
     # One table: bucket, n, and accuracy [interval] per setting.
     labels = list(dict.fromkeys(l for f in frames.values() for l in f["label"]))
     rows = []
@@ -245,13 +249,15 @@ def _section_slopes(run: Run, plots_dir: Path) -> str | None:
     for name in sorted(settings, key=_setting_key):
         e = settings[name]
         ci = _pair(e.get("slope_ci"))
-        row = [SETTING_NAMES.get(name, name), _fmt_pct(e.get("accuracy")),
+        aci = _pair(e.get("accuracy_ci"))
+        row = [SETTING_NAMES.get(name, name), _fmt_int(e.get("n")),
+               _fmt_pct(e.get("accuracy")) + (f" [{aci[0]:.1%}, {aci[1]:.1%}]" if aci else ""),
                _fmt(e.get("slope_per_decade"), "+.3f"),
                f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "–", _fmt(e.get("spearman"), ".3f")]
         if has_logistic:
-            row.append(_compact(e.get("logistic")))
+            row.append(_logistic_text(e.get("logistic")))
         rows.append(row)
-    head = ["setting", "accuracy", "slope per decade", "95% interval", "Spearman"]
+    head = ["setting", "questions", "accuracy [95% interval]", "slope per decade", "95% interval", "Spearman"]
     table = _table(head + (["logistic fit"] if has_logistic else []), rows)
     reduction = _num(run.summary.get("count_dependence_reduction"))
     text = ""
@@ -259,12 +265,18 @@ def _section_slopes(run: Run, plots_dir: Path) -> str | None:
         ci = _pair(run.summary.get("count_dependence_reduction_ci"))
         text = (f"<p>Count-dependence reduction (1 - slope<sub>RAG</sub> / slope<sub>closed-book</sub>): "
                 f"<b>{reduction:.1%}</b>" + (f" (95% interval {ci[0]:.1%} to {ci[1]:.1%})" if ci else "")
-                + ".</p>")
+                + ".")
+        oracle = _num(run.summary.get("count_dependence_reduction_oracle"))
+        if oracle is not None:
+            oci = _pair(run.summary.get("count_dependence_reduction_oracle_ci"))
+            text += (f" With the oracle passage instead of retrieval: <b>{oracle:.1%}</b>"
+                     + (f" (95% interval {oci[0]:.1%} to {oci[1]:.1%})" if oci else "") + ".")
+        text += "</p>"
     return img + table + text
 
 
 def _section_retrieval(run: Run, plots_dir: Path) -> str | None:
-    from probe._plots import plot_precision, plot_recall_at_k
+    from probe._plots import plot_recall_at_k
 
     retrieval = run.summary.get("retrieval")
     adaptive = run.summary.get("adaptive_retrieval")
@@ -274,45 +286,108 @@ def _section_retrieval(run: Run, plots_dir: Path) -> str | None:
     retrieval = retrieval if isinstance(retrieval, Mapping) else {}
     recall = run.recall_at_k()
     if not recall.empty:
-        fig = plot_recall_at_k(recall)
-        parts.append(_figure(fig, plots_dir, "recall_at_k", "Share of questions with an answer alias in "
-                             "the top k retrieved passages, per count bucket."))
+        by_bucket = recall.dropna(subset=["lo", "recall"])
+        if not by_bucket.empty:
+            parts.append(_figure(plot_recall_at_k(by_bucket), plots_dir, "recall_at_k",
+                                 "Share of questions with an answer alias in the top k retrieved passages, "
+                                 "per count bucket (the original study's figure 8)."))
         ks = list(dict.fromkeys(recall["k"]))
-        labels = list(dict.fromkeys(recall.sort_values("lo")["label"]))
         rows = []
-        for label in labels:
-            row = [label]
-            for k in ks:
-                m = recall[(recall["k"] == k) & (recall["label"] == label)]
-                row.append(_fmt(m["recall"].iloc[0], ".2f") if not m.empty else "–")
-            rows.append(row)
-        rows.append(["all"] + [_fmt(recall.loc[recall["k"] == k, "overall"].iloc[0], ".2f") for k in ks])
-        parts.append(_table(["relevant documents"] + [f"recall@{k}" for k in ks], rows))
-    precision = retrieval.get("precision")
-    if precision is not None:
-        if _num(precision) is not None:
-            parts.append(f"<p>Retrieval precision: <b>{_num(precision):.2f}</b>. Low precision means the "
-                         f"passages in the prompt are often about someone else, so wrong answers with retrieval "
-                         f"can be wrong copies rather than missing knowledge.</p>")
-        elif isinstance(precision, Mapping):
-            overall = _num(precision.get("overall"))
-            if overall is not None:
-                parts.append(f"<p>Retrieval precision: <b>{overall:.2f}</b> overall.</p>")
-            frame = buckets_frame(precision.get("buckets") or [], value="precision")
-            if not frame.empty and frame["precision"].notna().any():
-                parts.append(_figure(plot_precision(frame), plots_dir, "retrieval_precision",
-                                     "Retrieval precision per count bucket."))
-            rest = {k: v for k, v in precision.items() if k not in ("overall", "buckets")}
-            if rest:
-                parts.append(_kv_table(rest))
-    rest = {k: v for k, v in retrieval.items() if k not in ("recall_at_k", "precision")}
+        for (lo, label), part in recall.dropna(subset=["lo"]).groupby(["lo", "label"], sort=True):
+            n = part["n"].iloc[0]
+            rows.append([label, _fmt_int(n)] + [_fmt(part.loc[part["k"] == k, "recall"].iloc[0], ".2f")
+                                                if (part["k"] == k).any() else "–" for k in ks])
+        rows.append(["all questions", ""] + [_fmt(recall.loc[recall["k"] == k, "overall"].iloc[0], ".2f")
+                                             for k in ks])
+        parts.append(_table(["relevant documents", "questions"] + [f"recall@{k}" for k in ks], rows))
+    parts.append(_precision_html(retrieval.get("precision"), plots_dir))
+    rest = {k: v for k, v in retrieval.items() if k not in ("recall_at_k", "precision") and v is not None}
     if rest:
         parts.append(_kv_table(rest))
     if adaptive is not None:
         parts.append("<h3>Adaptive retrieval</h3><p>Retrieve only for questions whose count is below a "
-                     "threshold chosen on one split; accuracy on the rest against always and never "
-                     "retrieving.</p>" + _kv_table(adaptive))
-    return "\n".join(parts) or None
+                     "threshold chosen on one split of the questions (PopQA's policy); accuracy on the other "
+                     "split against always and never retrieving.</p>" + _adaptive_html(adaptive))
+    return "\n".join(p for p in parts if p) or None
+
+
+def _precision_html(precision: Any, plots_dir: Path) -> str:
+    """Retrieval precision: a number, or `ltprobe rag`'s record of shares of the top-k passages."""
+    from probe._plots import plot_precision
+
+    note = (" Low precision means the passages in the prompt are often about something else, so wrong "
+            "answers with retrieval can be copies of the wrong fact rather than missing knowledge.")
+    if precision is None:
+        return ""
+    if _num(precision) is not None:
+        return f"<p>Retrieval precision: <b>{_num(precision):.2f}</b>.{note}</p>"
+    if not isinstance(precision, Mapping):
+        return _kv_table({"precision": precision})
+    parts, known = [], set()
+    k = precision.get("k")
+    of = f"top-{k}" if k is not None else "retrieved"
+    sentences = []
+    if _num(precision.get("answer")) is not None:
+        sentences.append(f"{precision['answer']:.1%} of the {of} passages contain an answer alias")
+        known.add("answer")
+    if _num(precision.get("answer_and_question_entity")) is not None:
+        sentences.append(f"{precision['answer_and_question_entity']:.1%} contain an answer alias and the "
+                         f"question's entity")
+        known.add("answer_and_question_entity")
+    if _num(precision.get("questions_without_answer_passage")) is not None:
+        sentences.append(f"{precision['questions_without_answer_passage']:.1%} of the questions get no "
+                         f"passage with the answer")
+        known.add("questions_without_answer_passage")
+    known |= {"k", "passages"}
+    if _num(precision.get("overall")) is not None:
+        parts.append(f"<p>Retrieval precision: <b>{precision['overall']:.2f}</b> overall.</p>")
+        known.add("overall")
+    if sentences:
+        text = "; ".join(sentences)
+        parts.append(f"<p>Retrieval precision: {html.escape(text)}.{note}</p>")
+    frame = buckets_frame(precision.get("buckets") or [], value="precision")
+    if not frame.empty and frame["precision"].notna().any():
+        parts.append(_figure(plot_precision(frame), plots_dir, "retrieval_precision",
+                             "Retrieval precision per count bucket."))
+        known.add("buckets")
+    rest = {key: v for key, v in precision.items() if key not in known and v is not None}
+    if rest:
+        parts.append(_kv_table(rest))
+    return "".join(parts)
+
+
+def _adaptive_html(adaptive: Any) -> str:
+    if not isinstance(adaptive, Mapping):
+        return _kv_table({"adaptive_retrieval": adaptive})
+    rows = []
+    for policy, what in (("adaptive", "retrieve below the threshold"), ("always", "always retrieve"),
+                         ("never", "never retrieve (closed-book)")):
+        entry = adaptive.get(policy)
+        acc = _num(entry.get("accuracy")) if isinstance(entry, Mapping) else _num(entry)
+        if acc is None:
+            continue
+        ci = _pair(entry.get("ci")) if isinstance(entry, Mapping) else None
+        rows.append([policy, what, _fmt_pct(acc), f"[{ci[0]:.1%}, {ci[1]:.1%}]" if ci else "–"])
+    if isinstance(adaptive.get("accuracy"), Mapping):  # {"accuracy": {"adaptive": x, ...}}
+        rows += [[k, "", _fmt_pct(v), "–"] for k, v in adaptive["accuracy"].items() if _num(v) is not None]
+    out = _table(["policy", "", "accuracy", "95% interval"], rows) if rows else ""
+    facts = []
+    if "threshold" in adaptive:
+        t = adaptive["threshold"]
+        facts.append("threshold: retrieve when count < " + (_fmt_int(t) if _num(t) is not None else
+                                                           "∞ (always)" if "thresholds" not in adaptive or
+                                                           not adaptive.get("thresholds") else "per relation"))
+    if _num(adaptive.get("retrieved_share")) is not None:
+        facts.append(f"share of questions that retrieved: {adaptive['retrieved_share']:.1%}")
+    if _num(adaptive.get("n_fit")) is not None:
+        facts.append(f"questions to choose the threshold: {int(adaptive['n_fit']):,}, to report: "
+                     f"{_fmt_int(adaptive.get('n_report'))}")
+    if facts:
+        out += "<p>" + html.escape("; ".join(facts)) + ".</p>"
+    if isinstance(adaptive.get("thresholds"), Mapping) and adaptive["thresholds"]:
+        out += _table(["relation", "retrieve when count <"],
+                      [[k, _fmt_int(v) if _num(v) is not None else "∞"] for k, v in adaptive["thresholds"].items()])
+    return out
 
 
 def _scaling_points(scaling: Mapping[str, Any]) -> pd.DataFrame:
@@ -326,8 +401,10 @@ def _scaling_points(scaling: Mapping[str, Any]) -> pd.DataFrame:
         params = _first_num(m, ("params", "n_params", "parameters", "size"))
         acc = _first_num(m, ("low_count_accuracy", "accuracy_low_count", "low_accuracy", "accuracy"))
         if params is not None and acc is not None and params > 0:
-            rows.append({"model": m.get("model", m.get("name", "")), "params": params, "accuracy": acc})
-    return pd.DataFrame(rows, columns=["model", "params", "accuracy"])
+            ci = _pair(m.get("ci")) or (math.nan, math.nan)
+            rows.append({"model": m.get("model", m.get("name", "")), "params": params, "accuracy": acc,
+                         "n": m.get("n"), "ci_low": ci[0], "ci_high": ci[1]})
+    return pd.DataFrame(rows, columns=["model", "params", "accuracy", "n", "ci_low", "ci_high"])
 
 
 def _section_scaling(run: Run, plots_dir: Path) -> str | None:
@@ -342,20 +419,34 @@ def _section_scaling(run: Run, plots_dir: Path) -> str | None:
     fit = scaling.get("fit") if isinstance(scaling.get("fit"), Mapping) else \
         {k: scaling.get(k) for k in ("slope", "intercept", "r2")}
     target = _first_num(scaling, ("target_accuracy", "target"))
-    extrapolated = _first_num(scaling, ("extrapolated_params", "params_needed", "params_to_target"))
+    extrapolated = _first_num(scaling, ("parameters_for_target", "extrapolated_params", "params_needed"))
+    max_count = _num(scaling.get("max_count"))
+    low = f"questions with fewer than {int(max_count):,} relevant documents" if max_count else "low-count questions"
     parts = []
     if len(points) >= 1:
         parts.append(_figure(plot_scaling(points, fit, target, extrapolated), plots_dir, "scaling",
-                             "Accuracy on low-count questions against model size, with the linear fit on "
+                             f"Accuracy on {low} against model size, with the linear fit on "
                              "log10(parameters) extrapolated to the target accuracy."))
-        parts.append(_table(["model", "parameters", "low-count accuracy"],
-                            [[str(r.model), f"{r.params:.3g}", _fmt_pct(r.accuracy)] for r in points.itertuples()]))
+        parts.append(_table(["model", "parameters", "questions", "low-count accuracy", "95% interval"],
+                            [[str(r.model), f"{r.params:.3g}", _fmt_int(r.n), _fmt_pct(r.accuracy),
+                              f"[{r.ci_low:.1%}, {r.ci_high:.1%}]" if _num(r.ci_low) is not None else "–"]
+                             for r in points.itertuples()]))
+    if len(points) < 2:
+        parts.append("<p class='note'>The extrapolation needs at least two model sizes.</p>")
     if extrapolated is not None:
         parts.append(f"<p>Extrapolating the fit, a model of about <b>{extrapolated:.2g}</b> parameters would "
                      f"reach" + (f" {target:.0%}" if target is not None else " the target") +
-                     " accuracy on low-count questions (the original study found about 10<sup>18</sup> for "
+                     f" accuracy on {low} (the original study found about 10<sup>18</sup> for "
                      "BLOOM on TriviaQA).</p>")
-    rest = {k: v for k, v in scaling.items() if k not in ("models", "points")}
+    slope, intercept, r2 = (_num(fit.get(k)) for k in ("slope", "intercept", "r2"))
+    if slope is not None and intercept is not None:
+        parts.append(f"<p>Fit: accuracy = {intercept:.3f} + {slope:.3f} × log10(parameters)"
+                     + (f", R² = {r2:.2f}" if r2 is not None else "")
+                     + (f" over {len(points)} models" if len(points) else "")
+                     + (f" ({html.escape(str(scaling['setting']))})" if scaling.get("setting") else "") + ".</p>")
+    known = {"models", "points", "fit", "slope", "intercept", "r2", "target_accuracy", "target", "max_count",
+             "setting", "parameters_for_target", "extrapolated_params", "params_needed"}
+    rest = {k: v for k, v in scaling.items() if k not in known and v is not None}
     if rest:
         parts.append(_kv_table(rest))
     return "\n".join(parts)
@@ -529,13 +620,12 @@ def compare_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
     """One row per run: model, index, questions, accuracy / slope / interval / Spearman per setting,
     the reduction and recall@k overall."""
     settings = sorted({s for r in runs for s in (r.summary.get("settings") or {})}, key=_setting_key)
+    recalls = [r.recall_at_k() for r in runs]
     ks: list[str] = []
-    for r in runs:
-        for k in ((r.summary.get("retrieval") or {}).get("recall_at_k") or {}):
-            if str(k) not in ks:
-                ks.append(str(k))
+    for frame in recalls:
+        ks += [str(k) for k in dict.fromkeys(frame["k"]) if str(k) not in ks]
     rows = []
-    for run, label in zip(runs, labels):
+    for run, label, recall in zip(runs, labels, recalls):
         s = run.summary
         row: dict[str, Any] = {"run": label, "path": str(run.path), "model": run.model,
                                "index": s.get("index"), "n_questions": s.get("n_questions")}
@@ -549,10 +639,9 @@ def compare_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
         rci = _pair(s.get("count_dependence_reduction_ci")) or (None, None)
         row.update({"count_dependence_reduction": _num(s.get("count_dependence_reduction")),
                     "reduction_ci_low": rci[0], "reduction_ci_high": rci[1]})
-        recall = (s.get("retrieval") or {}).get("recall_at_k") or {}
         for k in ks:
-            entry = recall.get(k, recall.get(int(k) if k.isdigit() else k))
-            row[f"recall_at_{k}"] = _num(entry.get("overall")) if isinstance(entry, Mapping) else None
+            values = recall.loc[recall["k"].astype(str) == k, "overall"]
+            row[f"recall_at_{k}"] = _num(values.iloc[0]) if len(values) else None
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -747,6 +836,18 @@ def _cell(value: Any) -> str:
     if isinstance(value, (list, dict)):
         return _short(json.dumps(value, default=str), 120)
     return _short(str(value), 160)
+
+
+def _logistic_text(fit: Any) -> str:
+    if not isinstance(fit, Mapping) or _num(fit.get("slope")) is None:
+        return _compact(fit)
+    text = f"{fit['slope']:+.2f} log-odds per decade"
+    half = _num(fit.get("count_at_half"))
+    if half is not None:
+        text += f"; 50% accuracy at count ≈ {half:.3g}"
+    if fit.get("converged") is False:
+        text += " (not converged)"
+    return text
 
 
 def _compact(value: Any) -> str:

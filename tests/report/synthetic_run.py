@@ -110,22 +110,29 @@ def make_run(out: Path, *, n: int = 300, seed: int = 0, rag_slope_factor: float 
     cb = summary["settings"]["closed_book"]["slope_per_decade"]
     summary["count_dependence_reduction"] = 1 - summary["settings"]["rag"]["slope_per_decade"] / cb
     if extras:
-        summary["count_dependence_reduction_ci"] = [summary["count_dependence_reduction"] - 0.2,
-                                                    summary["count_dependence_reduction"] + 0.15]
-        summary["settings"]["closed_book"]["logistic"] = {"intercept": -2.5, "slope": 1.1}
-        recall = {}
-        for k in (1, 3, 5, 10, 20):
-            rb = [{"lo": b["lo"], "hi": b["hi"], "n": b["n"], "recall": min(1.0, 0.35 + 0.1 * math.log(k + 1)
-                                                                                 + 0.02 * j)}
-                  for j, b in enumerate(summary["settings"]["rag"]["buckets"])]
-            recall[str(k)] = {"overall": sum(b["recall"] for b in rb) / len(rb), "buckets": rb}
-        summary["retrieval"] = {"k": 3, "recall_at_k": recall, "precision": 0.71}
-        summary["adaptive_retrieval"] = {"threshold": 100, "accuracy": {"adaptive": 0.66, "always": 0.6,
-                                                                        "never": 0.41}}
-        summary["scaling"] = {"models": [{"model": "tiny-llama-small", "params": 1.3e6, "low_count_accuracy": 0.08},
-                                         {"model": model, "params": 5.25e6, "low_count_accuracy": 0.16}],
-                              "fit": {"slope": 0.13, "intercept": -0.71, "r2": 0.98},
-                              "target_accuracy": 0.6, "extrapolated_params": 1.2e10}
+        # The toolkit's own analysis and retrieval measurements over these records (real code, so
+        # the report is tested against the shapes the pipeline writes).
+        from probe._analysis import scaling, summarize
+        from probe._rag import adaptive_retrieval, recall_at_k, retrieval_precision
+
+        primary = [p for p in preds if p["model"] == model]
+        summary.update(summarize(primary, counts, min_bucket=20, n_boot=200, seed=seed))
+        passages = {}
+        for q in qa:  # the answer at a random rank (or missing), more often near the top for frequent facts
+            texts = [f"A passage about someone else {j}." for j in range(20)]
+            rank = rng.choice([0, 0, 1, 2, 4, 9, 15, None])
+            if rank is not None:
+                texts[rank] = f"{q['question'][10:-6]} was born in {q['answers'][0]}."
+            passages[q["id"]] = texts
+        summary["retrieval"] = {"recall_at_k": recall_at_k(passages, qa, counts),
+                                "precision": retrieval_precision(passages, qa, 3)}
+        summary["adaptive_retrieval"] = adaptive_retrieval(
+            [p for p in primary if p["setting"] == "closed_book"], [p for p in primary if p["setting"] == "rag"],
+            counts, seed=seed)
+        small = [p for p in preds if p["model"] == "tiny-llama-small"]
+        summary["scaling"] = scaling([{"model": "tiny-llama-small", "parameters": 1.3e6, "predictions": small},
+                                      {"model": model, "parameters": 5.25e6, "predictions": primary}],
+                                     counts, target_accuracy=0.9)
         summary["truth_agreement"] = {"n": n, "equal": n - len(truth_diff),
                                       "share": (n - len(truth_diff)) / n, "differences": truth_diff[:20]}
 

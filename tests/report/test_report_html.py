@@ -48,7 +48,9 @@ def test_full_report_has_every_section_and_is_self_contained(full_report):
     assert f"{summary['settings']['closed_book']['slope_per_decade']:+.3f}" in text
     assert f"{summary['count_dependence_reduction']:.0%}" in text
     assert "0123456789abcdef" in text  # the manifest's commit
-    assert "1.2e+10" in text  # scaling extrapolation
+    assert f"{summary['scaling']['parameters_for_target']:.2g}" in text  # scaling extrapolation
+    assert "of the top-3 passages contain an answer alias" in text  # retrieval precision
+    assert "retrieve when count &lt; " in text  # adaptive retrieval threshold
 
 
 def test_truth_section_says_where_and_why_counts_differ(full_report):
@@ -117,7 +119,11 @@ def test_odd_shapes_of_optional_parts_never_fail(minimal_run, tmp_path, capsys):
     summary = json.loads((run_dir / "summary.json").read_text())
     summary.update({"scaling": "not run", "truth_agreement": 0.97, "adaptive_retrieval": [1, 2],
                     "retrieval": {"precision": {"overall": 0.4, "buckets": [{"lo": 0, "hi": 1, "precision": 0.3},
-                                                                            {"lo": 1, "hi": 10, "precision": 0.5}]}},
+                                                                            {"lo": 1, "hi": 10, "precision": 0.5}]},
+                                  # recall@k laid out per k instead of per bucket
+                                  "recall_at_k": {"1": {"overall": 0.25, "buckets": [
+                                      {"lo": 0, "hi": 1, "n": 4, "recall": 0.125}, {"lo": 1, "hi": 10, "n": 4, "recall": 0.375}]},
+                                      "5": {"overall": 0.5, "buckets": [{"lo": 0, "hi": 1, "n": 4, "recall": 0.5}]}}},
                     "a_new_figure": {"nested": {"value": 3.5}}})
     summary["settings"]["rag"]["buckets"].append({"lo": 5})  # a bucket without hi is ignored
     (run_dir / "summary.json").write_text(json.dumps(summary))
@@ -126,6 +132,7 @@ def test_odd_shapes_of_optional_parts_never_fail(minimal_run, tmp_path, capsys):
     text = probe.write_report(run_dir).read_text()
     assert "Retrieval precision: <b>0.40</b> overall" in text
     assert (run_dir / "plots" / "retrieval_precision.png").exists()
+    assert (run_dir / "plots" / "recall_at_k.png").exists() and "recall@5" in text and "0.38" in text
     assert "a_new_figure.nested.value" in text and "3.5" in text
     assert "Other figures in summary.json" in text
     assert "This section could not be drawn" in text  # the malformed counterfactual only
