@@ -29,6 +29,7 @@ def register(commands) -> None:
                         help="override a config setting, e.g. --set eval.shots=4 (repeatable; "
                              "VALUE is read as YAML)")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _register_more(commands)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -37,3 +38,67 @@ def _run(args: argparse.Namespace) -> int:
 
     run(load_config(args.config, args.overrides), args.out, quiet=args.quiet)
     return 0
+
+
+COUNTERFACTUAL_HELP = """\
+The causal check of the original study, on a finished run of a generated world: sample
+--per-bucket questions from each count bucket, remove every corpus document the index says is
+relevant to them, retrain the model with the run's recipe and seed on the reduced corpus, and
+evaluate both models on the sampled questions and on a control sample whose documents were all
+kept. Writes RUN/counterfactual.json (accuracy before and after per bucket, the drop with a
+95% interval, documents removed; the control's drop) and adds a section to RUN/report.html.
+If knowledge comes from the relevant documents, the drop grows with the original count and the
+control's drop stays near zero. Retraining costs as much as the run's training.
+"""
+
+MERGE_HELP = """\
+Join the run folders of a job evaluated in shards (each run with --set eval.shard=i/n, e.g. one
+per GPU node or job-array task) into one run folder with the summary and report of the whole
+job. The shards must share their config (but for eval.shard) and counts, and cover every shard
+exactly once.
+"""
+
+
+def _register_more(commands) -> None:
+    parser = commands.add("counterfactual", _counterfactual, help="remove relevant documents, retrain, "
+                          "measure the accuracy drop per count bucket", description=COUNTERFACTUAL_HELP)
+    parser.add_argument("--run", required=True, help="a finished run folder of a generated world")
+    parser.add_argument("--per-bucket", type=int, default=30, help="questions sampled per count bucket")
+    parser.add_argument("--control", type=int, default=None,
+                        help="control questions (default: --per-bucket)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampling and the bootstrap")
+
+    parser = commands.add("merge", _merge, help="join the shards of a sharded evaluation into one run",
+                          description=MERGE_HELP)
+    parser.add_argument("shards", nargs="+", help="run folders of the shards")
+    parser.add_argument("--out", required=True, help="run folder to write (may be a new folder)")
+
+
+def _counterfactual(args: argparse.Namespace) -> int:
+    from probe._counterfactual import counterfactual
+
+    result = counterfactual(args.run, per_bucket=args.per_bucket, control=args.control, seed=args.seed)
+    for b in result["buckets"]:
+        print(f"count {b['lo']}-{b['hi'] - 1}: n={b['n']}, removed {b['docs_removed']} docs, "
+              f"accuracy {_fmt(b['before'])} -> {_fmt(b['after'])}, drop {_fmt(b['drop'])} {_ci(b['drop_ci'])}")
+    c = result["control"]
+    print(f"control: n={c['n']}, accuracy {_fmt(c['before'])} -> {_fmt(c['after'])}, "
+          f"drop {_fmt(c['drop'])} {_ci(c['drop_ci'])}")
+    print(f"written: {args.run}/counterfactual.json and the report's counterfactual section")
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from probe._run import merge
+
+    summary = merge(args.shards, args.out)
+    print(f"merged {len(args.shards)} shards: {summary['n_questions']} questions; report: {args.out}/report.html")
+    return 0
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _ci(ci) -> str:
+    return "" if not ci else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]"

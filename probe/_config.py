@@ -52,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
         "max_tokens": 16,
         "scoring": "em",     # em (SQuAD-normalized exact match) | contains (alias containment)
         "seed": 0,
+        "shard": None,       # "i/n": evaluate only shard i of n (job arrays); `ltprobe merge` joins them
     },
     "rag": {
         "k": 3,              # retrieved passages per question

@@ -64,12 +64,16 @@ def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False) -> 
     log.stage("count", [counts_path], count)
 
     predictions_path = out / "predictions.jsonl"
-    log.stage("eval", [predictions_path],
-              lambda: _evaluate(config, inputs, out, qa_path, qa_entities, index_dir, log))
+    log.stage("eval", [predictions_path], lambda: write_jsonl(predictions_path, evaluate_model(
+        config, inputs["model"], [r for _, r in read_records(qa_path)], index_dir=index_dir,
+        qa_entities=qa_entities, cache_dir=out / "cache")))
+    if config["eval"]["shard"]:
+        log(f"[summary] shard {config['eval']['shard']} done; `ltprobe merge` the shards' folders "
+            "for the summary and report")
+        return {}
 
     summary_path = out / "summary.json"
-    log.stage("summary", [summary_path],
-              lambda: _summarize(config, inputs, out, predictions_path, counts_path, summary_path))
+    log.stage("summary", [summary_path], lambda: write_summary(config, inputs["model"], out, inputs["world"]))
 
     from probe._report import write_report
 
@@ -146,22 +150,24 @@ def _write_qa(config: dict[str, Any], inputs: dict[str, Any], qa_path: Path) -> 
     write_jsonl(qa_path, records)
 
 
-def _evaluate(config: dict[str, Any], inputs: dict[str, Any], out: Path, qa_path: Path,
-              qa_entities: Path, index_dir: Path, log: _Log) -> None:
+def evaluate_model(config: dict[str, Any], model: str, qa: list[dict[str, Any]], *, index_dir: Path,
+                   qa_entities: Path, cache_dir: Path, settings: list[str] | None = None) -> list[dict[str, Any]]:
+    """Predictions of `model` on `qa` in each setting of `config["eval"]["settings"]` (or
+    `settings`): the evaluation of a run, also used by the counterfactual experiment so that
+    both models see exactly the same prompts."""
     from indexes import open_index
     from probe._evaluate import evaluate
     from probe._generation import get_generator
     from probe._rag import oracle_passages, retrieve_passages
 
-    qa = [record for _, record in read_records(qa_path)]
     eval_cfg, rag_cfg, model_cfg = config["eval"], config["rag"], config["model"]
-    settings = eval_cfg["settings"]
+    settings = settings if settings is not None else eval_cfg["settings"]
     unknown = set(settings) - {"closed_book", "rag", "oracle"}
     if unknown:
         raise InputError(f"eval.settings: unknown setting(s) {sorted(unknown)}; use closed_book, rag, oracle")
-    common = dict(max_tokens=eval_cfg["max_tokens"], scoring=eval_cfg["scoring"],
-                  seed=eval_cfg["seed"], cache_dir=out / "cache")
-    generator = get_generator(model_cfg["backend"], inputs["model"], **model_cfg["options"])
+    common = dict(max_tokens=eval_cfg["max_tokens"], scoring=eval_cfg["scoring"], seed=eval_cfg["seed"],
+                  cache_dir=cache_dir, shard=eval_cfg["shard"])
+    generator = get_generator(model_cfg["backend"], model, **model_cfg["options"])
     predictions: list[dict[str, Any]] = []
     try:
         if "closed_book" in settings:
@@ -181,26 +187,87 @@ def _evaluate(config: dict[str, Any], inputs: dict[str, Any], out: Path, qa_path
                 index.close()
     finally:
         generator.close()
-    write_jsonl(out / "predictions.jsonl", predictions)
+    return predictions
 
 
-def _summarize(config: dict[str, Any], inputs: dict[str, Any], out: Path, predictions_path: Path,
-               counts_path: Path, summary_path: Path) -> None:
+def write_summary(config: dict[str, Any], model: str, out: Path, world: Path | None) -> dict[str, Any]:
+    """Summarize `out/predictions.jsonl` against `out/counts.jsonl` into `out/summary.json`."""
     from probe._analysis import summarize
 
-    predictions = [r for _, r in read_records(predictions_path)]
-    counts = [r for _, r in read_records(counts_path)]
+    predictions = [r for _, r in read_records(out / "predictions.jsonl")]
+    counts = [r for _, r in read_records(out / "counts.jsonl")]
     analysis = config["analysis"]
     summary: dict[str, Any] = {
-        "model": inputs["model"],
+        "model": model,
         "index": config["index"]["backend"],
         "n_questions": len({p["id"] for p in predictions}),
     }
     summary.update(summarize(predictions, counts, min_bucket=analysis["min_bucket"],
                              n_boot=analysis["n_boot"], seed=analysis["seed"]))
-    if inputs["world"] is not None:
-        summary["truth_agreement"] = truth_agreement(counts, inputs["world"] / "truth.jsonl")
-    write_json(summary_path, summary)
+    if world is not None:
+        summary["truth_agreement"] = truth_agreement(counts, world / "truth.jsonl")
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def merge(shard_dirs: list[str | Path], out_dir: str | Path) -> dict[str, Any]:
+    """Join the predictions of runs that evaluated shards `i/n` of one job (`eval.shard`) into
+    one run folder with the summary and report of the whole job.
+
+    The shards must come from the same config (but for the shard), with identical counts, and
+    together cover every shard exactly once.
+    """
+    import shutil
+
+    from probe._report import write_report
+
+    dirs = [Path(d) for d in shard_dirs]
+    if not dirs:
+        raise InputError("merge: give the run folders of the shards")
+    manifests = []
+    for d in dirs:
+        if not (d / "manifest.json").exists() or not (d / "predictions.jsonl").exists():
+            raise InputError(f"{d}: not a finished run folder (manifest.json and predictions.jsonl needed)")
+        manifests.append(json.loads((d / "manifest.json").read_text(encoding="utf-8"))["config"])
+    shards = [m["eval"]["shard"] for m in manifests]
+    if None in shards:
+        raise InputError(f"{dirs[shards.index(None)]}: this run was not sharded (eval.shard is null)")
+    n = {int(str(s).split("/")[1]) for s in shards}
+    if len(n) != 1 or sorted(int(str(s).split("/")[0]) for s in shards) != list(range(n.pop())):
+        raise InputError(f"merge: the shards {shards} do not cover 0..n-1 of one n exactly once")
+    first = manifests[0]
+    for d, m in zip(dirs[1:], manifests[1:]):
+        if {**m, "eval": {**m["eval"], "shard": None}, "_source": None} != \
+                {**first, "eval": {**first["eval"], "shard": None}, "_source": None}:
+            raise InputError(f"{d}: its config differs from {dirs[0]} (beyond eval.shard)")
+        if (d / "counts.jsonl").read_bytes() != (dirs[0] / "counts.jsonl").read_bytes():
+            raise InputError(f"{d}: its counts.jsonl differs from {dirs[0]}'s")
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    predictions, seen = [], set()
+    for d in dirs:
+        for line, record in read_records(d / "predictions.jsonl"):
+            key = (record["id"], record["setting"])
+            if key in seen:
+                raise InputError(f"{d / 'predictions.jsonl'}:{line}: question {record['id']!r} "
+                                 f"({record['setting']}) is in two shards")
+            seen.add(key)
+            predictions.append(record)
+    order = {r["id"]: i for i, (_, r) in enumerate(read_records(dirs[0] / "qa.jsonl"))}
+    settings = {"closed_book": 0, "rag": 1, "oracle": 2}
+    predictions.sort(key=lambda p: (settings.get(p["setting"], 3), order.get(p["id"], len(order))))
+    for name in ("qa.jsonl", "qa_entities.jsonl", "counts.jsonl"):
+        if (dirs[0] / name).resolve() != (out / name).resolve():
+            shutil.copyfile(dirs[0] / name, out / name)
+    write_jsonl(out / "predictions.jsonl", predictions)
+    config = {**first, "eval": {**first["eval"], "shard": None}}
+    _write_manifest(out, config)
+    world = dirs[0] / "world" if (dirs[0] / "world" / "truth.jsonl").exists() else None
+    model = predictions[0]["model"] if predictions else str(first["model"]["path"])
+    summary = write_summary(config, model, out, world)
+    write_report(out)
+    return summary
 
 
 def truth_agreement(counts: list[dict[str, Any]], truth_path: Path, examples: int = 20) -> dict[str, Any]:

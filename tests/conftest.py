@@ -32,6 +32,12 @@ TINY_TRAIN = dict(steps=30, batch_size=8, seq_len=64, vocab_size=512, hidden_siz
 
 
 @pytest.fixture(scope="session")
+def tiny_train_settings() -> dict:
+    """A copy of the TrainConfig fields `tiny_model` was trained with."""
+    return dict(TINY_TRAIN)
+
+
+@pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory) -> Path:
     """Folder of a generated world of 60 people: corpus.jsonl, reading.jsonl,
     encyclopedia.jsonl, kb.jsonl, qa.jsonl, truth.jsonl, world.json."""
@@ -49,3 +55,22 @@ def tiny_model(tiny_world, tmp_path_factory) -> Path:
     return train_model(tmp_path_factory.mktemp("tiny_model"),
                        [tiny_world / "corpus.jsonl", tiny_world / "reading.jsonl"],
                        TrainConfig(**TINY_TRAIN), progress=False)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory) -> Path:
+    """Folder of a whole `ltprobe run configs/smoke.yaml` (world, training, linking, index,
+    counts, vLLM evaluation in three settings, summary, report), run once per session through
+    the console script, as a user would."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("small_run") / "run"
+    result = subprocess.run([str(Path(sys.executable).parent / "ltprobe"), "run",
+                             str(REPO / "configs" / "smoke.yaml"), "--out", str(out)],
+                            capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
