@@ -80,11 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser.set_defaults(handler=lambda args: _missing(bench_parser))
     commands = Commands(subparsers, bench)
     for module in _COMMAND_MODULES:
-        try:
-            importlib.import_module(module).register(commands)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:  # a real missing dependency, not a command module in progress
-                raise
+        importlib.import_module(module).register(commands)
     return parser
 
 
