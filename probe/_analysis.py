@@ -84,8 +84,9 @@ def _slope(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     xc = x - x.mean(axis=-1, keepdims=True)
     var = (xc * xc).sum(axis=-1)
     cov = (xc * (y - y.mean(axis=-1, keepdims=True))).sum(axis=-1)
+    spread = var > 1e-12 * x.shape[-1]  # equal counts leave rounding noise, not spread
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(var > 0, cov / np.where(var > 0, var, 1), np.nan)
+        return np.where(spread, cov / np.where(spread, var, 1), np.nan)
 
 
 def slope_per_decade(counts: Sequence[int], correct: Sequence[bool]) -> float | None:

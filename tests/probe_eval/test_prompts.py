@@ -1,0 +1,42 @@
+"""Prompt formats from the template files, and fitting prompts into the context."""
+
+from probe._prompts import Shot, build_prompt, fit_prompts, load_format, relation_question
+
+
+def test_closed_book_format_is_the_studys():
+    fmt = load_format("qa")
+    prompt = build_prompt(fmt, "Who wrote Emma?", [Shot("Capital of France?", "Paris"), Shot("2+2?", "4")])
+    assert prompt == "Q: Capital of France?\nA: Paris\n\nQ: 2+2?\nA: 4\n\nQ: Who wrote Emma?\nA:"
+    assert fmt.stop == ("\n",)
+
+
+def test_retrieval_format_puts_passages_before_each_question():
+    fmt = load_format("rag")
+    prompt = build_prompt(fmt, "Who wrote Emma?", [Shot("Capital of France?", "Paris", ["Paris is the\ncapital."])],
+                          ["Emma is a novel by Jane Austen.", "Austen lived in Bath."])
+    assert prompt == ("Passage: Paris is the capital.\nQuestion: Capital of France?\nAnswer: Paris\n\n"
+                      "Passage: Emma is a novel by Jane Austen.\nPassage: Austen lived in Bath.\n"
+                      "Question: Who wrote Emma?\nAnswer:")
+
+
+def test_popqa_relation_templates():
+    assert relation_question("place of birth", "Ada Lovelace") == "In what city was Ada Lovelace born?"
+
+
+def _words(texts):
+    return [len(t.split()) for t in texts]
+
+
+def test_fit_drops_shots_from_the_left_then_passages_then_marks():
+    fmt = load_format("rag")
+    shots = [Shot(f"q{i}", f"a{i}", [f"p{i}"]) for i in range(3)]
+    items = [("short?", shots, ["one two", "three four"]), ("x " * 50, [], ["p"]), ("ok?", [], [])]
+    fitted = fit_prompts(fmt, items, _words, limit=15)
+    first = fitted[0]
+    assert first.n_shots == 1 and "q2" in first.prompt and "q0" not in first.prompt  # kept the last shot
+    assert first.n_passages == 2 and first.dropped == 2 and not first.too_long
+    assert _words([first.prompt])[0] <= 15
+    assert fitted[1].too_long and fitted[1].n_passages == 0
+    assert not fitted[2].dropped and not fitted[2].too_long
+    # Without a token counter nothing is dropped.
+    assert fit_prompts(fmt, items, None, limit=15)[0].n_shots == 3
