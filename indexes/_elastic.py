@@ -376,11 +376,11 @@ class ElasticsearchIndex(DocumentIndex):
             after = hits[-1]["sort"]
         return ids
 
-    def get_text(self, doc_id: str) -> str | None:
+    def get_text(self, doc_id: str, *, field: str = "text") -> str | None:
         from elasticsearch import NotFoundError
 
         try:
-            return self.client.get(index=self.index, id=doc_id, source=["text"])["_source"].get("text")
+            return self.client.get(index=self.index, id=doc_id, source=[field])["_source"].get(field)
         except NotFoundError:
             return None
 
@@ -460,7 +460,7 @@ class PhraseCounts(DocumentIndex):
         return [h["_id"] for h in hits]
 
     def get_text(self, doc_id: str) -> str | None:
-        return self._index.get_text(doc_id)
+        return self._index.get_text(doc_id, field=self.field)
 
     def search_many(self, queries: Sequence[str], k: int) -> list[list[Passage]]:
         return self._index.search_many(queries, k)

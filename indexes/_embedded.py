@@ -10,8 +10,9 @@ Chosen by measurement (docs/benchmarks.md, `ltprobe bench count`): a hybrid.
 
 Folder layout (format version `FORMAT_VERSION`):
 `index.json`, `docs.*` (document ids, a `StringTable`), `entities.*` (entity ids),
-`postings.bin` + `postings.off.npy` (serialized bitmaps in entity order), `df.npy` (document
-frequency per entity), `text.bin` + `text.off.npy`, `passages/` (tantivy).
+`postings.bin` + `postings.off.npy` (per entity, in entity order: a serialized roaring bitmap,
+or for entities in fewer than `RAW_POSTINGS_BELOW` documents a little-endian uint32 array),
+`df.npy` (document frequency per entity), `text.bin` + `text.off.npy`, `passages/` (tantivy).
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ FORMAT_VERSION = 1
 
 _MAX_DOCS = 2**32 - 1  # document numbers are uint32 (roaring bitmaps)
 
-
-
+RAW_POSTINGS_BELOW = 128
+"""Entities in fewer documents keep a plain sorted uint32 array (4 bytes a document) instead
+of a serialized roaring bitmap, whose per-container headers cost more for sparse sets."""
 
 
 def _passage_schema() -> Any:
@@ -173,6 +175,7 @@ class EmbeddedWriter:
             "backend": "embedded", "version": FORMAT_VERSION,
             "n_docs": len(self._doc_ids), "n_entities": len(entity_ids),
             "n_mentions": n_mentions, "has_text": self._with_text,
+            "raw_postings_below": RAW_POSTINGS_BELOW,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **(extra_info or {}),
         }
@@ -206,10 +209,13 @@ class EmbeddedWriter:
         bounds_list = bounds.tolist()
         chunks = []
         for e in range(len(entity_ids)):
-            bitmap = BitMap(docs[bounds_list[e]:bounds_list[e + 1]])
-            if bounds_list[e + 1] - bounds_list[e] >= 64:
+            ids = docs[bounds_list[e]:bounds_list[e + 1]]
+            if len(ids) < RAW_POSTINGS_BELOW:
+                chunks.append(ids.tobytes())  # smaller and faster to load than a tiny bitmap
+            else:
+                bitmap = BitMap(ids)
                 bitmap.run_optimize()
-            chunks.append(bitmap.serialize())
+                chunks.append(bitmap.serialize())
         offsets = np.zeros(len(entity_ids) + 1, dtype=np.uint64)
         np.cumsum(np.fromiter(map(len, chunks), dtype=np.uint64, count=len(chunks)), out=offsets[1:])
         with open(self.folder / "postings.bin", "wb") as handle:
@@ -294,6 +300,7 @@ class EmbeddedIndex(DocumentIndex):
         self._text_off = self._text = self._text_file = None
         self._cache: dict[int, Any] = {}
         self._cache_limit = cache_bitmaps
+        self._raw_below = int(self._info.get("raw_postings_below", 0))
         self._searcher: PassageSearcher | None = None
 
     # -- counts ---------------------------------------------------------------------------
@@ -305,7 +312,12 @@ class EmbeddedIndex(DocumentIndex):
             if len(self._cache) >= self._cache_limit:
                 self._cache.clear()
             start, end = int(self._postings_off[e]), int(self._postings_off[e + 1])
-            bitmap = FrozenBitMap.deserialize(self._postings[start:end])
+            if int(self._df[e]) < self._raw_below:  # a short sorted uint32 array
+                ids = array("I")
+                ids.frombytes(self._postings[start:end])
+                bitmap = FrozenBitMap(ids)
+            else:
+                bitmap = FrozenBitMap.deserialize(self._postings[start:end])
             self._cache[e] = bitmap
         return bitmap
 

@@ -170,6 +170,7 @@ def test_phrase_counts_on_an_existing_text_index(es_url, es_name):
     rows = count_qa(index, [{"id": "q", "q_entities": ["ada"], "a_entities": ["london", "babbage"]}])
     assert rows[0]["count"] == 2 and rows[0]["pair"] == ["ada", "babbage"] and rows[0]["a_count"] == 3
     assert sorted(index.docs_with(["ada", "babbage"])) == ["a", "b"]
+    assert index.get_text("c") == texts["c"]
     index.close()
 
 
