@@ -315,3 +315,40 @@ def test_probing_negation_flips_expected_answer():
     assert summary["head"]["accuracy"] == 1.0 and summary["tail"]["accuracy"] == 0.5
     assert summary["gap"] == 0.5
     assert summary["by_polarity"]["negated"]["tail"]["accuracy"] == 1.0
+
+
+class Fixed:
+    """Offers the same values for every variable; every check passes; shorter texts score higher."""
+
+    name = "fixed"
+
+    def __init__(self):
+        self.prompts = []
+
+    def sample(self, prompts, n, max_tokens, temperature, stop=None, seed=None):
+        self.prompts.extend(prompts)
+        return [["alpha", "beta", "gamma"][:n] for _ in prompts]
+
+    def next_token_logprobs(self, prompts, candidates):
+        return [{" yes": math.log(0.9), " no": math.log(0.1)} for _ in prompts]
+
+    def mean_logprob(self, texts):
+        return [-len(t) / 100 for t in texts]
+
+
+def test_conclusion_first_order_and_template_override(tmp_path):
+    from probe._linkgen import load_templates
+
+    (tmp_path / "knowledge.yaml").write_text(
+        'prompt: "Give a {datatype} for [{variable}]: {statements} {exclude}\\n[{variable}] ="\n'
+        'exclude: "Not: {values}."\n')
+    model = Fixed()
+    searcher = Searcher(model, config=config(order="conclusion"), templates=load_templates(tmp_path))
+    result = searcher.search(rule2())
+    assert [s.variable for s in result.steps] == ["B", "Z", "A"]
+    assert model.prompts[0] == "Give a Name of a dish or food for [B]: PersonX is not able to eat [B]. \n[B] ="
+    assert any(p.startswith("Give a Name of a dish or food for [B]: PersonX is not able to eat [B]. Not: ")
+               for p in model.prompts)
+    # A value is never reused for a second variable of the same statement.
+    for node in result.beams["head"] + result.beams["tail"]:
+        assert len({node.values[v] for v in "ABZ"}) == 3
