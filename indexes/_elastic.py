@@ -291,6 +291,24 @@ def build_elasticsearch(corpus: str | os.PathLike, linked_dir: str | os.PathLike
     return info
 
 
+def _answering(method: Any) -> Any:
+    """Turn a cluster that stopped answering mid-way (after the client's own retries with
+    backoff) into one actionable error instead of a traceback."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self: ElasticsearchIndex, *args: Any, **kwargs: Any) -> Any:
+        from elastic_transport import ConnectionError, ConnectionTimeout
+
+        try:
+            return method(self, *args, **kwargs)
+        except (ConnectionError, ConnectionTimeout) as exc:
+            raise InputError(f"Elasticsearch at {self.url} stopped answering ({type(exc).__name__}) "
+                             "after retries; check that the cluster is up and re-run") from None
+
+    return wrapper
+
+
 class ElasticsearchIndex(DocumentIndex):
     """A document index on an Elasticsearch cluster (see the module docstring)."""
 
@@ -322,6 +340,7 @@ class ElasticsearchIndex(DocumentIndex):
                              "(no entities field); use phrase counting (--phrases) on it instead")
         return cls(client, shown, index, meta=meta)
 
+    @_answering
     def _msearch_counts(self, queries: list[dict[str, Any]], index: str | None = None) -> list[int]:
         counts: list[int] = []
         target = index or self.index
@@ -356,10 +375,12 @@ class ElasticsearchIndex(DocumentIndex):
         found = dict(zip(unique, self._msearch_counts([self._terms(set(p)) for p in unique])))
         return [found[tuple(p)] for p in pairs]
 
+    @_answering
     def count(self, entities: Sequence[str]) -> int:
         """Documents linked to every entity, through `_count` (one request)."""
         return int(self.client.count(index=self.index, query=self._terms(entities))["count"])
 
+    @_answering
     def docs_with(self, entities: Sequence[str], limit: int | None = None) -> list[str]:
         if not entities:
             raise ValueError("docs_with needs at least one entity")
@@ -376,6 +397,7 @@ class ElasticsearchIndex(DocumentIndex):
             after = hits[-1]["sort"]
         return ids
 
+    @_answering
     def get_text(self, doc_id: str, *, field: str = "text") -> str | None:
         from elasticsearch import NotFoundError
 
@@ -384,6 +406,7 @@ class ElasticsearchIndex(DocumentIndex):
         except NotFoundError:
             return None
 
+    @_answering
     def search_many(self, queries: Sequence[str], k: int) -> list[list[Passage]]:
         results: list[list[Passage]] = []
         for start in range(0, len(queries), MSEARCH_BATCH):

@@ -35,6 +35,18 @@ def test_unreachable_server_retries_then_one_clear_error(monkeypatch):
     assert "s3cret-pw" not in message and "\n" not in message
 
 
+def test_server_lost_mid_way_is_one_clear_error():
+    from elasticsearch import Elasticsearch
+
+    url = f"http://127.0.0.1:{_closed_port()}"
+    index = ElasticsearchIndex(Elasticsearch(url, max_retries=2, retry_on_timeout=True), url, "corpus")
+    with pytest.raises(InputError, match=f"Elasticsearch at {url} stopped answering .* re-run"):
+        index.count_cooccurrence([("Q1", "Q2")])
+    with pytest.raises(InputError, match="stopped answering"):
+        index.search("who", 3)
+    index.close()
+
+
 def test_credentials_never_in_the_url():
     with pytest.raises(InputError, match="must not contain credentials"):
         connect("https://elastic:pw@localhost:9200")
