@@ -88,12 +88,11 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> dict[str,
 
 
 def default_config_path() -> Path:
-    """configs/demo.yaml of the source tree, or the copy packaged with the module."""
-    for candidate in (Path(__file__).resolve().parents[1] / "configs" / "demo.yaml",
-                      Path(__file__).resolve().parent / "configs" / "demo.yaml"):
-        if candidate.exists():
-            return candidate
-    raise InputError("the embedded default configs/demo.yaml is missing from this installation")
+    """configs/demo.yaml of the source tree (ltprobe is installed editable from it)."""
+    path = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+    if not path.exists():
+        raise InputError(f"the embedded default {path} is missing: run from a clone of the repository")
+    return path
 
 
 def _set_path(tree: dict, keys: list[str], value: Any) -> None:
