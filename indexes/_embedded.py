@@ -117,17 +117,22 @@ class PassageSearcher:
 class EmbeddedWriter:
     """Builds an embedded index folder: add documents in corpus order, then `finish()`.
 
-    Adding a document only appends to flat lists (cheap per document); `finish` numbers the
-    entities, sorts (entity, document) keys once with numpy, drops repeats, and writes one
-    roaring bitmap per entity. Memory while building: about 8 bytes per entity mention plus
-    the Python strings of the entity lists.
+    Adding a document appends its entity ids to a pending list; every million mentions they
+    are turned into entity numbers in one C-level pass (uint32, 4 bytes a mention), so memory
+    stays about 4 bytes per mention plus the document ids while adding, and 12 while
+    finishing. `finish` sorts (entity, document) keys once with numpy, drops repeats, and
+    writes one posting list per entity.
     """
+
+    _FLUSH = 1 << 20
 
     def __init__(self, folder: str | os.PathLike, *, with_text: bool = True):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._doc_ids: list[str] = []
         self._mentions: list[str] = []
+        self._numbers: dict[str, int] = {}
+        self._codes = array("I")
         self._lengths = array("I")
         self._with_text = with_text
         self._text = open(self.folder / "text.bin", "wb") if with_text else None
@@ -141,6 +146,8 @@ class EmbeddedWriter:
         self._doc_ids.append(doc_id)
         self._mentions.extend(entities)
         self._lengths.append(len(entities))
+        if len(self._mentions) >= self._FLUSH:
+            self._number_mentions()
         if self._text is not None:
             data = (text or "").encode("utf-8")
             self._text.write(data)
@@ -156,7 +163,17 @@ class EmbeddedWriter:
         mentions = self._mentions
         for entities in entity_lists:
             mentions.extend(entities)
+            if len(mentions) >= self._FLUSH:
+                self._number_mentions()
+                mentions = self._mentions
         self._lengths.extend(map(len, entity_lists))
+
+    def _number_mentions(self) -> None:
+        numbers = self._numbers
+        for entity in sorted(set(self._mentions).difference(numbers)):  # new ones, in a fixed order
+            numbers[entity] = len(numbers)
+        self._codes.extend(map(numbers.__getitem__, self._mentions))
+        self._mentions = []
 
     def finish(self, extra_info: dict[str, Any] | None = None) -> dict[str, Any]:
         """Write the postings, id tables and `index.json`; return the index description."""
@@ -165,7 +182,8 @@ class EmbeddedWriter:
         if duplicates:
             raise InputError(f"document id {duplicates[0]!r} occurs more than once in the corpus "
                              f"({len(duplicates)} duplicated ids); document ids must be unique")
-        entity_ids = sorted(set(self._mentions))
+        self._number_mentions()
+        entity_ids = list(self._numbers)  # in number order
         write_strings(folder, "entities", entity_ids)
         n_mentions = self._write_postings(entity_ids)
         if self._text is not None:
@@ -185,11 +203,8 @@ class EmbeddedWriter:
     def _write_postings(self, entity_ids: list[str]) -> int:
         from pyroaring import BitMap
 
-        number = {e: i for i, e in enumerate(entity_ids)}
-        keys = np.fromiter(map(number.__getitem__, self._mentions), dtype=np.uint64,
-                           count=len(self._mentions))
-        self._mentions = []
-        del number
+        keys = np.frombuffer(self._codes, dtype=np.uint32).astype(np.uint64)
+        self._codes = array("I")
         # key = entity << 32 | document: one sort groups documents by entity, in order.
         keys <<= np.uint64(32)
         keys |= np.repeat(np.arange(len(self._doc_ids), dtype=np.uint64),

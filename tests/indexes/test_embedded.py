@@ -204,3 +204,17 @@ def test_real_wikipedia_snippets_count_exactly(tmp_path):
         some = next(c for c in counts if c["count"])
         for doc_id in index.docs_with(some["pair"]):
             assert doc_id in {d for d, e, _ in docs if set(some["pair"]) <= set(e)}
+
+
+def test_entity_numbering_in_chunks_gives_the_same_counts(tmp_path, monkeypatch):
+    from ix_testdata import QA
+
+    from indexes._embedded import EmbeddedWriter
+
+    corpus, linked = write_corpus(tmp_path / "c", DOCS)
+    build_index(corpus, linked, tmp_path / "one", progress=False)
+    monkeypatch.setattr(EmbeddedWriter, "_FLUSH", 3)  # number the mentions every 3
+    build_index(corpus, linked, tmp_path / "chunked", progress=False)
+    with open_index(tmp_path / "one") as one, open_index(tmp_path / "chunked") as chunked:
+        assert count_qa(one, QA) == count_qa(chunked, QA)
+        assert chunked.docs_with(["Q3"]) == ["d2", "d3", "d4", "d6"]
