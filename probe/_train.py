@@ -74,6 +74,9 @@ class TrainConfig:
     file is given; None: rows drawn in proportion to the files' sizes."""
     seed: int = 0
     """Seed of initialisation and row order (the `seed` argument of train_model wins)."""
+    checkpoint_every: int | None = None
+    """Also save the model every N steps to `OUT/checkpoints/step-N` (to watch a long run;
+    not part of the cache key)."""
 
 
 def cpu_supports_bf16() -> bool:
@@ -102,6 +105,7 @@ def _fingerprint(files: list[Path], config: TrainConfig, seed: int) -> dict[str,
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     cfg = asdict(config)
+    cfg.pop("checkpoint_every")
     cfg["seed"] = seed
     cfg["betas"] = list(cfg["betas"])
     return {"format": _FORMAT_VERSION, "config": cfg, "inputs_sha256": digest.hexdigest()}
@@ -292,6 +296,10 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
         tokens_seen += int(attention.sum())
         losses.append(float(loss.detach()))
         bar.update(1)
+        if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
+            checkpoint = out / "checkpoints" / f"step-{step + 1}"
+            model.save_pretrained(checkpoint, safe_serialization=True)
+            tokenizer.save_pretrained(checkpoint)
         if step % 10 == 0 or step == config.steps - 1:
             elapsed = max(time.time() - started, 1e-9)
             bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}", tok_s=f"{tokens_seen / elapsed:,.0f}")

@@ -27,8 +27,9 @@ TINY_WORLD = dict(seed=7, people=60, reading_docs=300)
 """The tiny world's WorldConfig fields (60 people, ~1,500 documents)."""
 
 TINY_TRAIN = dict(steps=30, batch_size=8, seq_len=64, vocab_size=512, hidden_size=128, layers=2, heads=2,
-                  intermediate_size=256, max_position_embeddings=512, seed=0)
-"""The tiny model's TrainConfig fields: about 0.4M parameters, seconds on one core."""
+                  intermediate_size=256, max_position_embeddings=512, threads=1, seed=0)
+"""The tiny model's TrainConfig fields: about 0.4M parameters, seconds on one thread (one thread
+also keeps it fast on a busy machine, where two OpenMP threads can be ten times slower)."""
 
 
 @pytest.fixture(scope="session")
