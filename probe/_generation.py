@@ -285,6 +285,7 @@ class OpenAIGenerator(Generator):
         except Exception:  # a served name that is no folder or hub id: lengths unknown
             self._tokenizer = None
         self.tokenizer = self._tokenizer
+        self._no_tokenize_endpoint = False
         self.max_context = max_context or self._server_max_len()
 
     def _server_max_len(self) -> int | None:
@@ -385,9 +386,29 @@ class OpenAIGenerator(Generator):
         return means
 
     def count_tokens(self, texts: Sequence[str]) -> list[int] | None:
-        if self._tokenizer is None:
+        """Prompt lengths from the local tokenizer, else from a vLLM server's `/tokenize`."""
+        if not texts:
+            return []
+        if self._tokenizer is not None:
+            return [len(ids) for ids in self._tokenizer(list(texts))["input_ids"]]
+        if self._no_tokenize_endpoint:
             return None
-        return [len(ids) for ids in self._tokenizer(list(texts))["input_ids"]] if texts else []
+        import json
+
+        url = self.base_url.rstrip("/").removesuffix("/v1") + "/tokenize"
+
+        def one(text: str) -> int:
+            body = json.dumps({"model": self.name, "prompt": text}).encode("utf-8")
+            request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return int(json.loads(response.read())["count"])
+
+        try:
+            with ThreadPoolExecutor(self.concurrency) as pool:
+                return list(pool.map(one, texts))
+        except (urllib.error.URLError, OSError, KeyError, ValueError):
+            self._no_tokenize_endpoint = True  # not a vLLM server: lengths unknown
+            return None
 
     def close(self) -> None:
         self._client.close()

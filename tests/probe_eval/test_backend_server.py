@@ -36,6 +36,13 @@ def test_server_greedy_matches_transformers(closed_book_prompts, client, hf_gene
     assert client.generate(closed_book_prompts, 16, ["\n"]) == hf_generator.generate(closed_book_prompts, 16, ["\n"])
 
 
+def test_prompt_lengths_from_the_servers_tokenize_endpoint(server, closed_book_prompts, hf_generator):
+    bare = server.generator()  # no local tokenizer for the served name "tiny"
+    assert bare.tokenizer is None
+    assert bare.count_tokens(closed_book_prompts[:5]) == hf_generator.count_tokens(closed_book_prompts[:5])
+    bare.close()
+
+
 def test_server_log_probabilities_match_transformers(world_qa, closed_book_prompts, client, hf_generator):
     texts = [f"{r['question']} {r['answers'][0]}." for r in world_qa[:6]]
     assert client.mean_logprob(texts) == pytest.approx(hf_generator.mean_logprob(texts), abs=1e-3)
