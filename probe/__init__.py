@@ -6,6 +6,7 @@ from entity_linking._lazy import lazy_exports
 _LAZY = {
     "adaptive_retrieval": "probe._rag:adaptive_retrieval",
     "oracle_passages": "probe._rag:oracle_passages",
+    "question_entity_names": "probe._rag:question_entity_names",
     "recall_at_k": "probe._rag:recall_at_k",
     "retrieval_precision": "probe._rag:retrieval_precision",
     "retrieve_passages": "probe._rag:retrieve_passages",

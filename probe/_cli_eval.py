@@ -262,7 +262,7 @@ def _rag(args: argparse.Namespace) -> int:
     from indexes import open_index
     from probe._evaluate import evaluate, parse_shard
     from probe._generation import GenerationError
-    from probe._rag import RECALL_KS, adaptive_retrieval, oracle_passages, recall_at_k, \
+    from probe._rag import RECALL_KS, adaptive_retrieval, oracle_passages, question_entity_names, recall_at_k, \
         retrieval_precision, retrieve_passages
 
     parse_shard(args.shard)
@@ -278,7 +278,8 @@ def _rag(args: argparse.Namespace) -> int:
     finally:
         index.close()
     retrieval = {"recall_at_k": recall_at_k(retrieved, qa, counts),
-                 "precision": retrieval_precision(retrieved, qa, args.k),
+                 "precision": retrieval_precision(
+                     retrieved, qa, args.k, question_entity_names(args.qa_entities) if args.qa_entities else None),
                  "oracle_sources": oracle_stats or None}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "retrieval.json", retrieval)

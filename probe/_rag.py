@@ -69,6 +69,17 @@ def _entity_table(qa_entities: str | Path | Iterable[Mapping[str, Any]] | Mappin
     return {str(r["id"]): r for r in qa_entities}
 
 
+def question_entity_names(qa_entities: str | Path | Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> dict[str, list[str]]:
+    """The question entities' surface names per question id, from `q_mentions` of
+    `qa_entities.jsonl` (for `retrieval_precision`)."""
+    names: dict[str, list[str]] = {}
+    for qid, record in _entity_table(qa_entities).items():
+        mentions = record.get("q_mentions") or []
+        found = [m[0] if isinstance(m, (list, tuple)) else m.get("text") for m in mentions]
+        names[qid] = [n for n in dict.fromkeys(found) if isinstance(n, str) and n]
+    return names
+
+
 def _overlap(question: str, text: str) -> int:
     q = set(normalize_answer(question).split())
     return len(q & set(normalize_answer(text).split()))

@@ -13,7 +13,7 @@ import pytest
 
 from entity_linking.io import read_records, write_jsonl
 from probe._evaluate import evaluate, passage_text
-from probe._rag import oracle_passages, recall_at_k, retrieval_precision, retrieve_passages
+from probe._rag import oracle_passages, question_entity_names, recall_at_k, retrieval_precision, retrieve_passages
 from probe._scoring import contains_answer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,7 +58,9 @@ def test_retrieve_and_recall_at_k(tiny_world, world_index, index):
     # Recomputed by hand for k = 1.
     hits = sum(contains_answer(passages[r["id"]][0].text, r["answers"]) for r in qa)
     assert recall["overall"]["1"] == pytest.approx(hits / len(qa))
-    precision = retrieval_precision(passages, qa, 3, q_names={r["id"]: [r["question"].split(" was ")[-1]] for r in qa})
+    names = question_entity_names(world_index / "qa_entities.jsonl")
+    assert names[qa[0]["id"]] == [qa[0]["question"].removeprefix("In what city was ").removesuffix(" born?")]
+    precision = retrieval_precision(passages, qa, 3, q_names=names)
     assert 0 < precision["answer"] <= 1 and precision["answer_and_question_entity"] <= precision["answer"]
 
 
