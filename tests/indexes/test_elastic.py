@@ -205,3 +205,28 @@ def test_both_backends_count_the_world_identically(tiny_world, es_url, es_name, 
         person = qa[0]["question"].split(" was ")[-1].replace(" born?", "")
         hits = es.search(f"Where was {person} born?", 3)
         assert hits and hits[0].doc_id.startswith("enc_")
+
+
+def test_command_line_with_elasticsearch(es_url, es_name, tmp_path, capsys):
+    from ix_testdata import QA
+
+    from probe.cli import main
+
+    corpus, linked = write_corpus(tmp_path / "c", DOCS)
+    qa = tmp_path / "qa_entities.jsonl"
+    qa.write_text("".join(json.dumps(r) + "\n" for r in QA))
+    assert main(["index", "--corpus", str(corpus), "--linked", str(linked), "--out", str(tmp_path / "ix"),
+                 "--backend", "elasticsearch", "--es-url", es_url, "--es-index", es_name,
+                 "--es-shards", "2", "--es-workers", "2"]) == 0
+    assert json.loads((tmp_path / "ix" / "index.json").read_text())["shards"] == 2
+    outputs = []
+    for source in (["--index", str(tmp_path / "ix")], ["--es-url", es_url, "--es-index", es_name]):
+        out = tmp_path / "counts.jsonl"
+        assert main(["count", *source, "--qa-entities", str(qa), "--out", str(out)]) == 0
+        outputs.append(out.read_text())
+    assert outputs[0] == outputs[1] and json.loads(outputs[0].splitlines()[0])["count"] == 2
+    capsys.readouterr()
+    assert main(["docs", "qa1", "--es-url", es_url, "--es-index", es_name, "--qa-entities", str(qa)]) == 0
+    assert "[d4]" in capsys.readouterr().out
+    assert main(["count", "--es-url", es_url, "--qa-entities", str(qa), "--out", str(tmp_path / "x")]) == 2
+    assert "give both --es-url and --es-index" in capsys.readouterr().err
