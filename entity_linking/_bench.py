@@ -91,7 +91,9 @@ def generate(aliases: int, docs: int, seed: int = 0) -> tuple[list[dict[str, Any
             other = rng.choice(people)
             name = other["name"]
             occupation = rng.choice([o for o in _OCCUPATIONS if o != other["_occupation"]])
-            city = rng.choice([c for c in cities if c["name"] != other["_city"]["name"]])
+            city = rng.choice(cities)
+            while city["name"] == other["_city"]["name"]:
+                city = rng.choice(cities)
             alias = other["aliases"][0]
         else:
             def make() -> str:
@@ -101,7 +103,13 @@ def generate(aliases: int, docs: int, seed: int = 0) -> tuple[list[dict[str, Any
                     last = rng.choice(_APOSTROPHE) + last
                 return f"{first} {last}"
             name = fresh(make)
-            alias = fresh(lambda: f"{name.split()[0][0]}. {name.split(' ', 1)[1]}")
+            first, last = name.split(" ", 1)
+            initial = f"{first[0]}. {last}"
+            if initial.lower() not in taken:
+                taken.add(initial.lower())
+                alias = initial
+            else:  # "J. Smith" is taken: a middle initial instead
+                alias = fresh(lambda: f"{first} {rng.choice('ABCDEFGHIJKLMNOPRSTVW')}. {last}")
         people.append({"id": f"P{i}", "name": name, "aliases": [alias], "type": "person",
                        "description": f"{occupation} born in {city['name']}", "prior": 0.0,
                        "_occupation": occupation, "_city": city})
