@@ -209,7 +209,7 @@ class Run:
         from probe._plots import plot_link
 
         st = self.statements
-        rule_col = next((c for c in ("rule_id", "rule", "rule_name") if st is not None and c in st), None)
+        rule_col = next((c for c in ("rule", "rule_id", "rule_name") if st is not None and c in st), None)
         if st is None or st.empty or rule_col is None or "loglik" not in st or "beam" not in st:
             return None
         return plot_link(st, rule_col)

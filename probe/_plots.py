@@ -292,6 +292,9 @@ def plot_scaling(points: pd.DataFrame, fit: Mapping[str, Any] | None = None,
         ax.axvline(extrapolated, color="0.6", lw=0.8)
         ax.annotate(f"~{extrapolated:.1e} parameters", (extrapolated, 0.05), fontsize=7, rotation=90,
                     xytext=(-9, 0), textcoords="offset points", ha="center", va="bottom")
+    lo_x, hi_x = ax.get_xlim()
+    if hi_x / lo_x > 1e6:  # minor ticks on many decades cost time and say nothing
+        ax.xaxis.set_minor_locator(NullLocator())
     ax.set_ylim(0, 1)
     ax.set_xlabel("model parameters")
     ax.set_ylabel("accuracy on low-count questions")
@@ -304,7 +307,7 @@ def plot_scaling(points: pd.DataFrame, fit: Mapping[str, Any] | None = None,
 
 # ---- LINK long-tail generation -------------------------------------------------------------
 
-def plot_link(statements: pd.DataFrame, rule_col: str = "rule_id") -> Figure:
+def plot_link(statements: pd.DataFrame, rule_col: str = "rule") -> Figure:
     """Head and tail distributions per rule: mean token log-likelihood (and corpus count when
     the statements carry one)."""
     has_count = "count" in statements and statements["count"].notna().any()

@@ -562,7 +562,7 @@ def _section_link(gen: Run | None, plots_dir: Path) -> str | None:
         return None
     parts = []
     st = gen.statements
-    rule_col = next((c for c in ("rule_id", "rule", "rule_name") if st is not None and c in st), None)
+    rule_col = next((c for c in ("rule", "rule_id", "rule_name") if st is not None and c in st), None)
     if st is not None and not st.empty and rule_col and "beam" in st and "loglik" in st:
         parts.append(_figure(plot_link(st, rule_col), plots_dir, "link_head_tail",
                              "Head and tail beams per rule: mean token log-likelihood under the oracle model"
@@ -591,8 +591,67 @@ def _section_link(gen: Run | None, plots_dir: Path) -> str | None:
                 [[str(r[rule_col]), str(r["beam"]), _short(r[text_col]), _fmt(r["loglik"], ".2f")]
                  for _, r in sample.iterrows()]))
     if gen.generation_summary:
-        parts.append("<h3>generation_summary.json</h3>" + _kv_table(gen.generation_summary))
+        parts.append(_generation_summary_html(gen.generation_summary))
     return "\n".join(parts) or None
+
+
+def _generation_summary_html(gs: Mapping[str, Any]) -> str:
+    """`generation_summary.json` of `ltprobe generate`: per-rule gaps, probing head vs tail, warnings."""
+    parts = []
+    facts = []
+    if _num(gs.get("mean_loglik_gap")) is not None:
+        facts.append(f"mean head - tail log-likelihood gap over rules: {gs['mean_loglik_gap']:+.2f}")
+    if gs.get("reranker"):
+        facts.append(f"reranker: {gs['reranker']}")
+    if _num(gs.get("n_statements")) is not None:
+        facts.append(f"statements: {int(gs['n_statements']):,}")
+    if isinstance(gs.get("models"), Mapping):
+        facts.append("models: " + ", ".join(f"{k} {v}" for k, v in gs["models"].items() if v))
+    if facts:
+        parts.append("<p>" + html.escape("; ".join(facts)) + ".</p>")
+    for warning in gs.get("warnings") or []:
+        parts.append(f"<p class='note'>{html.escape(str(warning))}</p>")
+    rules = gs.get("rules")
+    if isinstance(rules, Mapping) and rules:
+        rows = []
+        for rule, r in rules.items():
+            if not isinstance(r, Mapping):
+                continue
+            ll = r.get("loglik") if isinstance(r.get("loglik"), Mapping) else {}
+            cnt = r.get("count") if isinstance(r.get("count"), Mapping) else {}
+            probing = r.get("probing") if isinstance(r.get("probing"), Mapping) else {}
+            n = r.get("n") if isinstance(r.get("n"), Mapping) else {}
+
+            def mean(block: Mapping[str, Any], beam: str, key: str = "mean") -> Any:
+                entry = block.get(beam)
+                return entry.get(key) if isinstance(entry, Mapping) else None
+
+            rows.append([str(rule), str(r.get("status", "")), f"{_fmt_int(n.get('head'))} / {_fmt_int(n.get('tail'))}",
+                         _fmt(mean(ll, "head"), ".2f"), _fmt(mean(ll, "tail"), ".2f"), _fmt(ll.get("gap"), "+.2f"),
+                         _fmt(cnt.get("gap_log10"), "+.2f"),
+                         _fmt_pct(mean(probing, "head", "accuracy")), _fmt_pct(mean(probing, "tail", "accuracy"))])
+        parts.append("<h3>Per rule (generation_summary.json)</h3>" + _table(
+            ["rule", "status", "head / tail", "head log-lik", "tail log-lik", "gap", "count gap (log10)",
+             "probing head", "probing tail"], rows))
+    probing = gs.get("probing")
+    if isinstance(probing, Mapping):
+        rows = []
+        for name, block in [("all templates", probing), *((f"template {k}", v) for k, v in
+                                                          (probing.get("by_template") or {}).items()),
+                            *((k, v) for k, v in (probing.get("by_polarity") or {}).items())]:
+            if isinstance(block, Mapping):
+                head, tail = block.get("head") or {}, block.get("tail") or {}
+                h, t = _num(head.get("accuracy")), _num(tail.get("accuracy"))
+                rows.append([name, _fmt_pct(h), _fmt_pct(t), _fmt(h - t, "+.2f") if h is not None and t is not None
+                             else "–", f"{_fmt_int(head.get('n'))} / {_fmt_int(tail.get('n'))}"])
+        parts.append("<h3>Probing: does the model judge the statements correctly?</h3><p>Each statement asked "
+                     "in several templates (yes/no, true/false, entails/contradicts, with negated variants). "
+                     "LINK found accuracy about 3 points lower on the tail.</p>"
+                     + _table(["", "head accuracy", "tail accuracy", "gap", "questions head / tail"], rows))
+    if isinstance(gs.get("config"), Mapping):
+        parts.append("<details><summary>Search configuration</summary><pre>"
+                     + html.escape(json.dumps(gs["config"], indent=2, default=str)) + "</pre></details>")
+    return "\n".join(parts)
 
 
 def _section_other(run: Run, plots_dir: Path) -> str | None:

@@ -151,23 +151,50 @@ def make_run(out: Path, *, n: int = 300, seed: int = 0, rag_slope_factor: float 
         "config": {"world": {"people": 300, "seed": seed}, "eval": {"settings": list(SETTINGS), "shots": 3}},
         "versions": {"ltprobe": "0.1.0", "vllm": "0.32.0", "torch": "2.13.0+cpu"},
         "git_commit": "0123456789abcdef", "seeds": {"world": seed, "train": 0, "bootstrap": 0}}, indent=2))
-    if generation:
+    if generation:  # a LINK generation run in the shapes `ltprobe generate` writes
         gen = out / "generation"
         gen.mkdir(exist_ok=True)
-        stmts = []
+        stmts, rules = [], {}
         for rule in ("allergy", "born_in"):
+            rows = []
             for beam, base in (("head", -2.0), ("tail", -3.2)):
                 for j in range(25):
-                    stmts.append({"rule_id": rule, "beam": beam, "values": {"A": f"v{j}"},
-                                  "statement": f"If PersonX ... {rule} {beam} {j}",
-                                  "loglik": base + rng.gauss(0, 0.4),
-                                  "count": int(10 ** rng.uniform(2, 3) if beam == "head" else 10 ** rng.uniform(0, 1)),
-                                  "critic": 0.9})
+                    count = int(10 ** rng.uniform(2, 3) if beam == "head" else 10 ** rng.uniform(0, 1))
+                    rows.append({"id": f"{rule}:{beam}:{j}", "rule": rule, "beam": beam, "rank": j,
+                                 "values": {"P": "PersonX", "A": f"value {beam} {j}"},
+                                 "statement": f"If PersonX is allergic to {beam} {j}, PersonX cannot eat it.",
+                                 "statement_full": f"PersonX is allergic to {beam} {j}. So PersonX cannot eat it.",
+                                 "loglik": base + rng.gauss(0, 0.4), "count": count, "count_status": "ok",
+                                 "score": base, "critic": {"mean": 0.9, "checks": {"fact": 0.9}},
+                                 "thresholds": {"fact": 0.85}, "partial": "PersonX is allergic to ..."})
+            stmts += rows
+
+            def describe(xs):
+                return {"n": len(xs), "mean": sum(xs) / len(xs), "median": sorted(xs)[len(xs) // 2],
+                        "min": min(xs), "max": max(xs)}
+
+            ll = {b: describe([r["loglik"] for r in rows if r["beam"] == b]) for b in ("head", "tail")}
+            cnt = {b: dict(describe([float(r["count"]) for r in rows if r["beam"] == b]), zero=0, unlinked=0,
+                           mean_log10=sum(math.log10(r["count"] + 1) for r in rows if r["beam"] == b) / 25)
+                   for b in ("head", "tail")}
+            rules[rule] = {"status": "ok", "domain": "food", "n": {"head": 25, "tail": 25},
+                           "loglik": dict(ll, gap=ll["head"]["mean"] - ll["tail"]["mean"]),
+                           "count": dict(cnt, gap_log10=cnt["head"]["mean_log10"] - cnt["tail"]["mean_log10"]),
+                           "overlap": 0, "critic": {b: describe([0.9] * 25) for b in ("head", "tail")},
+                           "steps": [{"variable": "A", "calls": 2, "accepted": 25}],
+                           "probing": {"n": 100, "accuracy": 0.6, "head": {"n": 50, "accuracy": 0.7},
+                                       "tail": {"n": 50, "accuracy": 0.5}, "gap": 0.2}}
         dump("generation/statements.jsonl", stmts)
-        (gen / "generation_summary.json").write_text(json.dumps({"rules": {
-            r: {"head": {"n": 25, "loglik_mean": -2.0, "count_mean": 300},
-                "tail": {"n": 25, "loglik_mean": -3.2, "count_mean": 4}, "loglik_gap": 1.2}
-            for r in ("allergy", "born_in")}}))
+        gaps = [r["loglik"]["gap"] for r in rules.values()]
+        (gen / "generation_summary.json").write_text(json.dumps({
+            "models": {"knowledge": "tiny", "critic": "tiny", "oracle": "tiny", "probe": "tiny"},
+            "reranker": "likelihood", "index": None, "config": {"beam_size": 25, "samples": 50},
+            "n_statements": len(stmts), "mean_loglik_gap": sum(gaps) / len(gaps),
+            "probing": {"n": 200, "accuracy": 0.6, "head": {"n": 100, "accuracy": 0.7},
+                        "tail": {"n": 100, "accuracy": 0.5}, "gap": 0.2,
+                        "by_template": {"yes_no": {"head": {"n": 50, "accuracy": 0.7}, "tail": {"n": 50, "accuracy": 0.5}}},
+                        "by_polarity": {"original": {"head": {"n": 50, "accuracy": 0.8}, "tail": {"n": 50, "accuracy": 0.6}}}},
+            "rules": rules, "warnings": []}))
     if counterfactual:
         cf_buckets = [{"lo": lo, "hi": hi, "n": 10, "docs_removed": dr, "before": b, "after": a,
                        "drop": b - a, "drop_ci": [b - a - 0.2, b - a + 0.2]}

@@ -35,10 +35,10 @@ def test_compare_writes_table_html_and_plots(synthetic_run, minimal_run, tmp_pat
         assert (tmp_path / "cmp" / "plots" / f"compare_{setting}.svg").exists()
 
 
-def test_labels_same_folder_names_and_errors(synthetic_run, tmp_path):
+def test_labels_same_folder_names_and_errors(minimal_run, tmp_path):
     a, b = tmp_path / "a" / "run", tmp_path / "b" / "run"
-    shutil.copytree(synthetic_run, a)
-    shutil.copytree(synthetic_run, b)
+    shutil.copytree(minimal_run, a)
+    shutil.copytree(minimal_run, b)
     probe.compare_runs([a, b], tmp_path / "cmp")
     rows = list(csv.DictReader((tmp_path / "cmp" / "compare.csv").open()))
     assert [r["run"] for r in rows] == ["a/run", "b/run"]

@@ -51,6 +51,9 @@ def test_full_report_has_every_section_and_is_self_contained(full_report):
     assert f"{summary['scaling']['parameters_for_target']:.2g}" in text  # scaling extrapolation
     assert "of the top-3 passages contain an answer alias" in text  # retrieval precision
     assert "retrieve when count &lt; " in text  # adaptive retrieval threshold
+    link = text[text.index("Long-tail test statements"):text.index("Run manifest")]
+    assert "Per rule (generation_summary.json)" in link and "Probing: does the model judge" in link
+    assert re.search(r"<td>allergy</td><td>25</td><td>25</td><td>-2\.\d\d</td><td>-3\.\d\d</td><td>\+1\.\d\d</td>", link)
 
 
 def test_truth_section_says_where_and_why_counts_differ(full_report):
@@ -169,9 +172,9 @@ def _cli(argv):
     return args.handler(args)
 
 
-def test_cli_report_and_its_errors(synthetic_run, tmp_path, capsys):
+def test_cli_report_and_its_errors(minimal_run, tmp_path, capsys):
     run_dir = tmp_path / "run"
-    shutil.copytree(synthetic_run, run_dir)
+    shutil.copytree(minimal_run, run_dir)
     assert _cli(["report", "--run", str(run_dir)]) == 0
     assert f"report: {run_dir / 'report.html'}" in capsys.readouterr().out
     assert (run_dir / "report.html").exists()
