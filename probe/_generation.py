@@ -356,31 +356,31 @@ class OpenAIGenerator(Generator):
                                     stop=list(stop or []) or None, seed=seed)
         return [[c.text for c in cs] for cs in choices]
 
-    def _echo_logprobs(self, texts: Sequence[str]) -> list[tuple[list[int], list[float | None]]]:
-        """(text offsets, log-probabilities) of the tokens of each text, from `echo`."""
+    def _echo_logprobs(self, texts: Sequence[str]) -> list[list[float | None]]:
+        """Log-probabilities of the tokens of each text (None for the first), from `echo`.
+
+        With `max_tokens=1` exactly one token follows the echoed prompt, so the prompt's tokens
+        are all but the last. (Text offsets would not do: a BOS token's text shifts them.)
+        """
         choices = self._completions(texts, max_tokens=1, temperature=0.0, echo=True, logprobs=0)
-        result = []
-        for text, cs in zip(texts, choices):
-            lp = cs[0].logprobs
-            keep = [i for i, off in enumerate(lp.text_offset) if off < len(text)]
-            result.append(([lp.text_offset[i] for i in keep], [lp.token_logprobs[i] for i in keep]))
-        return result
+        return [list(cs[0].logprobs.token_logprobs[:-1]) for cs in choices]
 
     def next_token_logprobs(self, prompts: Sequence[str], candidates: Sequence[str]) -> list[dict[str, float]]:
+        prompt_lengths = [len(row) for row in self._echo_logprobs(prompts)]
         texts, keys = [], []
         for i, prompt in enumerate(prompts):
             for cand in candidates:
                 texts.append(prompt + cand)
-                keys.append((i, cand, len(prompt)))
+                keys.append((i, cand))
         result: list[dict[str, float]] = [{} for _ in prompts]
-        for (i, cand, boundary), (offsets, values) in zip(keys, self._echo_logprobs(texts)):
-            j = next(j for j, off in enumerate(offsets) if off >= boundary)
-            result[i][cand] = float(values[j])  # type: ignore[arg-type]
+        for (i, cand), values in zip(keys, self._echo_logprobs(texts)):
+            # The candidate's first token comes right after the prompt's own tokens.
+            result[i][cand] = float(values[prompt_lengths[i]])  # type: ignore[arg-type]
         return result
 
     def mean_logprob(self, texts: Sequence[str]) -> list[float]:
         means = []
-        for _, values in self._echo_logprobs(texts):
+        for values in self._echo_logprobs(texts):
             vals = [v for v in values if v is not None]
             means.append(sum(vals) / len(vals) if vals else math.nan)
         return means

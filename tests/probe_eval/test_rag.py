@@ -99,7 +99,8 @@ def test_rag_command_end_to_end(tiny_world, tiny_model, world_index, tmp_path):
         [sys.executable, "-m", "probe.cli", "rag", "--qa", str(tiny_world / "qa.jsonl"), "--model", str(tiny_model),
          "--backend", "transformers", "--index", str(world_index / "index"), "--qa-entities",
          str(world_index / "qa_entities.jsonl"), "--counts", str(world_index / "counts.jsonl"), "--oracle",
-         "--closed-book", "--closed-book-shots", "2", "--k", "2", "--n-boot", "100", "--quiet", "--out", str(out)],
+         "--closed-book", "--closed-book-shots", "2", "--k", "2", "--n-boot", "100", "--limit", "48", "--quiet",
+         "--out", str(out)],
         env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
