@@ -46,7 +46,10 @@ def headline(summary: Mapping[str, Any]) -> list[str]:
         sentence, first_label, first_acc = _trend_sentence("Closed-book accuracy", cb)
         if sentence:
             sentences.append(sentence)
-    if isinstance(rag, Mapping):
+    if isinstance(rag, Mapping) and _num(rag.get("accuracy")) in (0.0, 1.0):
+        sentence, _, _ = _trend_sentence("Accuracy with retrieval augmentation", rag)
+        sentences.append(sentence)
+    elif isinstance(rag, Mapping):
         slope, ci = _num(rag.get("slope_per_decade")), _pair(rag.get("slope_ci"))
         frame = _usable_buckets(rag)
         parts = []
@@ -96,6 +99,14 @@ def _trend_sentence(subject: str, entry: Mapping[str, Any]) -> tuple[str | None,
     frame = _usable_buckets(entry)
     if slope is None and frame.empty:
         return None, None, math.nan
+    accuracy = _num(entry.get("accuracy"))
+    if accuracy in (0.0, 1.0):  # nothing varies, so nothing can depend on the count
+        first = frame.iloc[0] if len(frame) else None
+        return (f"{subject} is {accuracy:.0%} on every question, so this run cannot show whether it depends "
+                f"on the number of relevant documents" + (" (the model answered none correctly: it may be too "
+                                                          "small or too briefly trained)" if accuracy == 0 else "")
+                + ".", first["label"] if first is not None else None,
+                float(first["accuracy"]) if first is not None else math.nan)
     if ci is not None:
         verb = ("rises" if ci[0] > 0 else "falls" if ci[1] < 0
                 else "shows no clear dependence (the slope's interval includes 0)")

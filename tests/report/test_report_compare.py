@@ -10,6 +10,7 @@ import pytest
 
 import probe
 from entity_linking.io import InputError
+from test_report_html import _unbalanced_tags
 
 
 def test_compare_writes_table_html_and_plots(synthetic_run, minimal_run, tmp_path):
@@ -30,6 +31,7 @@ def test_compare_writes_table_html_and_plots(synthetic_run, minimal_run, tmp_pat
     assert md[0].startswith("| run | model |") and len(md) == 4 and "minimal-model" in md[3]
     text = out.read_text()
     assert "full" in text and "minimal" in text and "src='data:image/png;base64," in text
+    assert _unbalanced_tags(text) == []
     for setting in ("closed_book", "rag", "oracle"):
         assert (tmp_path / "cmp" / "plots" / f"compare_{setting}.png").exists()
         assert (tmp_path / "cmp" / "plots" / f"compare_{setting}.svg").exists()
@@ -51,7 +53,7 @@ def test_labels_same_folder_names_and_errors(minimal_run, tmp_path):
 
 
 def test_cli_compare(synthetic_run, minimal_run, tmp_path, capsys):
-    from test_report_html import _cli
+    from test_report_html import _cli  # noqa: PLC0415
 
     assert _cli(["compare", str(synthetic_run), str(minimal_run), "--out", str(tmp_path / "c")]) == 0
     assert "compare.csv" in capsys.readouterr().out

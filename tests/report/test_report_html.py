@@ -30,6 +30,29 @@ def full_report(synthetic_run, tmp_path_factory):
     return probe.write_report(run_dir)
 
 
+def _unbalanced_tags(text: str) -> list[str]:
+    """Open/close tag mismatches of an HTML document (void elements aside)."""
+    from html.parser import HTMLParser
+
+    void = {"meta", "img", "br", "hr", "link", "input"}
+    problems: list[str] = []
+    stack: list[str] = []
+
+    class Checker(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag not in void:
+                stack.append(tag)
+
+        def handle_endtag(self, tag):
+            if not stack or stack[-1] != tag:
+                problems.append(f"</{tag}> closes <{stack[-1] if stack else None}> at {self.getpos()}")
+            else:
+                stack.pop()
+
+    Checker().feed(text)
+    return problems + [f"<{t}> never closed" for t in stack]
+
+
 def _h2(text: str) -> list[str]:
     return re.findall(r"<h2>([^<]*)</h2>", text)
 
@@ -39,6 +62,7 @@ def test_full_report_has_every_section_and_is_self_contained(full_report):
     assert full_report.name == "report.html"
     assert _h2(text) == SECTIONS
     assert "could not be drawn" not in text
+    assert _unbalanced_tags(text) == []
     # self-contained: every image is embedded, nothing is fetched
     sources = re.findall(r"""(?:src|href)=['"]([^'"]*)['"]""", text)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
@@ -105,6 +129,9 @@ def test_headline_says_what_the_numbers_say(synthetic_run):
     flat["settings"]["closed_book"]["slope_ci"] = [-0.3, -0.1]
     assert "Closed-book accuracy falls" in headline(flat)[0]
     assert headline({}) == ["This run has no accuracy results yet (summary.json has no settings)."]
+
+    flat["settings"]["closed_book"].update(accuracy=0.0, slope_per_decade=0.0, slope_ci=[0.0, 0.0])
+    assert headline(flat)[0].startswith("Closed-book accuracy is 0% on every question, so this run cannot show")
 
 
 def test_minimal_run_gives_the_contract_sections_only(minimal_run, tmp_path):
