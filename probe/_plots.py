@@ -222,7 +222,7 @@ def plot_slopes(settings: Mapping[str, Mapping[str, Any]], reduction: float | No
 
 def plot_recall_at_k(recall: pd.DataFrame) -> Figure:
     """Recall@k per count bucket (`Run.recall_at_k()`), one line per k."""
-    fig, axes = new_figure(3.0)
+    fig, axes = new_figure(3.4)
     ax = axes[0, 0]
     ks = sorted(recall["k"].unique(), key=lambda k: (not isinstance(k, (int, np.integer)), k))
     for i, k in enumerate(ks):
@@ -235,7 +235,7 @@ def plot_recall_at_k(recall: pd.DataFrame) -> Figure:
     ax.set_ylabel("share with an answer in top k")
     ax.set_title("Retrieval recall@k by relevant-document count")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(frameon=False, ncols=2)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3, frameon=False)
     count_axis(ax, float(recall["hi"].max()) if len(recall) else 10)
     return fig
 
@@ -301,7 +301,7 @@ def plot_scaling(points: pd.DataFrame, fit: Mapping[str, Any] | None = None,
     ax.set_title("Scaling: how large a model would the long tail need?")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(frameon=False, loc="upper left")
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, frameon=False)
     return fig
 
 
