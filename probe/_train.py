@@ -233,6 +233,12 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
     precision = _resolve_precision(config.precision)
     if config.threads:
         torch.set_num_threads(config.threads)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        if config.threads > 1 and load > (os.cpu_count() or 1):
+            # OpenMP threads spin-wait for each other; on an oversubscribed machine two threads
+            # were measured ten times slower than one.
+            print(f"train: the machine is busy (load {load:.1f} on {os.cpu_count()} cores); "
+                  f"threads=1 may train much faster than threads={config.threads}", file=sys.stderr)
     torch.manual_seed(seed)
     rng = random.Random(seed)
     out.mkdir(parents=True, exist_ok=True)
