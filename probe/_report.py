@@ -207,7 +207,7 @@ def _guarded(title: str, render: Any, run: Run, plots_dir: Path) -> str:
 
 
 def _section_accuracy(run: Run, plots_dir: Path) -> str | None:
-    from probe._plots import plot_accuracy_vs_count, save_figure
+    from probe._plots import plot_accuracy_vs_count
 
     settings = [s for s in run.settings if not run.buckets(s).empty]
     if not settings:
@@ -222,7 +222,7 @@ def _section_accuracy(run: Run, plots_dir: Path) -> str | None:
                   "Accuracy per count bucket with 95% intervals (top); questions per bucket (bottom)."
                   + (" Dashed: logistic fit of correctness on log10(count + 1)." if fits else ""))
     # One table: bucket, n, and accuracy [interval] per setting.
-    labels = list(dict.fromkeys(l for f in frames.values() for l in f["label"]))
+    labels = list(dict.fromkeys(label for f in frames.values() for label in f["label"]))
     rows = []
     for label in labels:
         row = [label]
@@ -246,7 +246,7 @@ def _section_accuracy(run: Run, plots_dir: Path) -> str | None:
 
 
 def _section_slopes(run: Run, plots_dir: Path) -> str | None:
-    from probe._plots import plot_slopes, save_figure
+    from probe._plots import plot_slopes
 
     settings = {s: e for s, e in (run.summary.get("settings") or {}).items() if isinstance(e, Mapping)}
     if not any(_num(e.get("slope_per_decade")) is not None for e in settings.values()):
@@ -304,7 +304,7 @@ def _section_retrieval(run: Run, plots_dir: Path) -> str | None:
                                  "per count bucket (the original study's figure 8)."))
         ks = list(dict.fromkeys(recall["k"]))
         rows = []
-        for (lo, label), part in recall.dropna(subset=["lo"]).groupby(["lo", "label"], sort=True):
+        for (_lo, label), part in recall.dropna(subset=["lo"]).groupby(["lo", "label"], sort=True):
             n = part["n"].iloc[0]
             rows.append([label, _fmt_int(n)] + [_fmt(part.loc[part["k"] == k, "recall"].iloc[0], ".2f")
                                                 if (part["k"] == k).any() else "–" for k in ks])
@@ -581,7 +581,8 @@ def _section_link(gen: Run | None, plots_dir: Path) -> str | None:
         rows = []
         for rule, part in st.groupby(st[rule_col].astype(str), sort=False):
             head, tail = part[part["beam"] == "head"], part[part["beam"] == "tail"]
-            hl, tl = pd.to_numeric(head["loglik"], errors="coerce").mean(), pd.to_numeric(tail["loglik"], errors="coerce").mean()
+            hl = pd.to_numeric(head["loglik"], errors="coerce").mean()
+            tl = pd.to_numeric(tail["loglik"], errors="coerce").mean()
             row = [rule, str(len(head)), str(len(tail)), _fmt(hl, ".2f"), _fmt(tl, ".2f"), _fmt(hl - tl, "+.2f")]
             if "count" in st:
                 row += [_fmt(pd.to_numeric(head["count"], errors="coerce").median(), ".3g"),
@@ -772,10 +773,12 @@ def _readable_compare(table: pd.DataFrame, settings: Sequence[str]) -> pd.DataFr
         out[f"{short} accuracy"] = table[f"{name}_accuracy"].map(_fmt_pct)
         out[f"{short} slope [95% CI]"] = [
             _fmt(sl, "+.3f") + (f" [{lo:+.3f}, {hi:+.3f}]" if _num(lo) is not None and _num(hi) is not None else "")
-            for sl, lo, hi in zip(table[f"{name}_slope"], table[f"{name}_slope_ci_low"], table[f"{name}_slope_ci_high"])]
+            for sl, lo, hi in zip(table[f"{name}_slope"], table[f"{name}_slope_ci_low"],
+                                  table[f"{name}_slope_ci_high"])]
     out["reduction [95% CI]"] = [
         _fmt_pct(r) + (f" [{lo:.0%}, {hi:.0%}]" if _num(lo) is not None and _num(hi) is not None else "")
-        for r, lo, hi in zip(table["count_dependence_reduction"], table["reduction_ci_low"], table["reduction_ci_high"])]
+        for r, lo, hi in zip(table["count_dependence_reduction"], table["reduction_ci_low"],
+                             table["reduction_ci_high"])]
     for col in table.columns:
         if col.startswith("recall_at_"):
             out[col.replace("recall_at_", "recall@")] = table[col].map(lambda v: _fmt(v, ".2f"))

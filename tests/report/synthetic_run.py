@@ -192,8 +192,10 @@ def make_run(out: Path, *, n: int = 300, seed: int = 0, rag_slope_factor: float 
             "n_statements": len(stmts), "mean_loglik_gap": sum(gaps) / len(gaps),
             "probing": {"n": 200, "accuracy": 0.6, "head": {"n": 100, "accuracy": 0.7},
                         "tail": {"n": 100, "accuracy": 0.5}, "gap": 0.2,
-                        "by_template": {"yes_no": {"head": {"n": 50, "accuracy": 0.7}, "tail": {"n": 50, "accuracy": 0.5}}},
-                        "by_polarity": {"original": {"head": {"n": 50, "accuracy": 0.8}, "tail": {"n": 50, "accuracy": 0.6}}}},
+                        "by_template": {"yes_no": {"head": {"n": 50, "accuracy": 0.7},
+                                                   "tail": {"n": 50, "accuracy": 0.5}}},
+                        "by_polarity": {"original": {"head": {"n": 50, "accuracy": 0.8},
+                                                     "tail": {"n": 50, "accuracy": 0.6}}}},
             "rules": rules, "warnings": []}))
     if counterfactual:
         cf_buckets = [{"lo": lo, "hi": hi, "n": 10, "docs_removed": dr, "before": b, "after": a,
