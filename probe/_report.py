@@ -169,7 +169,12 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *,
         ("Other figures in summary.json", _section_other),
         ("Run manifest", _section_manifest),
     ]
-    body = [f"<section><h2>Finding</h2>{_paragraphs(headline(run.summary))}{_how_to_read()}</section>"]
+    skipped = ""
+    if run.skipped.skipped:
+        print(f"ltprobe report: {run.skipped.summary()}", file=sys.stderr)
+        skipped = (f"<p class='note'>{run.skipped.skipped} bad record(s) in the run's files were skipped "
+                   f"(--on-error skip); first: {html.escape(run.skipped.examples[0])}</p>")
+    body = [f"<section><h2>Finding</h2>{_paragraphs(headline(run.summary))}{skipped}{_how_to_read()}</section>"]
     for title, render in sections:
         body.append(_guarded(title, render, run, plots_dir))
     meta = {"run": str(run.path), "model": run.model or "?", "index": run.summary.get("index", "?"),
@@ -563,6 +568,9 @@ def _section_counterfactual(run: Run, plots_dir: Path) -> str | None:
                      f"[{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "–"])
     parts.append(_table(["original count", "questions", "documents removed", "before", "after", "drop",
                          "95% interval"], rows))
+    rest = {k: v for k, v in cf.items() if k not in ("buckets", "control") and v is not None}
+    if rest:
+        parts.append(_kv_table(rest))
     return "\n".join(parts)
 
 
@@ -727,6 +735,9 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, labels:
     if len(run_dirs) < 1:
         raise InputError("compare: give at least one run folder")
     runs = [load_run(d, on_error=on_error) for d in run_dirs]
+    for run in runs:
+        if run.skipped.skipped:
+            print(f"ltprobe compare: {run.path}: {run.skipped.summary()}", file=sys.stderr)
     if labels is not None and len(labels) != len(runs):
         raise InputError(f"compare: {len(labels)} label(s) for {len(runs)} run(s); give one per run")
     labels = list(labels) if labels is not None else _unique_labels([r.path for r in runs])

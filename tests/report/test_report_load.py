@@ -119,6 +119,10 @@ def test_bad_folders_and_records_are_user_errors(tmp_path, synthetic_run):
         probe.load_run(run_dir)
     run = probe.load_run(run_dir, on_error="skip")
     assert run.skipped.skipped == 1 and len(run.counts) == len(lines) - 1
+    text = probe.write_report(run_dir, on_error="skip").read_text()
+    assert "1 bad record(s) in the run's files were skipped" in text and "counts.jsonl:3" in text
+    with pytest.raises(InputError, match=r"counts\.jsonl:3"):
+        probe.write_report(run_dir)
     (run_dir / "summary.json").write_text("{not json")
     with pytest.raises(InputError, match=r"summary\.json:1: broken JSON"):
         probe.load_run(run_dir, on_error="skip")
