@@ -113,6 +113,8 @@ def register(commands: Any) -> None:
     p.add_argument("--max-tokens", type=int, default=16, help="tokens to generate at most (16)")
     p.add_argument("--batch-size", type=int, default=64, help="transformers batch size (64)")
     p.add_argument("--dtype", default="float32", help="dtype of both backends (float32)")
+    p.add_argument("--no-stop", action="store_true",
+                   help="generate --max-tokens tokens without stopping at the newline (decoding throughput)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="vLLM option, VALUE read as YAML (repeatable)")
 
@@ -335,7 +337,7 @@ def _bench(args: argparse.Namespace) -> int:
     pairs = [(t.split("\n")[0][3:], t.split("\n")[1][3:]) for t in facts]
     prompts = [build_prompt(fmt, pairs[i + 4][0], [Shot(q, a) for q, a in pairs[i:i + 4]])
                for i in range(args.prompts)]
-    stop = list(fmt.stop)
+    stop = None if args.no_stop else list(fmt.stop)
 
     def timed(generator: Any) -> tuple[list[str], float, int]:
         generator.generate(prompts[:8], args.max_tokens, stop)  # warm-up, not timed
@@ -369,7 +371,7 @@ def _bench(args: argparse.Namespace) -> int:
           f"vLLM engine start {engine_start:.1f} s (not timed)")
     print(json.dumps({"vllm_tokens_per_s": round(v_rate, 1), "transformers_tokens_per_s": round(h_rate, 1),
                       "ratio": round(v_rate / h_rate, 3), "same_answers": round(same, 4),
-                      "prompts": len(prompts), "max_tokens": args.max_tokens, "dtype": args.dtype,
+                      "prompts": len(prompts), "max_tokens": args.max_tokens, "stop": stop, "dtype": args.dtype,
                       "transformers_batch_size": args.batch_size, "vllm_seconds": round(v_seconds, 3),
                       "transformers_seconds": round(h_seconds, 3), "vllm_engine_start_s": round(engine_start, 1),
                       "device": device, "model": model}))
