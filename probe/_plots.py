@@ -218,6 +218,38 @@ def plot_slopes(settings: Mapping[str, Mapping[str, Any]], reduction: float | No
     return fig
 
 
+def plot_slopes_compare(runs: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> Figure:
+    """Slope per decade with its interval for several runs: one row per run, one marker per setting."""
+    labels = list(runs)
+    settings: list[str] = []
+    for entries in runs.values():
+        settings += [s for s, e in entries.items() if s not in settings and isinstance(e, Mapping)
+                     and _num(e.get("slope_per_decade")) is not None]
+    fig, axes = new_figure(0.9 + 0.4 * max(len(labels), 1))
+    ax = axes[0, 0]
+    for j, setting in enumerate(settings):
+        offset = 0.25 * (j - (len(settings) - 1) / 2)
+        for i, label in enumerate(labels):
+            e = runs[label].get(setting) or {}
+            s = _num(e.get("slope_per_decade"))
+            if s is None:
+                continue
+            y = len(labels) - 1 - i - offset
+            ci = _pair(e.get("slope_ci"))
+            if ci:
+                ax.plot(ci, [y, y], "-", color=colour(setting, j), lw=2, alpha=0.6, solid_capstyle="butt")
+            ax.plot([s], [y], "o", color=colour(setting, j), ms=5,
+                    label=SETTING_NAMES.get(setting, setting) if i == 0 else None)
+    ax.axvline(0, color="0.4", lw=0.8, ls="--")
+    ax.set_yticks(range(len(labels)), list(reversed(labels)))
+    ax.set_ylim(-0.7, len(labels) - 0.3)
+    ax.set_xlabel("change in accuracy per tenfold more relevant documents (95% interval)")
+    ax.set_title("Count dependence per run")
+    if settings:
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=len(settings), frameon=False)
+    return fig
+
+
 # ---- retrieval ----------------------------------------------------------------------------
 
 def plot_recall_at_k(recall: pd.DataFrame) -> Figure:

@@ -730,7 +730,7 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, labels:
     """Put several runs side by side: `OUT/compare.html` (one accuracy figure per setting with a
     line per run, the table, each run's headline), `OUT/compare.csv`, `OUT/compare.md` and
     `OUT/plots/compare_*.png|svg`. Returns the HTML's path."""
-    from probe._plots import plot_accuracy_vs_count
+    from probe._plots import plot_accuracy_vs_count, plot_slopes_compare
 
     if len(run_dirs) < 1:
         raise InputError("compare: give at least one run folder")
@@ -763,6 +763,13 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, labels:
         body.append(f"<section><h2>{html.escape(SETTING_NAMES.get(setting, setting))}</h2>"
                     + _figure(fig, plots_dir, f"compare_{setting}", "One line per run; questions per "
                               "bucket of each run underneath.") + "</section>")
+    entries = {label: {k: v for k, v in (run.summary.get("settings") or {}).items() if isinstance(v, Mapping)}
+               for run, label in zip(runs, labels)}
+    if any(_num(e.get("slope_per_decade")) is not None for es in entries.values() for e in es.values()):
+        body.append("<section><h2>Count dependence</h2>" + _figure(
+            plot_slopes_compare(entries), plots_dir, "compare_slopes",
+            "Slope of accuracy per tenfold increase of the count, with 95% intervals, per run and setting.")
+            + "</section>")
     findings = "".join(f"<h3>{html.escape(label)}</h3>{_paragraphs(headline(run.summary))}"
                        for run, label in zip(runs, labels))
     body.append(f"<section><h2>Findings per run</h2>{findings}</section>")

@@ -32,7 +32,7 @@ def test_compare_writes_table_html_and_plots(synthetic_run, minimal_run, tmp_pat
     text = out.read_text()
     assert "full" in text and "minimal" in text and "src='data:image/png;base64," in text
     assert _unbalanced_tags(text) == []
-    for setting in ("closed_book", "rag", "oracle"):
+    for setting in ("closed_book", "rag", "oracle", "slopes"):
         assert (tmp_path / "cmp" / "plots" / f"compare_{setting}.png").exists()
         assert (tmp_path / "cmp" / "plots" / f"compare_{setting}.svg").exists()
 
