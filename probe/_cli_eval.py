@@ -67,6 +67,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="backend option, VALUE read as YAML, e.g. --option dtype=float32 "
                              "--option max_model_len=2048 --option tensor_parallel_size=4 (repeatable)")
     parser.add_argument("--base-url", help="openai backend: the server's /v1 URL (API key from $OPENAI_API_KEY)")
+    parser.add_argument("--serve", action="store_true",
+                        help="openai backend: start a vLLM server for --model on 127.0.0.1 for this job and "
+                             "stop it at the end (--option values become server flags, e.g. max_model_len=2048)")
     parser.add_argument("--counts", help="counts.jsonl of `ltprobe count`: also write summary.json")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--max-tokens", type=int, default=16, help="tokens to generate at most (16)")
@@ -85,12 +88,27 @@ def _common(parser: argparse.ArgumentParser) -> None:
     add_on_error(parser)
 
 
+def _one_line(handler: Any) -> Any:
+    """Report a backend failure (a dead server, retries exhausted) as one line, exit status 1."""
+
+    def run(args: argparse.Namespace) -> int:
+        from probe._generation import GenerationError
+
+        try:
+            return handler(args)
+        except GenerationError as exc:
+            print(f"ltprobe: error: {exc}", file=sys.stderr)
+            return 1
+
+    return run
+
+
 def register(commands: Any) -> None:
-    p = commands.add("eval", _eval, help="evaluate a model closed-book on a QA set", description=EVAL_HELP)
+    p = commands.add("eval", _one_line(_eval), help="evaluate a model closed-book on a QA set", description=EVAL_HELP)
     _common(p)
     p.add_argument("--shots", type=int, default=4, help="in-context examples per prompt (4)")
 
-    p = commands.add("rag", _rag, help="evaluate a model with retrieved (and oracle) passages",
+    p = commands.add("rag", _one_line(_rag), help="evaluate a model with retrieved (and oracle) passages",
                      description=RAG_HELP)
     _common(p)
     p.add_argument("--index", required=True, help="index folder written by `ltprobe index`")
@@ -158,9 +176,28 @@ def _load(args: argparse.Namespace) -> tuple[list[dict], Any]:
 
 
 def _generator(args: argparse.Namespace) -> Any:
-    from probe._generation import get_generator
+    from entity_linking.io import InputError
+    from probe._generation import get_generator, start_vllm_server
 
     options = _options(args.option)
+    if args.serve:
+        if args.backend != "openai":
+            raise InputError("--serve starts a server for the openai backend; add --backend openai")
+        flags = []
+        for key, value in options.items():
+            flag = "--" + key.replace("_", "-")
+            flags += [flag] if value is True else [] if value is False else [flag, str(value)]
+        print(f"starting a vLLM server for {args.model} on 127.0.0.1 ...", file=sys.stderr)
+        server = start_vllm_server(args.model, extra_args=flags, log_file=Path(args.out) / "server.log")
+        generator = server.generator(tokenizer=args.model)
+        close = generator.close
+
+        def close_both() -> None:
+            close()
+            server.stop()
+
+        generator.close = close_both
+        return generator
     if args.backend == "openai" and args.base_url:
         options["base_url"] = args.base_url
     return get_generator(args.backend, args.model, **options)
@@ -236,7 +273,6 @@ def eval_manifest(args: argparse.Namespace, stats: list[dict], skips: Any) -> di
 
 def _eval(args: argparse.Namespace) -> int:
     from probe._evaluate import evaluate, parse_shard
-    from probe._generation import GenerationError
 
     parse_shard(args.shard)  # a bad --shard fails before the model loads
     qa, skips = _load(args)
@@ -250,9 +286,6 @@ def _eval(args: argparse.Namespace) -> int:
                                scoring=args.scoring, chat=args.chat, cache_dir=out / "cache",
                                shard=args.shard, chunk_size=args.chunk_size, progress=not args.quiet,
                                stats=stats)
-    except GenerationError as exc:
-        print(f"ltprobe: error: {exc}", file=sys.stderr)
-        return 1
     finally:
         generator.close()
     _finish(args, out, predictions, [stats], counts, skips)
@@ -263,7 +296,6 @@ def _rag(args: argparse.Namespace) -> int:
     from entity_linking.io import write_json
     from indexes import open_index
     from probe._evaluate import evaluate, parse_shard
-    from probe._generation import GenerationError
     from probe._rag import RECALL_KS, adaptive_retrieval, oracle_passages, question_entity_names, recall_at_k, \
         retrieval_precision, retrieve_passages
 
@@ -303,9 +335,6 @@ def _rag(args: argparse.Namespace) -> int:
             stats.append({})
             predictions += evaluate(qa, generator, setting="oracle", shots=args.shots, passages=oracle,
                                     k=args.k, stats=stats[-1], **common)
-    except GenerationError as exc:
-        print(f"ltprobe: error: {exc}", file=sys.stderr)
-        return 1
     finally:
         generator.close()
     extra: dict[str, Any] = {"retrieval": retrieval}

@@ -470,6 +470,8 @@ def start_vllm_server(model: str, *, port: int | None = None, served_model_name:
         cmd += ["--max-model-len", str(max_model_len)]
     cmd += list(extra_args)
     log_path = Path(log_file) if log_file else None
+    if log_path:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                env={**os.environ, **(env or {})}, start_new_session=True)

@@ -67,3 +67,20 @@ def test_bench_eval_smoke(tiny_model):
     assert {"vllm_tokens_per_s", "transformers_tokens_per_s", "ratio", "same_answers"} <= set(figures)
     assert figures["same_answers"] == 1.0 and figures["prompts"] == 24
     assert "tokens per second" in result.stdout
+
+
+def test_a_dead_server_is_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join(f'{{"id": "{i}", "question": "Q{i}?", "answers": ["a"]}}\n' for i in range(8)))
+    result = ltprobe("eval", "--qa", str(qa), "--model", "served", "--backend", "openai", "--base-url",
+                     f"http://127.0.0.1:{port}/v1", "--option", "retries=1", "--option", "timeout=5",
+                     "--quiet", "--out", str(tmp_path / "out"))
+    assert result.returncode == 1
+    (line,) = [x for x in result.stderr.strip().splitlines() if x.startswith("ltprobe: error:")]
+    assert "failed 2 times in a row" in line and "rerun to resume" in line
+    assert "Traceback" not in result.stderr
