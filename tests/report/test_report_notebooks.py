@@ -32,17 +32,32 @@ def test_stored_stripped_and_public_api_only(path):
     assert "probe.load_run(" in source
 
 
-def _execute(path: Path, env: dict[str, str]) -> nbformat.NotebookNode:
+def _kernel_dir(tmp: Path) -> Path:
+    """A kernel spec that runs this interpreter, so a user's own `python3` kernel (another
+    Python, without the project) cannot be picked up instead."""
+    import json
+    import sys
+
+    spec = tmp / "kernels" / "ltprobe-test"
+    spec.mkdir(parents=True, exist_ok=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "ltprobe tests", "language": "python"}))
+    return tmp
+
+
+def _execute(path: Path, env: dict[str, str], tmp: Path) -> nbformat.NotebookNode:
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
     # the kernel inherits this process's environment: the run folders, and the repository on
     # the path in case the project is not installed
-    env = dict(env, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    env = dict(env, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+               JUPYTER_PATH=str(_kernel_dir(tmp / "jupyter")))
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        NotebookClient(nb, timeout=120, kernel_name="python3",
+        NotebookClient(nb, timeout=120, kernel_name="ltprobe-test",
                        resources={"metadata": {"path": str(path.parent)}}).execute()
     finally:
         for k, v in old.items():
@@ -65,17 +80,17 @@ def _outputs(nb) -> tuple[str, int]:
 @pytest.mark.slow
 def test_notebooks_execute_against_a_run(pipeline_run, synthetic_run, tmp_path):
     env = {"LTPROBE_RUN": str(pipeline_run), "LTPROBE_GEN_RUN": str(synthetic_run / "generation")}
-    nb1 = _execute(REPO / "notebooks" / "01_count_vs_accuracy.ipynb", env)
+    nb1 = _execute(REPO / "notebooks" / "01_count_vs_accuracy.ipynb", env, tmp_path)
     text, images = _outputs(nb1)
     assert f"run {pipeline_run}" in text and images >= 1
-    nb2 = _execute(REPO / "notebooks" / "02_retrieval.ipynb", env)
+    nb2 = _execute(REPO / "notebooks" / "02_retrieval.ipynb", env, tmp_path)
     text, images = _outputs(nb2)
     assert "count-dependence reduction" in text and images >= 2
-    nb3 = _execute(REPO / "notebooks" / "03_long_tail_generation.ipynb", env)
+    nb3 = _execute(REPO / "notebooks" / "03_long_tail_generation.ipynb", env, tmp_path)
     text, images = _outputs(nb3)
     assert "100 statements" in text and "gap" in text and images == 1
     # without a generation run, 03 says so and still runs to the end
     nb3 = _execute(REPO / "notebooks" / "03_long_tail_generation.ipynb",
-                   {"LTPROBE_GEN_RUN": str(tmp_path / "none")})
+                   {"LTPROBE_GEN_RUN": str(tmp_path / "none")}, tmp_path)
     text, images = _outputs(nb3)
     assert "There is no generation run at" in text and images == 0
