@@ -242,7 +242,8 @@ def _section_accuracy(run: Run, plots_dir: Path) -> str | None:
                 continue
             m = match.iloc[0]
             flagged |= bool(m["flagged"])
-            row.append(f"{_fmt_pct(m['accuracy'])} [{_fmt_pct(m['ci_low'])}, {_fmt_pct(m['ci_high'])}]")
+            row.append("–" if _num(m["accuracy"]) is None else
+                       f"{_fmt_pct(m['accuracy'])} [{_fmt_pct(m['ci_low'])}, {_fmt_pct(m['ci_high'])}]")
         row.append("yes" if flagged else "")
         rows.append(row)
     table = _table(["relevant documents", "questions"] + [SETTING_NAMES.get(s, s) for s in settings]

@@ -158,6 +158,9 @@ def test_odd_shapes_of_optional_parts_never_fail(minimal_run, tmp_path, capsys):
                                       "5": {"overall": 0.5, "buckets": [{"lo": 0, "hi": 1, "n": 4, "recall": 0.5}]}}},
                     "a_new_figure": {"nested": {"value": 3.5}}})
     summary["settings"]["rag"]["buckets"].append({"lo": 5})  # a bucket without hi is ignored
+    # an empty decade, as the analysis lists between filled ones
+    summary["settings"]["closed_book"]["buckets"].append({"lo": 10**4, "hi": 10**5, "n": 0, "accuracy": None,
+                                                          "ci": None, "flagged": True})
     (run_dir / "summary.json").write_text(json.dumps(summary))
     # a counterfactual.json of the wrong shape: the section says so, the report is written
     (run_dir / "counterfactual.json").write_text(json.dumps({"buckets": [{"n": 3}]}))
@@ -166,6 +169,7 @@ def test_odd_shapes_of_optional_parts_never_fail(minimal_run, tmp_path, capsys):
     assert (run_dir / "plots" / "retrieval_precision.png").exists()
     assert (run_dir / "plots" / "recall_at_k.png").exists() and "recall@5" in text and "0.38" in text
     assert "a_new_figure.nested.value" in text and "3.5" in text
+    assert "<td>1e4-1e5</td><td>0</td><td>–</td>" in text
     assert "Other figures in summary.json" in text
     assert "This section could not be drawn" in text  # the malformed counterfactual only
     assert text.count("could not be drawn") == 1
