@@ -12,11 +12,11 @@ def register(commands) -> None:
         "report", _report,
         help="write report.html and plots/ for a finished run",
         description=(
-            "Write a self-contained report.html (figures embedded) and plots/*.png and *.svg for a "
-            "run folder: the finding in words, accuracy against relevant-document count per setting "
-            "with 95%% intervals and the histogram of questions per bucket, slopes and the "
-            "count-dependence reduction, and, when the run has them, recall@k by bucket, retrieval "
-            "precision, scaling across models, truth agreement, the causal check "
+            "Write a self-contained report.html (figures embedded) and plots/*.png and *.svg for a\n"
+            "run folder: the finding in words, accuracy against relevant-document count per setting\n"
+            "with 95% intervals and the histogram of questions per bucket, slopes and the\n"
+            "count-dependence reduction, and, when the run has them, recall@k by bucket, retrieval\n"
+            "precision, adaptive retrieval, scaling across models, truth agreement, the causal check\n"
             "(counterfactual.json), LINK head/tail statements, and the run's manifest.\n\n"
             "example: ltprobe report --run runs/demo"))
     report.add_argument("--run", required=True, metavar="DIR",
@@ -32,10 +32,10 @@ def register(commands) -> None:
         "compare", _compare,
         help="put several runs side by side in one report and one table",
         description=(
-            "Compare runs (models, corpora, retrievers): writes OUT/compare.html with one "
-            "accuracy-against-count figure per setting (a line per run), OUT/compare.csv (every "
-            "figure, full precision), OUT/compare.md (the same table in markdown) and "
-            "OUT/plots/compare_*.png|svg.\n\n"
+            "Compare runs (models, corpora, retrievers). Writes OUT/compare.html (one\n"
+            "accuracy-against-count figure per setting with a line per run, the slopes of every run,\n"
+            "the table, each run's finding), OUT/compare.csv (every figure, full precision),\n"
+            "OUT/compare.md (the table in markdown) and OUT/plots/compare_*.png|svg.\n\n"
             "example: ltprobe compare runs/small runs/large --out runs/compare"))
     compare.add_argument("runs", nargs="+", metavar="RUN", help="run folders to compare")
     compare.add_argument("--out", required=True, metavar="DIR", help="folder for the comparison")
