@@ -94,6 +94,51 @@ def headline(summary: Mapping[str, Any]) -> list[str]:
     return sentences
 
 
+def setup_sentence(manifest: Mapping[str, Any], summary: Mapping[str, Any]) -> str | None:
+    """What was run, in one sentence, from the manifest's config (None when there is none)."""
+    config = manifest.get("config") if isinstance(manifest.get("config"), Mapping) else None
+    if not config:
+        return None
+    parts = []
+    world = config.get("world")
+    data = config.get("data") if isinstance(config.get("data"), Mapping) else {}
+    if isinstance(world, Mapping):
+        people = world.get("people")
+        parts.append("a generated controlled world" + (f" of {people:,} people" if isinstance(people, int) else "")
+                     + (f" (seed {world['seed']})" if world.get("seed") is not None else ""))
+    elif data.get("qa"):
+        parts.append(f"questions from {data['qa']}"
+                     + (f" and the corpus {data['corpus']}" if data.get("corpus") else ""))
+    model = config.get("model") if isinstance(config.get("model"), Mapping) else {}
+    train = model.get("train")
+    if isinstance(train, Mapping):
+        size = ", ".join(text for text in (
+            f"hidden size {train['hidden_size']}" if train.get("hidden_size") else "",
+            f"{train['layers']} layers" if train.get("layers") else "") if text)
+        parts.append("a model trained on its corpus" + (f" for {train['steps']:,} steps" if isinstance(
+            train.get("steps"), int) else "") + (f" ({size})" if size else ""))
+    elif model.get("path") or summary.get("model"):
+        parts.append(f"the model {model.get('path') or summary.get('model')}")
+    ev = config.get("eval") if isinstance(config.get("eval"), Mapping) else {}
+    rag = config.get("rag") if isinstance(config.get("rag"), Mapping) else {}
+    if ev.get("settings"):
+        settings = ", ".join(SETTING_NAMES.get(str(x), str(x)) for x in ev["settings"])
+        text = f"evaluated {settings}"
+        if ev.get("shots") is not None:
+            text += f" with {ev['shots']}-shot closed-book prompts"
+        if rag.get("k") is not None and "rag" in ev["settings"]:
+            text += f" and the top {rag['k']} retrieved passage(s) for retrieval"
+        if ev.get("scoring"):
+            text += f", scored by {'exact match' if ev['scoring'] == 'em' else ev['scoring']}"
+        parts.append(text)
+    index = config.get("index") if isinstance(config.get("index"), Mapping) else {}
+    if index.get("backend"):
+        parts.append(f"counts from the {index['backend']} index")
+    if not parts:
+        return None
+    return "Setup: " + "; ".join(parts) + "."
+
+
 def _trend_sentence(subject: str, entry: Mapping[str, Any]) -> tuple[str | None, str | None, float]:
     slope, ci = _num(entry.get("slope_per_decade")), _pair(entry.get("slope_ci"))
     frame = _usable_buckets(entry)
@@ -174,7 +219,10 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *,
         print(f"ltprobe report: {run.skipped.summary()}", file=sys.stderr)
         skipped = (f"<p class='note'>{run.skipped.skipped} bad record(s) in the run's files were skipped "
                    f"(--on-error skip); first: {html.escape(run.skipped.examples[0])}</p>")
-    body = [f"<section><h2>Finding</h2>{_paragraphs(headline(run.summary))}{skipped}{_how_to_read()}</section>"]
+    setup = setup_sentence(run.manifest, run.summary)
+    setup_html = f"<p class='meta'>{html.escape(setup)}</p>" if setup else ""
+    body = [f"<section><h2>Finding</h2>{_paragraphs(headline(run.summary))}{setup_html}{skipped}"
+            f"{_how_to_read()}</section>"]
     for title, render in sections:
         body.append(_guarded(title, render, run, plots_dir))
     meta = {"run": str(run.path), "model": run.model or "?", "index": run.summary.get("index", "?"),

@@ -72,6 +72,8 @@ def test_full_report_has_every_section_and_is_self_contained(full_report):
     assert f"{summary['settings']['closed_book']['slope_per_decade']:+.3f}" in text
     assert f"{summary['count_dependence_reduction']:.0%}" in text
     assert "0123456789abcdef" in text  # the manifest's commit
+    assert ("Setup: a generated controlled world of 300 people (seed 0); the model tiny-llama; evaluated "
+            "closed-book, retrieval (RAG), oracle passage with 3-shot closed-book prompts.") in text
     assert f"{summary['scaling']['parameters_for_target']:.2g}" in text  # scaling extrapolation
     assert "of the top-3 passages contain an answer alias" in text  # retrieval precision
     assert "retrieve when count &lt; " in text  # adaptive retrieval threshold
@@ -133,6 +135,23 @@ def test_headline_says_what_the_numbers_say(synthetic_run):
 
     flat["settings"]["closed_book"].update(accuracy=0.0, slope_per_decade=0.0, slope_ci=[0.0, 0.0])
     assert headline(flat)[0].startswith("Closed-book accuracy is 0% on every question, so this run cannot show")
+
+
+def test_setup_sentence_from_a_pipeline_config():
+    from probe._report import setup_sentence
+
+    config = {"world": {"seed": 7, "people": 2000}, "model": {"train": {"steps": 3100, "hidden_size": 256,
+                                                                          "layers": 4}},
+              "eval": {"settings": ["closed_book", "rag"], "shots": 3, "scoring": "em"}, "rag": {"k": 3},
+              "index": {"backend": "embedded"}}
+    assert setup_sentence({"config": config}, {}) == (
+        "Setup: a generated controlled world of 2,000 people (seed 7); a model trained on its corpus for "
+        "3,100 steps (hidden size 256, 4 layers); evaluated closed-book, retrieval (RAG) with 3-shot "
+        "closed-book prompts and the top 3 retrieved passage(s) for retrieval, scored by exact match; "
+        "counts from the embedded index.")
+    assert setup_sentence({}, {}) is None
+    assert setup_sentence({"config": {"data": {"qa": "nq_open"}, "model": {"path": "gpt2"}}}, {}) == \
+        "Setup: questions from nq_open; the model gpt2."
 
 
 def test_minimal_run_gives_the_contract_sections_only(minimal_run, tmp_path):
