@@ -124,7 +124,8 @@ def _hub_rows(source: str, preset: str | None, split: str | None) -> tuple[Itera
     info = PRESETS.get(preset or "", {})
     name = info.get("hub", source) if source == preset else source
     config = info.get("config") if source == preset else None
-    split = split or info.get("split") or ("train" if Path(source).is_dir() else None)
+    if split is None and not Path(source).is_dir():
+        split = info.get("split")
     try:
         data = datasets.load_dataset(name, config, split=split) if config else \
             datasets.load_dataset(name, split=split)
@@ -133,7 +134,9 @@ def _hub_rows(source: str, preset: str | None, split: str | None) -> tuple[Itera
     except (ValueError, ConnectionError, OSError) as exc:
         raise InputError(f"{source}: could not load the data set ({type(exc).__name__}: {exc})") from None
     if isinstance(data, datasets.DatasetDict):
-        raise InputError(f"{source}: choose a split ({', '.join(data)})")
+        if len(data) != 1:
+            raise InputError(f"{source}: choose a split with --split ({', '.join(data)})")
+        split, data = next(iter(data.items()))
     where = f"{name}[{split}]"
     return ((f"row {i}", row) for i, row in enumerate(data)), where
 
