@@ -21,6 +21,9 @@ from typing import IO, Any, Literal
 
 OnError = Literal["fail", "skip"]
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 class InputError(Exception):
     """Bad input that the user can fix. The CLI prints the message alone, no traceback."""
@@ -194,6 +197,7 @@ def atomic_write(path: Path, mode: str = "w") -> Iterator[IO]:
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as handle:
             yield handle
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -26,6 +26,7 @@ _LAZY = {
     "normalize_answer": "probe._scoring:normalize_answer",
     "compare_runs": "probe._report:compare_runs",
     "load_run": "probe._load:load_run",
+    "Run": "probe._load:Run",
     "CountScorer": "probe._linkgen:CountScorer",
     "SearchConfig": "probe._linkgen:SearchConfig",
     "generate_statements": "probe._linkgen:generate_statements",

@@ -259,3 +259,13 @@ def adaptive_retrieval(closed_book: Sequence[Mapping[str, Any]], rag: Sequence[M
 def _finite(t: float) -> float | None:
     """Thresholds as JSON: +inf (always retrieve) becomes None."""
     return None if math.isinf(t) else float(t)
+
+
+def retrieval_quality(passages: Mapping[str, Sequence[Any]], qa: Sequence[Mapping[str, Any]], k: int, *,
+                      counts: Iterable[Mapping[str, Any]] | None = None,
+                      qa_entities: str | Path | Iterable[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The `retrieval` part of summary.json: recall@k overall and per count bucket, and the
+    precision of the top-`k` passages that the prompts use."""
+    names = question_entity_names(qa_entities) if qa_entities is not None else None
+    return {"recall_at_k": recall_at_k(passages, qa, counts),
+            "precision": retrieval_precision(passages, qa, k, names)}

@@ -66,7 +66,7 @@ def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False) -> 
     predictions_path = out / "predictions.jsonl"
     log.stage("eval", [predictions_path], lambda: write_jsonl(predictions_path, evaluate_model(
         config, inputs["model"], [r for _, r in read_records(qa_path)], index_dir=index_dir,
-        qa_entities=qa_entities, cache_dir=out / "cache")))
+        qa_entities=qa_entities, cache_dir=out / "cache", retrieval_out=out / "retrieval.json")))
     if config["eval"]["shard"]:
         log(f"[summary] shard {config['eval']['shard']} done; `ltprobe merge` the shards' folders "
             "for the summary and report")
@@ -151,14 +151,16 @@ def _write_qa(config: dict[str, Any], inputs: dict[str, Any], qa_path: Path) -> 
 
 
 def evaluate_model(config: dict[str, Any], model: str, qa: list[dict[str, Any]], *, index_dir: Path,
-                   qa_entities: Path, cache_dir: Path, settings: list[str] | None = None) -> list[dict[str, Any]]:
+                   qa_entities: Path, cache_dir: Path, settings: list[str] | None = None,
+                   retrieval_out: Path | None = None) -> list[dict[str, Any]]:
     """Predictions of `model` on `qa` in each setting of `config["eval"]["settings"]` (or
     `settings`): the evaluation of a run, also used by the counterfactual experiment so that
-    both models see exactly the same prompts."""
+    both models see exactly the same prompts. With retrieval, `retrieval_out` receives the
+    retrieval quality (recall@k by count bucket, precision of the passages given)."""
     from indexes import open_index
     from probe._evaluate import evaluate
     from probe._generation import get_generator
-    from probe._rag import oracle_passages, retrieve_passages
+    from probe._rag import RECALL_KS, oracle_passages, retrieval_quality, retrieve_passages
 
     eval_cfg, rag_cfg, model_cfg = config["eval"], config["rag"], config["model"]
     settings = settings if settings is not None else eval_cfg["settings"]
@@ -176,13 +178,18 @@ def evaluate_model(config: dict[str, Any], model: str, qa: list[dict[str, Any]],
             index = open_index(index_dir)
             try:
                 if "rag" in settings:
-                    passages = retrieve_passages(index, qa, rag_cfg["k"])
+                    # Deep enough for recall@20; the prompts take the top rag.k.
+                    passages = retrieve_passages(index, qa, max(rag_cfg["k"], max(RECALL_KS)))
+                    if retrieval_out is not None:
+                        write_json(retrieval_out, retrieval_quality(
+                            passages, qa, rag_cfg["k"], counts=counts_of(retrieval_out.parent),
+                            qa_entities=qa_entities))
                     predictions += evaluate(qa, generator, setting="rag", shots=rag_cfg["shots"],
-                                            passages=passages, **common)
+                                            passages=passages, k=rag_cfg["k"], **common)
                 if "oracle" in settings:
                     passages = oracle_passages(index, qa, qa_entities, k=rag_cfg["k"])
                     predictions += evaluate(qa, generator, setting="oracle", shots=rag_cfg["shots"],
-                                            passages=passages, **common)
+                                            passages=passages, k=rag_cfg["k"], **common)
             finally:
                 index.close()
     finally:
@@ -193,9 +200,10 @@ def evaluate_model(config: dict[str, Any], model: str, qa: list[dict[str, Any]],
 def write_summary(config: dict[str, Any], model: str, out: Path, world: Path | None) -> dict[str, Any]:
     """Summarize `out/predictions.jsonl` against `out/counts.jsonl` into `out/summary.json`."""
     from probe._analysis import summarize
+    from probe._rag import adaptive_retrieval
 
     predictions = [r for _, r in read_records(out / "predictions.jsonl")]
-    counts = [r for _, r in read_records(out / "counts.jsonl")]
+    counts = counts_of(out)
     analysis = config["analysis"]
     summary: dict[str, Any] = {
         "model": model,
@@ -204,6 +212,12 @@ def write_summary(config: dict[str, Any], model: str, out: Path, world: Path | N
     }
     summary.update(summarize(predictions, counts, min_bucket=analysis["min_bucket"],
                              n_boot=analysis["n_boot"], seed=analysis["seed"]))
+    if (out / "retrieval.json").exists():
+        summary["retrieval"] = json.loads((out / "retrieval.json").read_text(encoding="utf-8"))
+    by_setting = {s: [p for p in predictions if p["setting"] == s] for s in ("closed_book", "rag")}
+    if all(by_setting.values()):
+        summary["adaptive_retrieval"] = adaptive_retrieval(by_setting["closed_book"], by_setting["rag"],
+                                                           counts, seed=analysis["seed"])
     if world is not None:
         summary["truth_agreement"] = truth_agreement(counts, world / "truth.jsonl")
     write_json(out / "summary.json", summary)
@@ -268,6 +282,11 @@ def merge(shard_dirs: list[str | Path], out_dir: str | Path) -> dict[str, Any]:
     summary = write_summary(config, model, out, world)
     write_report(out)
     return summary
+
+
+def counts_of(run_dir: Path) -> list[dict[str, Any]]:
+    """The records of a run folder's counts.jsonl."""
+    return [r for _, r in read_records(run_dir / "counts.jsonl")]
 
 
 def truth_agreement(counts: list[dict[str, Any]], truth_path: Path, examples: int = 20) -> dict[str, Any]:
