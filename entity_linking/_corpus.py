@@ -102,6 +102,8 @@ class _Source:
         text = str(corpus)
         if text.startswith("hf:"):
             return [("hf", text[3:])]
+        if "://" in text:  # an object-store URI (s3://, gs://, ...): read by the Ray executor
+            return [(_kind_of(Path(text.split("://", 1)[1])), text)]
         path = Path(corpus)
         if path.is_file():
             return [(_kind_of(path), path)]
@@ -145,6 +147,8 @@ class _Source:
                 yield from self._records(where, "records")
 
     def _jsonl(self, path: Path) -> Iterator[tuple[str, str, int, Any]]:
+        if "://" in str(path):
+            raise InputError(f"{path}: object-store URIs are read by the Ray executor (--executor ray)")
         name = path.name
         lineno = 0
         with _open_binary(path) as handle:
@@ -167,6 +171,8 @@ class _Source:
     def _parquet(self, path: Path) -> Iterator[tuple[str, str, int, Any]]:
         import pyarrow.parquet as pq
 
+        if "://" in str(path):
+            raise InputError(f"{path}: object-store URIs are read by the Ray executor (--executor ray)")
         try:
             handle = pq.ParquetFile(path)
         except Exception as exc:
@@ -310,7 +316,7 @@ def link_corpus(corpus: Any, kb: Any, out_dir: str | os.PathLike, *, workers: in
     source = _Source(corpus, split=split, on_error=on_error, skips=skips, text_field=text_field,
                      id_field=id_field)
     settings = {"text_field": text_field, "id_field": id_field, "max_doc_chars": max_doc_chars,
-                "paths": {Path(p).name: str(p) for k, p in source.parts if k in ("jsonl", "parquet")}}
+                "paths": {Path(str(p)).name: str(p) for k, p in source.parts if k in ("jsonl", "parquet")}}
     config = {"corpus": source.describe(), "split": split, "text_field": text_field, "id_field": id_field,
               "shard_size": shard_size, "max_doc_chars": max_doc_chars,
               "kb": {"source": kb.source, "entities": len(kb)}, "linker": linker.options()}

@@ -109,6 +109,7 @@ class KnowledgeBase:
         self._groups: list[tuple[int, ...]] | None = None
         self._group_arrays = None
         self._shapes: dict[str, set[tuple[str, ...]]] = {}
+        self._punctuation_cache: dict[str, bool] = {}
         self._df: dict[str, int] | None = None
         self._context_cache: dict[int, dict[str, float]] = {}
         for entity in entities:
@@ -470,6 +471,7 @@ class KnowledgeBase:
         self._groups = groups
         self._group_arrays = None
         self._shapes = shapes
+        self._punctuation_cache = {}
 
     def _group_csr(self):
         import numpy as np
@@ -500,7 +502,13 @@ class KnowledgeBase:
         """Whether a span whose key came from punctuation ("springfield  illinois") has the
         alias's punctuation: "Springfield, Illinois" matches, "Springfield. Illinois" (two
         sentences) does not."""
-        return punctuation_shape(span_text) in self._shapes.get(key, ())
+        cache = self._punctuation_cache
+        ok = cache.get(span_text)
+        if ok is None:
+            if len(cache) > 200_000:
+                cache.clear()
+            ok = cache[span_text] = punctuation_shape(span_text) in self._shapes.get(key, ())
+        return ok
 
     def document_frequencies(self) -> dict[str, int]:
         """How many entities' type+description contain each word (for context weights)."""

@@ -216,7 +216,10 @@ class Linker:
         for k in ambiguous:
             start, end, group, _ = out[k]
             own = provisional[k][0] if provisional[k][1] >= 0.9 else None
-            best, share = self._choose(group, first[k], linked, own)
+            if any(linked.get(c, 0) - (c == own) > 0 for c in kb._group(-1 - group)):
+                best, share = self._choose(group, first[k], linked, own)
+            else:  # no coherence evidence: the provisional choice stands
+                best, share = provisional[k]
             out[k] = (start, end, best, share)
 
     def _choose(self, group: int, context: list[float], linked: dict[int, int], own: int | None) -> tuple[int, float]:
@@ -253,20 +256,14 @@ def _add_qualifiers(text: str, chosen: list[tuple[int, int, int]],
         outer = chosen[k]
         if outer[0] < d[0] and d[1] <= outer[1] and text.find(",", outer[0], d[0]) >= 0:
             inner.setdefault(k, []).append(d)
-    if not inner:
-        return chosen
-    out = []
-    for k, span in enumerate(chosen):
-        if k not in inner:
-            out.append(span)
-            continue
-        start, end, value = span
+    for k in sorted(inner, reverse=True):
+        start, end, value = chosen[k]
         comma = text.find(",", start, end)
-        # the outer span keeps its entity but ends at the comma, so spans stay disjoint (doc.ents)
-        out.append((start, start + len(text[start:comma].rstrip()), value))
         found = [d for d in inner[k] if d[0] > comma]
-        out += found if len(found) == 1 else _longest_disjoint(found)
-    return out
+        # the outer span keeps its entity but ends at the comma, so spans stay disjoint (doc.ents)
+        chosen[k:k + 1] = [(start, start + len(text[start:comma].rstrip()), value),
+                           *(found if len(found) == 1 else _longest_disjoint(found))]
+    return chosen
 
 
 def _longest_disjoint(spans: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
