@@ -152,6 +152,8 @@ def run_ray(source: _Source, linker: Any, out_dir: Path, *, settings: dict[str, 
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False
+    # small blocks, so that the records of one big file are spread over all linking actors
+    context.target_max_block_size = 1024 * 1024
     tmp = None
     if kb_path is None:
         tmp = tempfile.TemporaryDirectory(prefix="ltprobe-kb-")
