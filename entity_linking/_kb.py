@@ -651,4 +651,3 @@ class _open_text_lines:
         return False
 
 
-_QID = re.compile(r"Q\d+$")
