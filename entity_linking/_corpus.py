@@ -89,7 +89,13 @@ class _Source:
         self.parts = self._resolve(corpus)
 
     def describe(self) -> list[str]:
-        return [str(p[1]) for p in self.parts]
+        out = []
+        for kind, where in self.parts:
+            if kind in ("jsonl", "parquet", "hf_disk") and "://" not in str(where):
+                out.append(str(Path(where).resolve()))
+            else:
+                out.append(str(where) if kind != "records" else "<records>")
+        return out
 
     def _resolve(self, corpus: Any) -> list[tuple[str, Any]]:
         if isinstance(corpus, (list, tuple)) and all(isinstance(c, (str, os.PathLike)) for c in corpus):
@@ -319,7 +325,7 @@ def link_corpus(corpus: Any, kb: Any, out_dir: str | os.PathLike, *, workers: in
                 "paths": {Path(str(p)).name: str(p) for k, p in source.parts if k in ("jsonl", "parquet")}}
     config = {"corpus": source.describe(), "split": split, "text_field": text_field, "id_field": id_field,
               "shard_size": shard_size, "max_doc_chars": max_doc_chars,
-              "kb": {"source": kb.source, "entities": len(kb)}, "linker": linker.options()}
+              "kb": {"entities": len(kb)}, "linker": linker.options()}
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / "manifest.json"
     if manifest_path.exists():
@@ -327,8 +333,11 @@ def link_corpus(corpus: Any, kb: Any, out_dir: str | os.PathLike, *, workers: in
         if previous.get("config") != config:
             raise InputError(f"{out_dir}: holds a linked corpus made with other settings or inputs; "
                              "choose another --out or delete the folder")
+        if previous.get("complete") and all((out_dir / name).exists() and (out_dir / name).with_suffix(".json").exists()
+                                            for name in previous.get("shards", [])):
+            return previous  # done in an earlier run
     manifest = {"format": FORMAT, "version": VERSION, "complete": False, "config": config,
-                "shards": [], "executor": executor}
+                "kb_source": kb.source, "shards": [], "executor": executor}
     write_json(manifest_path, manifest)
     if executor == "ray":
         from entity_linking._ray import run_ray

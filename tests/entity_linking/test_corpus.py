@@ -122,6 +122,15 @@ def test_resume_after_a_crash(kb, tmp_path):
         link_corpus(corpus, kb, out, workers=1, shard_size=10, progress=False)
 
 
+def test_complete_output_is_not_redone(kb, tmp_path, monkeypatch):
+    corpus = write_corpus(tmp_path / "corpus.jsonl", 30)
+    first = link_corpus(corpus, kb, tmp_path / "out", workers=1, shard_size=20, progress=False)
+    mtime = (tmp_path / "out" / "shard-00000.jsonl").stat().st_mtime_ns
+    monkeypatch.chdir(tmp_path)  # the same corpus named by a relative path is the same job
+    again = link_corpus("corpus.jsonl", kb, "out", workers=1, shard_size=20, progress=False)
+    assert again == first and (tmp_path / "out" / "shard-00000.jsonl").stat().st_mtime_ns == mtime
+
+
 def test_incomplete_or_missing_output_refused(kb, tmp_path):
     with pytest.raises(InputError, match="not a linked corpus"):
         list(iter_linked(tmp_path))
