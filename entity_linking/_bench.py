@@ -314,3 +314,60 @@ def _peak_rss(corpus: Path, kb_dir: Path, out: Path) -> float:
     if done.returncode != 0:
         raise RuntimeError(f"peak-memory run failed: {done.stderr.strip()[-2000:]}")
     return round(int(done.stdout.strip().splitlines()[-1]) / 1024, 1)
+
+
+def bench_scale(docs: int = 20000, aliases: int = 20000, files: int = 8, seed: int = 0,
+                work_dir: str | None = None) -> dict[str, Any]:
+    """`ltprobe bench scale`: corpus linking on Ray Data (local mode) with 1 and 2 workers, and
+    the local process pool with 1 and 2 workers as the baseline; documents/s (wall clock, the
+    Ray start-up excluded) and the scaling efficiency `docs_per_s_2 / (2 * docs_per_s_1)`."""
+    import ray
+
+    from entity_linking._corpus import link_corpus
+    from entity_linking._kb import KnowledgeBase
+
+    tmp = None
+    if work_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="ltprobe-bench-scale-")
+        work_dir = tmp.name
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
+    records, documents = generate(aliases, docs, seed)
+    kb = KnowledgeBase.from_records(records)
+    kb.save(work / "kb")
+    corpus = work / "corpus"
+    corpus.mkdir(exist_ok=True)
+    per_file = -(-len(documents) // files)
+    for k in range(files):
+        with open(corpus / f"part-{k:03d}.jsonl", "w", encoding="utf-8") as handle:
+            for doc in documents[k * per_file:(k + 1) * per_file]:
+                handle.write(json.dumps({"id": doc["id"], "text": doc["text"]}, ensure_ascii=False) + "\n")
+    log(f"corpus: {len(documents)} documents in {files} files; knowledge base: {len(kb)} entities")
+    result: dict[str, Any] = {"docs": len(documents), "aliases": aliases, "files": files}
+    try:
+        # the local pool first: it forks, which is best done before Ray starts its threads
+        for executor in ("local", "ray"):
+            if executor == "ray":
+                ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            for workers in (1, 2):
+                out = work / f"{executor}-{workers}"
+                started = time.perf_counter()
+                link_corpus(corpus, work / "kb", out, workers=workers, executor=executor, progress=False)
+                rate = len(documents) / (time.perf_counter() - started)
+                key = f"docs_per_s_{workers}" if executor == "ray" else f"local_docs_per_s_{workers}"
+                result[key] = round(rate, 1)
+                log(f"{executor:6s} {workers} worker(s): {rate:,.0f} docs/s")
+    finally:
+        ray.shutdown()
+    shards = {}
+    for name in ("ray-1", "ray-2", "local-1", "local-2"):
+        shards[name] = {p.name: p.read_bytes() for p in sorted((work / name).glob("shard-*.jsonl"))}
+    result["identical_shards"] = len({json.dumps(sorted((k, v.hex()) for k, v in s.items())) for s in shards.values()}) == 1
+    result["efficiency"] = round(result["docs_per_s_2"] / (2 * result["docs_per_s_1"]), 3)
+    result["local_efficiency"] = round(result["local_docs_per_s_2"] / (2 * result["local_docs_per_s_1"]), 3)
+    log(f"scaling efficiency 1 -> 2 workers: Ray {result['efficiency']:.2f}, local process pool "
+        f"{result['local_efficiency']:.2f} (machine shared with other jobs: wall-clock figures are noisy)")
+    if tmp is not None:
+        tmp.cleanup()
+    return result

@@ -105,6 +105,17 @@ def register(commands) -> None:
     bench.add_argument("--no-rss", action="store_true", help="skip the peak-memory subprocesses")
     bench.add_argument("--work-dir", default=None, help="folder for generated files (default: a temporary one)")
 
+    scale = commands.add_bench(
+        "scale", _bench_scale, "corpus linking on Ray Data with 1 and 2 workers (and the local pool)",
+        description="Links a generated corpus (split into files) with `link-corpus --executor ray` using 1 "
+                    "and 2 Ray workers in local mode, and with the local process pool as the baseline; "
+                    "prints documents/s, the scaling efficiency docs_per_s_2 / (2 * docs_per_s_1), and "
+                    "whether all four runs wrote identical shards. The last line is one JSON object.")
+    scale.add_argument("--docs", type=int, default=20000, help="documents (default 20000)")
+    scale.add_argument("--aliases", type=int, default=20000, help="aliases in the knowledge base (default 20000)")
+    scale.add_argument("--files", type=int, default=8, help="corpus files (default 8)")
+    scale.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
 
 def _linker_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("linking options (see `help(entity_linking.Linker)`)")
@@ -229,4 +240,11 @@ def _bench_link(args: argparse.Namespace) -> int:
     result = bench_link(docs=args.docs, aliases=args.aliases, spacy_docs=args.spacy_docs, seed=args.seed,
                         rss=not args.no_rss, work_dir=args.work_dir)
     print(json.dumps(result))
+    return 0
+
+
+def _bench_scale(args: argparse.Namespace) -> int:
+    from entity_linking._bench import bench_scale
+
+    print(json.dumps(bench_scale(docs=args.docs, aliases=args.aliases, files=args.files, seed=args.seed)))
     return 0

@@ -21,3 +21,14 @@ def test_bench_link_small(cli, capsys):
     assert result["docs_per_s_per_core"] > result["spacy_docs_per_s_per_core"]
     assert result["peak_rss_mb_5x"] <= 1.2 * result["peak_rss_mb_1x"]
     assert "fast path" in err and "spaCy component" in err
+
+
+@pytest.mark.slow
+def test_bench_scale_small(cli, capsys):
+    pytest.importorskip("ray")
+    status, out, err = cli(capsys, "bench", "scale", "--docs", "600", "--aliases", "2000", "--files", "4")
+    assert status == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    for key in ("docs_per_s_1", "docs_per_s_2", "efficiency", "local_docs_per_s_1", "local_docs_per_s_2"):
+        assert result[key] > 0, key
+    assert result["identical_shards"] is True
