@@ -179,7 +179,7 @@ def run_ray(source: _Source, linker: Any, out_dir: Path, *, settings: dict[str, 
     # batches of at least 4096 records: Ray's per-batch overhead is milliseconds
     linked = dataset.map_batches(
         _LinkActor, fn_constructor_args=(kb_path, linker.options(), settings), batch_size=max(batch_size, 4096),
-        concurrency=workers, num_cpus=0.8, batch_format="numpy")
+        compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=0.8, batch_format="numpy")
 
     bar = tqdm(desc="linking (ray)", unit=" docs", unit_scale=True, disable=not progress, dynamic_ncols=True)
     writer = _ShardWriter(out_dir, on_error)
