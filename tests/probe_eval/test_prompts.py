@@ -40,3 +40,22 @@ def test_fit_drops_shots_from_the_left_then_passages_then_marks():
     assert not fitted[2].dropped and not fitted[2].too_long
     # Without a token counter nothing is dropped.
     assert fit_prompts(fmt, items, None, limit=15)[0].n_shots == 3
+
+
+def test_chat_template_wraps_the_prompt_as_one_user_turn():
+    import pytest
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from entity_linking.io import InputError
+    from probe._prompts import chat_wrapper
+
+    backend = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend)
+    with pytest.raises(InputError, match="no chat template"):
+        chat_wrapper(tokenizer)
+    tokenizer.chat_template = ("{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}"
+                               "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    wrap = chat_wrapper(tokenizer)
+    assert wrap("Q: Who?\nA:") == "<|user|>Q: Who?\nA:\n<|assistant|>"
