@@ -46,7 +46,6 @@ def generate(aliases: int, docs: int, seed: int = 0) -> tuple[list[dict[str, Any
     """Return (kb records, documents `{id, text, entities, mentions: [[start, end, id, ambiguous]]}`)."""
     rng = random.Random(seed)
     taken: set[str] = set(_FILLER) | set(_OCCUPATIONS)
-    kb: list[dict[str, Any]] = []
 
     def fresh(make) -> str:
         while True:

@@ -7,7 +7,6 @@ on stderr-free stdout lines, and return one dict that the command prints as the 
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path

