@@ -15,11 +15,10 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from ix_testdata import DOCS, write_corpus
+from ix_testdata import DOCS, delete_es_indices, es_url_for, new_index_name, write_corpus
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 
@@ -95,25 +94,6 @@ def es_targets() -> list:
     params.append(pytest.param("es_url", marks=pytest.mark.skipif(
         not os.environ.get("ES_URL"), reason="set ES_URL to run against a real Elasticsearch cluster")))
     return params
-
-
-def es_url_for(target: str, request) -> str:
-    if target == "noida":
-        return request.getfixturevalue("noida_url")
-    return os.environ["ES_URL"]
-
-
-def new_index_name(prefix: str = "ltprobe-test") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def delete_es_indices(url: str, *names: str) -> None:
-    from elasticsearch import Elasticsearch
-
-    client = Elasticsearch(url, request_timeout=30)
-    for name in names:
-        client.options(ignore_status=404).indices.delete(index=name)
-    client.close()
 
 
 @pytest.fixture(scope="module", params=es_targets())

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import uuid
 from pathlib import Path
 
 # A hand-made corpus with known entity sets: d5 has no entities, d6 repeats one, "Q7" is
@@ -71,3 +73,23 @@ def alias_linker(aliases: dict[str, list[str]]):
         return list(dict.fromkeys(owner[m.group(1)] for m in pattern.finditer(text)))
 
     return link
+
+
+def es_url_for(target: str, request) -> str:
+    """The URL of an Elasticsearch test target: the local noida-db server or $ES_URL."""
+    if target == "noida":
+        return request.getfixturevalue("noida_url")
+    return os.environ["ES_URL"]
+
+
+def new_index_name(prefix: str = "ltprobe-test") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def delete_es_indices(url: str, *names: str) -> None:
+    from elasticsearch import Elasticsearch
+
+    client = Elasticsearch(url, request_timeout=30)
+    for name in names:
+        client.options(ignore_status=404).indices.delete(index=name)
+    client.close()

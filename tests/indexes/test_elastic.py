@@ -76,7 +76,7 @@ def test_credentials_from_environment_or_config_file(tmp_path, monkeypatch):
 def es_url(request):
     import os
 
-    from conftest import es_url_for
+    from ix_testdata import es_url_for
 
     if request.param == "es_url" and not os.environ.get("ES_URL"):
         pytest.skip("set ES_URL to run against a real Elasticsearch cluster")
@@ -85,7 +85,7 @@ def es_url(request):
 
 @pytest.fixture
 def es_name(es_url):
-    from conftest import delete_es_indices, new_index_name
+    from ix_testdata import delete_es_indices, new_index_name
 
     name = new_index_name()
     yield name
