@@ -82,7 +82,8 @@ class WorldConfig:
     reading_docs: int = 30000
     """Reading-comprehension documents about fresh names (reading.jsonl)."""
     p_invented_value: float = 0.5
-    """Share of reading-document values (cities, employers) invented rather than taken from the world."""
+    """Share of reading-document values (cities, occupations, employers) invented from random
+    syllables rather than taken from the world, so that only copying from the passage works."""
     unicode_fraction: float = 0.15
     """Share of names drawn from the Unicode/apostrophe pools (Zoë, O'Brien)."""
 
@@ -567,11 +568,15 @@ class _World:
         namer = _Namer(self.namer.n, guard_free, rng)
         invented_cities = [namer.city(taken) for _ in range(200)]
         invented_countries = [namer.country(taken) for _ in range(20)]
-        invented_orgs = []
-        for _ in range(200):
-            name = namer.organisation(taken)
-            taken.add(name)
-            invented_orgs.append(name)
+        # Invented values are built from random syllables, so nothing but the passage predicts
+        # them. (Measured: with organisations drawn from the world's word pools and occupations
+        # from its list, a model trained for the demo copied cities from a passage 98% of the
+        # time but occupations and employers almost never: it guessed frequent values instead.)
+        kinds = self.namer.n["org_kinds"]
+        invented_orgs = sorted({f"{namer._word(rng.choice((1, 2)))} {rng.choice(kinds)}" for _ in range(2000)})
+        invented_occupations = sorted({namer._word(rng.choice((1, 2))).lower()
+                                       + rng.choice(("ist", "er", "ian", "smith", "wright", "maker"))
+                                       for _ in range(1000)})
         out = []
         for k in range(c.reading_docs):
             while True:
@@ -585,7 +590,10 @@ class _World:
                 city = rng.choice(self.cities)
                 city_name, country = city.name, self.entities[city.country].name
             city_full = f"{city_name}, {country}"
-            occ = rng.choice(self.occupations).name
+            if rng.random() < c.p_invented_value:
+                occ = rng.choice(invented_occupations)
+            else:
+                occ = rng.choice(self.occupations).name
             org = rng.choice(invented_orgs) if rng.random() < c.p_invented_value else rng.choice(self.orgs).name
             passage = self._fill(rng.choice(t["article"]), p, city=city_full, occ=occ, a_occ=_article(occ), org=org)
             answers = {"birth_city": rng.choice([city_name, city_full]), "occupation": occ, "employer": org}
