@@ -134,7 +134,35 @@ def _candidate_token(tokenizer: Any, prompt_ids: list[int], prompt: str, candida
 # vLLM in-process
 
 
-class VLLMGenerator(Generator):
+class _InProcessScoring:
+    """Scoring for backends that hold the tokenizer (`self._tokenizer`) and return per-token
+    log-probabilities of token lists (`self._token_logprobs`, None where a token has no
+    log-probability, e.g. the first)."""
+
+    def next_token_logprobs(self, prompts: Sequence[str], candidates: Sequence[str]) -> list[dict[str, float]]:
+        sequences, keys = [], []
+        for i, prompt in enumerate(prompts):
+            ids = self._tokenizer(prompt)["input_ids"]
+            for cand in candidates:
+                sequences.append(ids + [_candidate_token(self._tokenizer, ids, prompt, cand)])
+                keys.append((i, cand))
+        result: list[dict[str, float]] = [{} for _ in prompts]
+        for (i, cand), row in zip(keys, self._token_logprobs(sequences)):
+            result[i][cand] = float(row[-1])  # type: ignore[arg-type]
+        return result
+
+    def mean_logprob(self, texts: Sequence[str]) -> list[float]:
+        means = []
+        for row in self._token_logprobs([self._tokenizer(t)["input_ids"] for t in texts]):
+            values = [v for v in row if v is not None]
+            means.append(sum(values) / len(values) if values else math.nan)
+        return means
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in self._tokenizer(list(texts))["input_ids"]] if texts else []
+
+
+class VLLMGenerator(_InProcessScoring, Generator):
     """`vllm.LLM` in this process.
 
     Options: `dtype` ("auto"), `max_model_len`, `tensor_parallel_size`,
@@ -199,7 +227,7 @@ class VLLMGenerator(Generator):
         self.generated_tokens += sum(len(c.token_ids) for o in outputs for c in o.outputs)
         return [[c.text for c in o.outputs] for o in outputs]
 
-    def _prompt_logprobs(self, token_lists: list[list[int]]) -> list[list[float | None]]:
+    def _token_logprobs(self, token_lists: list[list[int]]) -> list[list[float | None]]:
         from vllm import SamplingParams
 
         params = SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0)
@@ -211,29 +239,6 @@ class VLLMGenerator(Generator):
                 row.append(None if entry is None else float(entry[token].logprob))
             result.append(row)
         return result
-
-    def next_token_logprobs(self, prompts: Sequence[str], candidates: Sequence[str]) -> list[dict[str, float]]:
-        sequences, keys = [], []
-        for i, prompt in enumerate(prompts):
-            ids = self._tokenizer(prompt)["input_ids"]
-            for cand in candidates:
-                sequences.append(ids + [_candidate_token(self._tokenizer, ids, prompt, cand)])
-                keys.append((i, cand))
-        result: list[dict[str, float]] = [{} for _ in prompts]
-        for (i, cand), row in zip(keys, self._prompt_logprobs(sequences)):
-            result[i][cand] = float(row[-1])  # type: ignore[arg-type]
-        return result
-
-    def mean_logprob(self, texts: Sequence[str]) -> list[float]:
-        token_lists = [self._tokenizer(t)["input_ids"] for t in texts]
-        means = []
-        for row in self._prompt_logprobs(token_lists):
-            values = [v for v in row if v is not None]
-            means.append(sum(values) / len(values) if values else math.nan)
-        return means
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(ids) for ids in self._tokenizer(list(texts))["input_ids"]] if texts else []
 
     def close(self) -> None:
         llm = getattr(self, "_llm", None)
@@ -637,7 +642,7 @@ def start_vllm_server(model: str, *, port: int | None = None, served_model_name:
 # transformers
 
 
-class TransformersGenerator(Generator):
+class TransformersGenerator(_InProcessScoring, Generator):
     """transformers `generate`, batched with left padding.
 
     Options: `dtype` ("float32"; "auto" takes the checkpoint's), `device` ("cuda" when
@@ -741,25 +746,6 @@ class TransformersGenerator(Generator):
                 n = len(token_lists[i])
                 result[i] = logp[row, width - n:].tolist() if n > 1 else []
         return result
-
-    def next_token_logprobs(self, prompts: Sequence[str], candidates: Sequence[str]) -> list[dict[str, float]]:
-        sequences, keys = [], []
-        for i, prompt in enumerate(prompts):
-            ids = self._tokenizer(prompt)["input_ids"]
-            for cand in candidates:
-                sequences.append(ids + [_candidate_token(self._tokenizer, ids, prompt, cand)])
-                keys.append((i, cand))
-        result: list[dict[str, float]] = [{} for _ in prompts]
-        for (i, cand), row in zip(keys, self._token_logprobs(sequences)):
-            result[i][cand] = float(row[-1])
-        return result
-
-    def mean_logprob(self, texts: Sequence[str]) -> list[float]:
-        rows = self._token_logprobs([self._tokenizer(t)["input_ids"] for t in texts])
-        return [sum(r) / len(r) if r else math.nan for r in rows]
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(ids) for ids in self._tokenizer(list(texts))["input_ids"]] if texts else []
 
     def close(self) -> None:
         self._model = None
