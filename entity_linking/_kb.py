@@ -170,10 +170,7 @@ class KnowledgeBase:
             try:
                 kb.add(_entity_from_record(record))
             except ValueError as exc:
-                message = f"{path}:{lineno}: {exc}"
-                if on_error == "fail":
-                    raise InputError(message) from None
-                skips.add(message)
+                skips.bad_record(f"{path}:{lineno}: {exc}", on_error)
         if not len(kb):
             raise InputError(f"{path}: no entities")
         return kb
@@ -214,10 +211,7 @@ class KnowledgeBase:
                     entity = _entity_from_row(row, columns, alias_separator)
                     _merge(merged, entity)
                 except ValueError as exc:
-                    message = f"{path}:{lineno}: {exc}"
-                    if on_error == "fail":
-                        raise InputError(message) from None
-                    skips.add(message)
+                    skips.bad_record(f"{path}:{lineno}: {exc}", on_error)
         return cls._from_merged(merged, path)
 
     @classmethod
@@ -258,10 +252,7 @@ class KnowledgeBase:
                                           aliases=[str(a) for a in aliases if str(a).strip()],
                                           prior=float(pop) if pop not in (None, "") else 0.0))
             except (ValueError, TypeError) as exc:
-                message = f"{path}:{lineno}: {exc}"
-                if on_error == "fail":
-                    raise InputError(message) from None
-                skips.add(message)
+                skips.bad_record(f"{path}:{lineno}: {exc}", on_error)
         return cls._from_merged(merged, path)
 
     @classmethod
@@ -291,10 +282,7 @@ class KnowledgeBase:
                 try:
                     raw = handle.readline()
                 except (EOFError, OSError) as exc:
-                    message = f"{path}:{lineno + 1}: file is truncated or corrupt ({exc})"
-                    if on_error == "fail":
-                        raise InputError(message) from None
-                    skips.add(message)
+                    skips.bad_record(f"{path}:{lineno + 1}: file is truncated or corrupt ({exc})", on_error)
                     break
                 if not raw:
                     break
@@ -310,10 +298,7 @@ class KnowledgeBase:
                         continue
                     kb.add(entity)
                 except (ValueError, TypeError, AttributeError) as exc:
-                    message = f"{path}:{lineno}: {exc}"
-                    if on_error == "fail":
-                        raise InputError(message) from None
-                    skips.add(message)
+                    skips.bad_record(f"{path}:{lineno}: {exc}", on_error)
                     continue
                 if limit is not None and len(kb) >= limit:
                     break

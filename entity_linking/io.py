@@ -43,6 +43,13 @@ class SkipCounter:
         if len(self.examples) < 5:
             self.examples.append(message)
 
+    def bad_record(self, message: str, on_error: OnError) -> None:
+        """A bad record (`message` is `FILE:LINE: reason`): raise `InputError` with
+        `on_error="fail"`, else count it."""
+        if on_error == "fail":
+            raise InputError(message) from None
+        self.add(message)
+
     def summary(self) -> str:
         """One line for the end of a command, empty when nothing was skipped."""
         if not self.skipped:
@@ -91,10 +98,7 @@ def read_records(
     skips = skips if skips is not None else SkipCounter()
 
     def bad(lineno: int, reason: str) -> None:
-        message = f"{path}:{lineno}: {reason}"
-        if on_error == "fail":
-            raise InputError(message)
-        skips.add(message)
+        skips.bad_record(f"{path}:{lineno}: {reason}", on_error)
 
     lineno = 0
     with _open_binary(path) as handle:
@@ -103,10 +107,7 @@ def read_records(
                 raw = handle.readline()
             except Exception as exc:  # EOFError, OSError, BadGzipFile, zstandard.ZstdError
                 # A truncated or corrupt compressed stream: nothing after this point is readable.
-                message = f"{path}:{lineno + 1}: file is truncated or corrupt ({exc})"
-                if on_error == "fail":
-                    raise InputError(message) from None
-                skips.add(message)
+                skips.bad_record(f"{path}:{lineno + 1}: file is truncated or corrupt ({exc})", on_error)
                 return
             if not raw:
                 return

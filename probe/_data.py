@@ -65,10 +65,7 @@ def load_qa(source: str | Path, *, preset: str | None = None, mapping: dict[str,
             if record["id"] in first_line:
                 raise ValueError(f"duplicate id {record['id']!r} (first at {first_line[record['id']]})")
         except ValueError as exc:
-            message = f"{where}:{line}: {exc}"
-            if on_error == "fail":
-                raise InputError(message) from None
-            skips.add(message)
+            skips.bad_record(f"{where}:{line}: {exc}", on_error)
             continue
         first_line[record["id"]] = f"{where}:{line}"
         records.append(record)
@@ -96,10 +93,7 @@ def _local_rows(path: Path, on_error: str, skips: SkipCounter) -> Iterator[tuple
             raise InputError(f"{path}: expected a JSON array of QA records (or JSON lines in a .jsonl file)")
         for i, row in enumerate(data):
             if not isinstance(row, dict):
-                message = f"{path}:item {i}: expected a JSON object"
-                if on_error == "fail":
-                    raise InputError(message)
-                skips.add(message)
+                skips.bad_record(f"{path}:item {i}: expected a JSON object", on_error)
                 continue
             yield f"item {i}", row
     elif name.endswith((".csv", ".tsv")):
