@@ -181,7 +181,12 @@ class VLLMGenerator(_InProcessScoring, Generator):
     def __init__(self, model: str, *, use_tqdm: bool = False, data_parallel_size: int = 1, **options: Any):
         os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
         from vllm import LLM
+        from vllm.platforms import current_platform
 
+        if current_platform.is_cpu():
+            # Without a KV-cache size, vLLM's CPU backend reserves gpu_memory_utilization (0.92)
+            # of the NUMA node's memory and refuses to start when less is free.
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
         self.name = str(model)
         self._use_tqdm = use_tqdm
         options.setdefault("seed", 0)
@@ -191,6 +196,10 @@ class VLLMGenerator(_InProcessScoring, Generator):
             if Path(str(model)).exists() or "/" in str(model):
                 raise InputError(f"vLLM could not load model {model!r}: {exc}") from None
             raise
+        except RuntimeError as exc:  # the engine process died; vLLM logged the cause above
+            raise InputError(f"vLLM could not start an engine for {model!r} ({exc}); see vLLM's log "
+                             "above (on a CPU: VLLM_CPU_KVCACHE_SPACE, model.options."
+                             "gpu_memory_utilization; on a GPU: free memory, tensor_parallel_size)") from None
         self._tokenizer = self.tokenizer = self._llm.get_tokenizer()
         self.max_context = int(self._llm.llm_engine.model_config.max_model_len)
         self.generated_tokens = 0
