@@ -190,12 +190,17 @@ def test_generate_cli_end_to_end_vllm(tmp_path, tiny_model, world_index):
     out = tmp_path / "gen"
     # The tiny model knows next to nothing, so the critic's thresholds are opened wide: this
     # checks the plumbing (vLLM sampling, next-token and prompt log-probabilities, counts).
-    result = _ltprobe(
-        "generate", "--rules", rules, "--model", tiny_model, "--out", out, "--index", index_path,
-        "--kb", kb_path, "--beam-size", 2, "--samples-per-call", 6, "--max-calls", 2,
-        "--threshold", 0.3, "--min-threshold", 0.0, "--max-value-tokens", 6, "--quiet",
-        "--backend-option", "dtype=float32", "--backend-option", "max_model_len=512",
-        "--backend-option", "enforce_eager=true")
+    args = ("generate", "--rules", rules, "--model", tiny_model, "--out", out, "--index", index_path,
+            "--kb", kb_path, "--beam-size", 2, "--samples-per-call", 6, "--max-calls", 2,
+            "--threshold", 0.3, "--min-threshold", 0.0, "--max-value-tokens", 6, "--quiet",
+            "--backend-option", "dtype=float32", "--backend-option", "max_model_len=512",
+            "--backend-option", "enforce_eager=true")
+    result = _ltprobe(*args)
+    if result.returncode < 0:
+        # vLLM's CPU engine once aborted right after loading the weights in a full CI run
+        # ("terminate called without an active exception", SIGABRT), and passed alone: a death
+        # by signal gets one retry; any other failure, or a second abort, fails the test.
+        result = _ltprobe(*args)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "world: ok" in result.stdout
     rows = [json.loads(line) for line in (out / "statements.jsonl").read_text().splitlines()]
