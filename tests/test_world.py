@@ -105,21 +105,10 @@ def test_gold_links_exact_on_a_larger_world(tmp_path):
 
 
 def test_templates_and_filler_never_contain_an_alias(world):
+    from probe._world import _template_literals
+
     templates = load_templates()
-    texts = []
-
-    def walk(node):
-        if isinstance(node, str):
-            texts.append(re.sub(r"\{[^}]*\}", " | ", node))
-        elif isinstance(node, dict):
-            for key, value in node.items():
-                if not key.startswith("_"):
-                    walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(templates)
+    texts = [re.sub(r"\{[^}]*\}", " | ", t) for t in _template_literals(templates)]
     assert len(templates["filler"]) >= 10
     hits = _alias_hits(texts, world["kb.jsonl"])
     assert not [(t, h) for t, h in zip(texts, hits) if h]
