@@ -83,10 +83,13 @@ class Generator:
         raise NotImplementedError
 
     def next_token_logprobs(self, prompts: Sequence[str], candidates: Sequence[str]) -> list[dict[str, float]]:
-        """Log-probability of each candidate's first token as the token after each prompt.
+        """Log-probability of each candidate as the continuation of each prompt.
 
-        A candidate's token is the first token of `prompt + candidate` after the prompt's own
-        tokens, so write candidates as they follow the prompt (" yes" after "Answer:").
+        A candidate's tokens are those of `prompt + candidate` after the prompt's own tokens,
+        so write candidates as they follow the prompt (" yes" after "Answer:"). Its score is the
+        sum of their log-probabilities: the next-token log-probability for a one-token
+        candidate, and still the right comparison when a tokenizer splits candidates into
+        pieces that share a first token (" yes" -> " ", "yes"), where first tokens would tie.
         """
         raise NotImplementedError
 
@@ -120,14 +123,16 @@ def _cut(text: str, stop: Sequence[str] | None) -> str:
     return text[:end]
 
 
-def _candidate_token(tokenizer: Any, prompt_ids: list[int], prompt: str, candidate: str) -> int:
+def _candidate_tokens(tokenizer: Any, prompt_ids: list[int], prompt: str, candidate: str) -> list[int]:
+    """The tokens `candidate` adds after the prompt's own tokens (the candidate tokenized alone
+    when the prompt's tokens are not a prefix of `prompt + candidate`'s)."""
     full = tokenizer(prompt + candidate)["input_ids"]
     if len(full) > len(prompt_ids) and full[: len(prompt_ids)] == prompt_ids:
-        return full[len(prompt_ids)]
+        return full[len(prompt_ids):]
     ids = tokenizer(candidate, add_special_tokens=False)["input_ids"]
     if not ids:
         raise ValueError(f"candidate {candidate!r} has no tokens")
-    return ids[0]
+    return ids
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,11 +149,12 @@ class _InProcessScoring:
         for i, prompt in enumerate(prompts):
             ids = self._tokenizer(prompt)["input_ids"]
             for cand in candidates:
-                sequences.append(ids + [_candidate_token(self._tokenizer, ids, prompt, cand)])
-                keys.append((i, cand))
+                tokens = _candidate_tokens(self._tokenizer, ids, prompt, cand)
+                sequences.append(ids + tokens)
+                keys.append((i, cand, len(tokens)))
         result: list[dict[str, float]] = [{} for _ in prompts]
-        for (i, cand), row in zip(keys, self._token_logprobs(sequences)):
-            result[i][cand] = float(row[-1])  # type: ignore[arg-type]
+        for (i, cand, n), row in zip(keys, self._token_logprobs(sequences)):
+            result[i][cand] = float(sum(row[-n:]))  # type: ignore[arg-type]
         return result
 
     def mean_logprob(self, texts: Sequence[str]) -> list[float]:
@@ -529,8 +535,8 @@ class OpenAIGenerator(Generator):
                 keys.append((i, cand))
         result: list[dict[str, float]] = [{} for _ in prompts]
         for (i, cand), values in zip(keys, self._echo_logprobs(texts)):
-            # The candidate's first token comes right after the prompt's own tokens.
-            result[i][cand] = float(values[prompt_lengths[i]])  # type: ignore[arg-type]
+            # The candidate's tokens come right after the prompt's own tokens.
+            result[i][cand] = float(sum(values[prompt_lengths[i]:]))  # type: ignore[arg-type]
         return result
 
     def mean_logprob(self, texts: Sequence[str]) -> list[float]:

@@ -12,7 +12,8 @@ other variables are filled one at a time in the rule's fill order:
 2. *Critic*: a yes/no model scores each candidate: "is this filled predicate true?" for the
    predicates that do not involve a generic variable (those with one are hypothetical) and
    "is <value> a <datatype>?". The yes-probability is the softmax over the two answers'
-   next-token log-probabilities. A candidate's score is the mean of every critic score along
+   log-probabilities as the prompt's continuation (summed over their tokens, so answers that a
+   tokenizer splits into pieces with a common first token are still told apart). A candidate's score is the mean of every critic score along
    its beam; it is accepted at the threshold of its parent, which starts at 0.85 and is
    lowered by 0.05 (down to 0.65) while none of that parent's candidates passes.
 3. *Rerankers*: (a) likelihood, the oracle model's mean token log-probability of the partial
@@ -665,12 +666,6 @@ def summarize_rule(result: RuleResult, rows: list[dict[str, Any]],
 def _warnings(rows: list[dict[str, Any]]) -> list[str]:
     """Signs that a result says little, for the summary."""
     out = []
-    checks = [p for r in rows for p in r["critic"]["checks"].values()]
-    if checks and all(p == 0.5 for p in checks):
-        out.append("every critic check scored exactly 0.5: the critic model gave its two answers the "
-                   "same next-token log-probability, usually because its tokenizer splits ' yes' and "
-                   "' no' into pieces with the same first token; use a critic model whose tokenizer "
-                   "has them as single tokens, or change the answers in critic_*.yaml (--templates)")
     if rows and all(r.get("count_status") == "unlinked" for r in rows):
         out.append("no generated value linked to the knowledge base, so no statement has a count; "
                    "check that --kb is the knowledge base the index was linked with")

@@ -4,8 +4,9 @@ Each statement (a row of `statements.jsonl`) is asked as a yes/no question, as t
 and as entailment (do the premises entail or contradict the conclusion?). The negated variant
 replaces the conclusion with its negation (the rule's `negated_conclusion_map`, else a rule of
 thumb: drop or insert "not" after the first auxiliary verb), which flips the expected answer.
-The model's answer is whichever of the template's two answers has the higher next-token
-log-probability; all items go to the model in one batched call.
+The model's answer is whichever of the template's two answers has the higher log-probability
+as the prompt's continuation (`next_token_logprobs`, summed over the answer's tokens); all
+items go to the model in one batched call.
 """
 
 from __future__ import annotations

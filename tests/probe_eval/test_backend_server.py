@@ -46,8 +46,8 @@ def test_prompt_lengths_from_the_servers_tokenize_endpoint(server, closed_book_p
 def test_server_log_probabilities_match_transformers(world_qa, closed_book_prompts, client, hf_generator):
     texts = [f"{r['question']} {r['answers'][0]}." for r in world_qa[:6]]
     assert client.mean_logprob(texts) == pytest.approx(hf_generator.mean_logprob(texts), abs=1e-3)
-    got = client.next_token_logprobs(closed_book_prompts[:3], [" yes", " no"])
-    want = hf_generator.next_token_logprobs(closed_book_prompts[:3], [" yes", " no"])
+    got = client.next_token_logprobs(closed_book_prompts[:3], [" yes", " no", " Yes", " No"])
+    want = hf_generator.next_token_logprobs(closed_book_prompts[:3], [" yes", " no", " Yes", " No"])
     for g, w in zip(got, want):
         assert g == pytest.approx(w, abs=1e-3)
 

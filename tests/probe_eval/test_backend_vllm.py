@@ -32,10 +32,10 @@ def test_log_probabilities_match_transformers(world_qa, closed_book_prompts, vll
     texts = [f"{r['question']} {r['answers'][0]}." for r in world_qa[:10]]
     assert vllm_generator.mean_logprob(texts) == pytest.approx(hf_generator.mean_logprob(texts), abs=1e-3)
     prompts = closed_book_prompts[:5]
-    got = vllm_generator.next_token_logprobs(prompts, [" yes", " no"])
-    want = hf_generator.next_token_logprobs(prompts, [" yes", " no"])
+    got = vllm_generator.next_token_logprobs(prompts, [" yes", " no", " Yes", " No"])
+    want = hf_generator.next_token_logprobs(prompts, [" yes", " no", " Yes", " No"])
     for g, w in zip(got, want):
-        assert set(g) == {" yes", " no"} and g == pytest.approx(w, abs=1e-3)
+        assert set(g) == {" yes", " no", " Yes", " No"} and g == pytest.approx(w, abs=1e-3)
 
 
 def test_sampling_is_seeded(closed_book_prompts, vllm_generator):

@@ -352,3 +352,35 @@ def test_conclusion_first_order_and_template_override(tmp_path):
     # A value is never reused for a second variable of the same statement.
     for node in result.beams["head"] + result.beams["tail"]:
         assert len({node.values[v] for v in "ABZ"}) == 3
+
+
+@pytest.mark.slow
+def test_real_critic_tells_apart_answers_that_share_a_first_token(tmp_path, tiny_model):
+    """The tiny model's tokenizer splits " Yes" and " No" into pieces with the same first token;
+    the critic scores whole answers, so its checks are not stuck at 0.5."""
+    import yaml
+
+    from probe._generation import get_generator
+    from probe._linkgen import load_templates
+
+    for name in ("critic_fact", "critic_type"):
+        template = load_templates()[name]
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump({**template, "answers": {"yes": " Yes", "no": " No"}}))
+    critic = get_generator("transformers", str(tiny_model))
+    try:
+        first = [critic.tokenizer(a, add_special_tokens=False)["input_ids"][0] for a in (" Yes", " No")]
+        assert first[0] == first[1]
+        searcher = Searcher(Fixed(), critic=critic, config=config(threshold=0.0, min_threshold=0.0),
+                            templates=load_templates(tmp_path))
+        result = searcher.search(rule2())
+        checks = [p for node in result.beams["head"] + result.beams["tail"] for p in node.checks.values()]
+        assert checks and all(0.0 < p < 1.0 for p in checks)
+        assert not any(p == 0.5 for p in checks)
+        # The same probability as the softmax of the two answers' whole-continuation scores.
+        node = result.beams["head"][0]
+        prompt = searcher.templates["critic_type"]["prompt"].format(value=node.values["B"],
+                                                                     datatype=rule2().variables["B"].datatype)
+        scores = critic.next_token_logprobs([prompt], [" Yes", " No"])[0]
+        assert node.checks["type:B"] == pytest.approx(1 / (1 + math.exp(scores[" No"] - scores[" Yes"])))
+    finally:
+        critic.close()
