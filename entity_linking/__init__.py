@@ -15,6 +15,7 @@ _LAZY = {
     "normalize": "entity_linking._normalize:normalize",
     "link_qa": "entity_linking._qa:link_qa",
     "link_qa_records": "entity_linking._qa:link_qa_records",
+    "start_ray": "entity_linking._ray:start_ray",
     "spacy_pipeline": "entity_linking._spacy:spacy_pipeline",
 }
 

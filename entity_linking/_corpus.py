@@ -342,20 +342,20 @@ def link_corpus(corpus: Any, kb: Any, out_dir: str | os.PathLike, *, workers: in
     if executor == "ray":
         from entity_linking._ray import run_ray
 
-        shard_manifests = run_ray(source, linker, out_dir, settings=settings, shard_size=shard_size,
-                                  batch_size=batch_size, workers=workers, kb_path=kb_path,
-                                  on_error=on_error, progress=progress)
+        shard_manifests, linked_now = run_ray(
+            source, linker, out_dir, settings=settings, shard_size=shard_size, batch_size=batch_size,
+            workers=workers, kb_path=kb_path, on_error=on_error, progress=progress)
     elif executor == "local":
-        shard_manifests = _run_local(source, linker, out_dir, settings=settings, shard_size=shard_size,
-                                     batch_size=batch_size, workers=workers, kb_path=kb_path,
-                                     on_error=on_error, progress=progress)
+        shard_manifests, linked_now = _run_local(
+            source, linker, out_dir, settings=settings, shard_size=shard_size, batch_size=batch_size,
+            workers=workers, kb_path=kb_path, on_error=on_error, progress=progress)
     else:
         raise ValueError(f"executor must be 'local' or 'ray', not {executor!r}")
-    return _finish(manifest_path, manifest, shard_manifests, skips)
+    return _finish(manifest_path, manifest, shard_manifests, skips, linked_now)
 
 
 def _finish(manifest_path: Path, manifest: dict[str, Any], shards: list[dict[str, Any]],
-            skips: SkipCounter) -> dict[str, Any]:
+            skips: SkipCounter, linked_now: int) -> dict[str, Any]:
     examples = [e for s in shards for e in s["skip_examples"]] + skips.examples
     manifest.update(
         complete=True,
@@ -366,6 +366,7 @@ def _finish(manifest_path: Path, manifest: dict[str, Any], shards: list[dict[str
         skip_examples=examples[:5],
         entity_links=sum(s["entity_links"] for s in shards),
         seconds=round(sum(s["seconds"] for s in shards), 3),
+        records_linked_this_run=linked_now,  # less than records_read when a re-run resumed
     )
     write_json(manifest_path, manifest)
     return manifest
@@ -459,7 +460,7 @@ def _collect_manifests(out_dir: Path, shards: Iterable[int]) -> list[dict[str, A
 
 def _run_local(source: _Source, linker: Any, out_dir: Path, *, settings: dict[str, Any], shard_size: int,
                batch_size: int, workers: int | None, kb_path: str | None, on_error: OnError,
-               progress: bool) -> list[dict[str, Any]]:
+               progress: bool) -> tuple[list[dict[str, Any]], int]:
     from tqdm import tqdm
 
     if workers is None:
@@ -469,6 +470,7 @@ def _run_local(source: _Source, linker: Any, out_dir: Path, *, settings: dict[st
                dynamic_ncols=True)
     writer = _ShardWriter(out_dir, on_error)
     seen: list[int] = []
+    linked_now = 0
     pool = None
     try:
         if workers == 1:
@@ -486,6 +488,7 @@ def _run_local(source: _Source, linker: Any, out_dir: Path, *, settings: dict[st
                 continue
             if writer.shard != shard:
                 writer.open(shard)
+            linked_now += len(linked)
             bar.update(writer.write(linked))
             if writer.skips.skipped or source.skips.skipped:
                 bar.set_postfix(skipped=writer.skips.skipped + source.skips.skipped, refresh=False)
@@ -499,7 +502,7 @@ def _run_local(source: _Source, linker: Any, out_dir: Path, *, settings: dict[st
             pool.terminate()
             pool.join()
         _STATE.pop("linker", None)
-    return _collect_manifests(out_dir, seen)
+    return _collect_manifests(out_dir, seen), linked_now
 
 
 def _pool(workers: int, linker: Any, kb_path: str | None, settings: dict[str, Any]):

@@ -1,17 +1,18 @@
 """`link_corpus(..., executor="ray")`: the same linking on Ray Data.
 
-Files are read inside Ray Data tasks (local paths, or object-store URIs that Arrow's
-filesystems understand) and split into records there, so line numbers,
-default document ids and error messages are exactly those of the local executor; a saved
-Hugging Face dataset goes through `ray.data.from_huggingface`. Linking runs in actors that
+Files are streamed inside Ray Data tasks (local paths, or object-store URIs that Arrow's
+filesystems understand), one task per file emitting blocks of records as it reads, so memory
+stays bounded and line numbers, default document ids and error messages are exactly those of
+the local executor (Ray's own readers drop the line numbers); a saved Hugging Face dataset goes
+through `ray.data.from_huggingface`. Linking runs in actors that
 load the saved knowledge base once each (`map_batches` with `concurrency=workers`). Results
 come back in corpus order (`preserve_order`) to this process, which writes the same shards and
 manifests as the local executor, byte for byte.
 
 Ray connects to the cluster named by `RAY_ADDRESS` when set, else starts a local one with
-`workers` CPUs. Limits: each input file is read whole by one task (split large corpora into
-files of a few hundred MB, as The Pile, C4 and Dolma already are); resuming skips writing the
-complete shards but links their documents again.
+`workers` CPUs. Resuming leaves the records of complete shards out before linking (a first
+pass counts each file's records to place them). Limit: one file is read by one task, so split
+large corpora into many files, as The Pile, C4 and Dolma already are.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import gzip
 import io
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,58 +29,112 @@ from entity_linking._corpus import _link_batch, _ShardWriter, _Source, _STATE, _
 from entity_linking.io import InputError, OnError
 
 
-def _split_file(row: dict[str, Any], text_field: str = "text", id_field: str = "id") -> list[dict[str, Any]]:
-    """flat_map: one file's bytes -> one row per record (`kind`, `name`, `position`, `payload`),
-    plus an `error` row where a compressed file turns out truncated."""
+RECORDS_PER_BLOCK = 4096
+"""Records per block that a reading task emits (it streams its file, never holding it whole)."""
+
+
+def _file_records(path: str, text_field: str, id_field: str) -> Iterator[tuple[str, str, int, bytes, str]]:
+    """One file (a local path or an object-store URI), streamed: `(kind, name, position,
+    payload, error)` per record, kind "raw"; or kind "error" where the file turns out unusable
+    (position 0) or truncated (then nothing follows)."""
     from pyarrow import fs
 
-    filesystem, where = fs.FileSystem.from_uri(row["path"]) if "://" in row["path"] \
-        else (fs.LocalFileSystem(), row["path"])
-    with filesystem.open_input_stream(where, compression=None) as stream:
-        data = stream.read()
-    path = Path(where)
-    name = path.name
-    suffixes = path.suffixes
+    filesystem, where = fs.FileSystem.from_uri(path) if "://" in path else (fs.LocalFileSystem(), path)
+    name = Path(where).name
+    suffixes = Path(where).suffixes
     compression = suffixes[-1] if suffixes and suffixes[-1] in (".gz", ".zst") else ""
-    kind = (suffixes[:-1] if compression else suffixes)[-1:] == [".parquet"] and "parquet" or "jsonl"
-    out: list[dict[str, Any]] = []
-    if kind == "parquet":
+    if (suffixes[:-1] if compression else suffixes)[-1:] == [".parquet"]:
         import pyarrow.parquet as pq
 
-        handle = pq.ParquetFile(io.BytesIO(data))
-        names = handle.schema_arrow.names
-        if text_field not in names:
-            return [{"kind": "error", "name": name, "position": 0, "payload": b"",
-                     "error": f"no column {text_field!r} (columns: {', '.join(names)}); name the text column "
-                              "with --text-field"}]
-        table = handle.read(columns=[c for c in (text_field, id_field) if c in names])
-        for position, record in enumerate(table.to_pylist(), 1):
-            out.append({"kind": "raw", "name": name, "position": position, "payload": _record_bytes(record),
-                        "error": ""})
-        return out
-    if compression == ".gz" and data[:2] == b"\x1f\x8b":
-        handle: Any = gzip.GzipFile(fileobj=io.BytesIO(data))
-    elif compression == ".zst" and data[:4] == b"\x28\xb5\x2f\xfd":
-        import zstandard
+        with filesystem.open_input_file(where) as stream:
+            handle = pq.ParquetFile(stream)
+            names = handle.schema_arrow.names
+            if text_field not in names:
+                yield ("error", name, 0, b"", f"no column {text_field!r} (columns: {', '.join(names)}); name the "
+                                              "text column with --text-field")
+                return
+            position = 0
+            for batch in handle.iter_batches(batch_size=RECORDS_PER_BLOCK,
+                                             columns=[c for c in (text_field, id_field) if c in names]):
+                for record in batch.to_pylist():
+                    position += 1
+                    yield "raw", name, position, _record_bytes(record), ""
+        return
+    with filesystem.open_input_stream(where, compression=None) as stream:
+        handle: Any = io.BufferedReader(stream, buffer_size=1 << 20)
+        magic = handle.peek(4)[:4]
+        if compression == ".gz" and magic[:2] == b"\x1f\x8b":
+            handle = gzip.GzipFile(fileobj=handle)
+        elif compression == ".zst" and magic == b"\x28\xb5\x2f\xfd":
+            import zstandard
 
-        handle = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)))
-    else:
-        handle = io.BytesIO(data)
-    lineno = 0
-    while True:
-        try:
-            raw = handle.readline()
-        except Exception as exc:  # same as the local reader: EOFError, BadGzipFile, ZstdError
-            out.append({"kind": "error", "name": name, "position": lineno + 1, "payload": b"",
-                        "error": f"file is truncated or corrupt ({exc})"})
-            break
-        if not raw:
-            break
-        lineno += 1
-        if raw.isspace():
-            continue
-        out.append({"kind": "raw", "name": name, "position": lineno, "payload": raw, "error": ""})
-    return out
+            handle = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(handle))
+        lineno = 0
+        while True:
+            try:
+                raw = handle.readline()
+            except Exception as exc:  # same as the local reader: EOFError, BadGzipFile, ZstdError
+                yield "error", name, lineno + 1, b"", f"file is truncated or corrupt ({exc})"
+                return
+            if not raw:
+                return
+            lineno += 1
+            if raw.isspace():
+                continue
+            yield "raw", name, lineno, raw, ""
+
+
+def _split_file(batch: dict[str, Any], text_field: str, id_field: str, shard_size: int,
+                done: list[int]) -> Iterator[dict[str, list]]:
+    """map_batches (a generator, one file per call): the file's records in blocks, with
+    `index`, the record's place in the whole corpus when the file's `offset` is known (else
+    -1). Records of the shards in `done` (complete in an earlier run) are left out, so they
+    are neither sent on nor linked again."""
+    path = str(batch["path"][0])
+    offset = int(batch["offset"][0])
+    skip = set(done)
+    block: dict[str, list] = {key: [] for key in ("kind", "name", "position", "payload", "error", "index")}
+    n = 0
+    for kind, name, position, payload, error in _file_records(path, text_field, id_field):
+        index = -1
+        if kind == "raw" and offset >= 0:
+            index = offset + n
+            n += 1
+            if index // shard_size in skip:
+                continue
+        for key, value in zip(block, (kind, name, position, payload, error, index)):
+            block[key].append(value)
+        if len(block["kind"]) >= RECORDS_PER_BLOCK:
+            yield block
+            block = {key: [] for key in block}
+    if block["kind"]:
+        yield block
+
+
+def _count_records(row: dict[str, Any], text_field: str, id_field: str) -> dict[str, Any]:
+    """map: the number of records in a file (what the local executor counts for its shards)."""
+    records = sum(1 for kind, *_ in _file_records(row["path"], text_field, id_field) if kind == "raw")
+    return {"path": row["path"], "records": records}
+
+
+def start_ray(workers: int | None) -> tuple[Any, int]:
+    """Import Ray and connect: to the cluster named by `RAY_ADDRESS` when set, else to a local
+    one with `workers` CPUs (default: this machine's cores), unless Ray is already initialized.
+    Returns `(ray, workers)`."""
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--executor ray needs Ray: pip install 'ray[data]'") from None
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = max(1, int(workers))
+    if not ray.is_initialized():
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
+    return ray, workers
 
 
 class _LinkActor:
@@ -119,7 +175,7 @@ class _LinkActor:
                 kinds.append("ok")
                 ids.append(doc_id)
                 values.append(json.dumps(value, ensure_ascii=False))
-        return {"status": kinds, "doc_id": ids, "value": values}
+        return {"status": kinds, "doc_id": ids, "value": values, "index": [int(i) for i in batch["index"]]}
 
 
 def _plain(value: Any) -> Any:
@@ -131,24 +187,13 @@ def _plain(value: Any) -> Any:
 
 def run_ray(source: _Source, linker: Any, out_dir: Path, *, settings: dict[str, Any], shard_size: int,
             batch_size: int, workers: int | None, kb_path: str | None, on_error: OnError,
-            progress: bool) -> list[dict[str, Any]]:
+            progress: bool) -> tuple[list[dict[str, Any]], int]:
+    """Link on Ray; return the manifests of all shards and the number of records linked now."""
     import json
 
-    try:
-        import ray
-    except ImportError:
-        raise InputError("--executor ray needs Ray: pip install 'ray[data]'") from None
     from tqdm import tqdm
 
-    if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    workers = max(1, int(workers))
-    if not ray.is_initialized():
-        if os.environ.get("RAY_ADDRESS"):
-            ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)
+    ray, workers = start_ray(workers)
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False
@@ -162,19 +207,35 @@ def run_ray(source: _Source, linker: Any, out_dir: Path, *, settings: dict[str, 
 
     files = [str(where) if "://" in str(where) else str(Path(where).resolve())
              for kind, where in source.parts if kind in ("jsonl", "parquet")]
+    # Shards complete in an earlier run: their records are left out before linking, which needs
+    # each record's place in the corpus, so a resumed job first counts the records of each file.
+    done = sorted(int(p.name[6:11]) for p in out_dir.glob("shard-?????.json"))
+    total = None
     if len(files) != len(source.parts):
         hf = [where for kind, where in source.parts if kind == "hf_disk"]
         if len(hf) != len(source.parts) or len(hf) != 1:
             raise InputError("--executor ray reads .jsonl[.gz|.zst] and .parquet files and saved Hugging Face "
                              "datasets; use --executor local for other corpora")
-        dataset = _hf_dataset(ray, hf[0], source.split, settings)
+        dataset, total = _hf_dataset(ray, hf[0], source.split, settings, shard_size, done)
+        if not done:
+            total = None
     else:
-        # Each task reads one file itself (arrow filesystems: local paths and object-store URIs),
+        fields = {"text_field": settings["text_field"], "id_field": settings["id_field"]}
+        offsets = [-1] * len(files)
+        if done:
+            counted = ray.data.from_items([{"path": f} for f in files]).map(
+                _count_records, fn_kwargs=fields, num_cpus=0.5).take_all()
+            total = 0
+            for i, row in enumerate(counted):  # in file order (preserve_order)
+                offsets[i] = total
+                total += int(row["records"])
+        # Each task streams one file itself (arrow filesystems: local paths and object-store URIs),
         # uncompressed by us rather than by Ray's readers, so that a truncated file gives the same
-        # FILE:LINE error as the local executor. Reading and splitting take a small CPU share so the
-        # linking actors, holding the other CPUs, never starve them (which stalls the pipeline).
-        dataset = ray.data.from_items([{"path": f} for f in files]).flat_map(
-            _split_file, fn_kwargs={"text_field": settings["text_field"], "id_field": settings["id_field"]},
+        # FILE:LINE error as the local executor; it emits blocks as it reads. Reading takes a small
+        # CPU share so the linking actors, holding the other CPUs, never starve it (which stalls
+        # the pipeline).
+        dataset = ray.data.from_items([{"path": f, "offset": o} for f, o in zip(files, offsets)]).map_batches(
+            _split_file, batch_size=1, fn_kwargs={**fields, "shard_size": shard_size, "done": done},
             num_cpus=0.1)
     # batches of at least 4096 records: Ray's per-batch overhead is milliseconds
     linked = dataset.map_batches(
@@ -184,7 +245,7 @@ def run_ray(source: _Source, linker: Any, out_dir: Path, *, settings: dict[str, 
     bar = tqdm(desc="linking (ray)", unit=" docs", unit_scale=True, disable=not progress, dynamic_ncols=True)
     writer = _ShardWriter(out_dir, on_error)
     seen: list[int] = []
-    count = 0
+    count = linked_now = 0
     try:
         for row in _rows(linked):
             status = row["status"]
@@ -193,8 +254,11 @@ def run_ray(source: _Source, linker: Any, out_dir: Path, *, settings: dict[str, 
                     raise InputError(row["value"])
                 source.skips.add(row["value"])
                 continue
+            if row["index"] >= 0:  # resuming: records of complete shards did not come
+                count = row["index"]
             shard = count // shard_size
             count += 1
+            linked_now += 1
             if shard not in seen:
                 seen.append(shard)
             if (out_dir / _shard_name(shard)).with_suffix(".json").exists() and writer.shard != shard:
@@ -213,17 +277,22 @@ def run_ray(source: _Source, linker: Any, out_dir: Path, *, settings: dict[str, 
         bar.close()
         if tmp is not None:
             tmp.cleanup()
-    return _collect_manifests(out_dir, seen)
+    if total is not None:
+        seen = list(range(-(-total // shard_size)))
+    return _collect_manifests(out_dir, seen), linked_now
 
 
 def _rows(dataset: Any):
     """Rows in order, fetched a batch at a time (much cheaper than `iter_rows`)."""
     for batch in dataset.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2):
-        for status, doc_id, value in zip(batch["status"], batch["doc_id"], batch["value"]):
-            yield {"status": str(status), "doc_id": str(doc_id), "value": str(value)}
+        for status, doc_id, value, index in zip(batch["status"], batch["doc_id"], batch["value"], batch["index"]):
+            yield {"status": str(status), "doc_id": str(doc_id), "value": str(value), "index": int(index)}
 
 
-def _hf_dataset(ray: Any, path: Any, split: str, settings: dict[str, Any]):
+def _hf_dataset(ray: Any, path: Any, split: str, settings: dict[str, Any], shard_size: int,
+                done: list[int]) -> tuple[Any, int]:
+    """A saved Hugging Face dataset as rows like `_split_file`'s (records of the shards in `done`
+    left out); also returns the number of records."""
     import datasets
 
     data = datasets.load_from_disk(str(path))
@@ -234,14 +303,16 @@ def _hf_dataset(ray: Any, path: Any, split: str, settings: dict[str, Any]):
     name = Path(path).name
     columns = [c for c in (settings["text_field"], settings["id_field"]) if c in data.column_names]
     data = data.select_columns(columns).add_column("__row", list(range(1, len(data) + 1)))
+    skip = set(done)
 
     def items(batch: dict[str, Any]) -> dict[str, list]:
-        n = len(batch["__row"])
-        payload = [_record_bytes({c: _plain(batch[c][i]) for c in columns}) for i in range(n)]
-        return {"kind": ["raw"] * n, "name": [name] * n, "position": [int(r) for r in batch["__row"]],
-                "payload": payload, "error": [""] * n}
+        keep = [i for i, r in enumerate(batch["__row"]) if (int(r) - 1) // shard_size not in skip]
+        payload = [_record_bytes({c: _plain(batch[c][i]) for c in columns}) for i in keep]
+        return {"kind": ["raw"] * len(keep), "name": [name] * len(keep),
+                "position": [int(batch["__row"][i]) for i in keep], "payload": payload,
+                "error": [""] * len(keep), "index": [int(batch["__row"][i]) - 1 for i in keep]}
 
-    return ray.data.from_huggingface(data).map_batches(items, batch_format="numpy", num_cpus=0.1)
+    return ray.data.from_huggingface(data).map_batches(items, batch_format="numpy", num_cpus=0.1), len(data)
 
 
 def _record_bytes(record: dict[str, Any]) -> bytes:

@@ -144,6 +144,7 @@ def build_index(corpus: str | os.PathLike, linked_dir: str | os.PathLike | None,
                 es_url: str | None = None, es_index: str | None = None,
                 es_config: str | os.PathLike | None = None, es_shards: int = 1,
                 es_replicas: int = 0, es_workers: int = 2, on_error: str = "fail",
+                executor: str = "local", workers: int | None = None,
                 progress: bool = True) -> dict[str, Any]:
     """Index a linked corpus: per-document entity sets (for counts), document text (for
     `get_text`) and passages of about `passage_words` words (for BM25 search).
@@ -153,11 +154,19 @@ def build_index(corpus: str | os.PathLike, linked_dir: str | os.PathLike | None,
     `passages`, when given, is a separate retrieval collection (JSONL `id`, `text`) that is
     split into passages instead of the corpus documents. With `backend="elasticsearch"` the
     documents go to `es_index` (and passages to `<es_index>-passages`) on `es_url`; `out`, if
-    given, then receives an `index.json` that points there. Returns the index description.
+    given, then receives an `index.json` that points there. `executor="ray"` (Elasticsearch
+    only) sends the bulk requests from `workers` Ray actors (default: one per core; a cluster
+    when `RAY_ADDRESS` is set), each with `es_workers` bulk streams. Returns the index
+    description.
     """
     if passage_words < 1:
         raise InputError(f"--passage-words must be at least 1, not {passage_words}")
+    if executor not in ("local", "ray"):
+        raise InputError(f"unknown executor {executor!r}: choose local or ray")
     if backend == "embedded":
+        if executor == "ray":
+            raise InputError("--executor ray bulk-loads into Elasticsearch (--backend elasticsearch); "
+                             "the embedded index is written by one process")
         if out is None:
             raise InputError("the embedded backend needs an output folder (--out INDEX_DIR)")
         from indexes._embedded import build_embedded
@@ -173,5 +182,5 @@ def build_index(corpus: str | os.PathLike, linked_dir: str | os.PathLike | None,
                                    config=es_config, shards=es_shards, replicas=es_replicas,
                                    workers=es_workers, passages=passages,
                                    passage_words=passage_words, on_error=on_error,
-                                   progress=progress)
+                                   executor=executor, ray_workers=workers, progress=progress)
     raise InputError(f"unknown backend {backend!r}: choose embedded or elasticsearch")

@@ -41,7 +41,14 @@ def register(commands: Any) -> None:
     _add_es(p)
     p.add_argument("--es-shards", type=int, default=1, help="primary shards of a new index (default 1)")
     p.add_argument("--es-replicas", type=int, default=0, help="replicas of a new index (default 0)")
-    p.add_argument("--es-workers", type=int, default=2, help="parallel bulk workers (default 2)")
+    p.add_argument("--es-workers", type=int, default=2,
+                   help="parallel bulk streams per process (default 2)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="ray: bulk-load into Elasticsearch from Ray workers, so that throughput grows "
+                        "with workers and the cluster's shards (RAY_ADDRESS names a cluster; "
+                        "default local: this process)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="Ray workers with --executor ray (default: one per core)")
     add_on_error(p)
 
     p = commands.add(
@@ -131,7 +138,8 @@ def _index(args: argparse.Namespace) -> int:
                        passages=args.passages, passage_words=args.passage_words,
                        es_url=args.es_url, es_index=args.es_index, es_config=args.es_config,
                        es_shards=args.es_shards, es_replicas=args.es_replicas,
-                       es_workers=args.es_workers, on_error=args.on_error)
+                       es_workers=args.es_workers, on_error=args.on_error,
+                       executor=args.executor, workers=args.workers)
     where = args.out or f"{info.get('url')} {info.get('index')}"
     print(f"indexed {info['n_docs']} documents ({info['n_mentions']} entity mentions) and "
           f"{info['n_passages']} passages into {where}", file=sys.stderr)

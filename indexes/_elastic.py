@@ -220,15 +220,64 @@ def bulk_index(client: Any, actions: Iterable[dict[str, Any]], *, workers: int =
     return sum(indexed), failed
 
 
+class BulkActions:
+    """The one way documents and passages become bulk index actions, with what they add up to.
+
+    Used by the single-process ingestion and by every Ray worker (`indexes._elastic_ray`), so
+    both write the same documents under the same ids (`doc_id`, `"<doc_id>#<n>"`)."""
+
+    def __init__(self, index: str, passage_words: int):
+        self.index = index
+        self.passages_index = f"{index}-passages"
+        self.passage_words = passage_words
+        self.counts = {"n_docs": 0, "n_mentions": 0, "n_passages": 0}
+
+    def documents(self, docs: Iterable[tuple[int, str, list[str], str]]) -> Iterator[dict[str, Any]]:
+        """Actions for `(seq, doc_id, entities, text)`; `seq` is the corpus position."""
+        for seq, doc_id, entities, text in docs:
+            entities = list(dict.fromkeys(entities))
+            self.counts["n_docs"] += 1
+            self.counts["n_mentions"] += len(entities)
+            yield {"_index": self.index, "_id": doc_id, "_source": {
+                "doc_id": doc_id, "seq": seq, "entities": entities, "text": text}}
+
+    def passages(self, docs: Iterable[tuple[str, str]]) -> Iterator[dict[str, Any]]:
+        """Actions for the passages of each `(doc_id, text)`."""
+        for doc_id, text in docs:
+            for i, passage in enumerate(split_passages(text, self.passage_words)):
+                self.counts["n_passages"] += 1
+                yield {"_index": self.passages_index, "_id": f"{doc_id}#{i}", "_source": {
+                    "doc_id": doc_id, "passage_id": f"{doc_id}#{i}", "text": passage}}
+
+
+def ingestion_source(corpus: str | os.PathLike, linked_dir: str | os.PathLike | None,
+                     passages: str | os.PathLike | None, *, on_error: str, skips: SkipCounter
+                     ) -> tuple[Iterator[tuple[int, str, list[str], str]], Iterator[tuple[str, str]]]:
+    """What an ingestion reads: `(seq, doc_id, entities, text)` of the linked corpus, then
+    `(doc_id, text)` to cut into passages (the corpus again, or the `passages` collection).
+    Both are lazy; bad records go to `skips` once."""
+    documents = ((seq, doc_id, entities, text) for seq, (doc_id, entities, text)
+                 in enumerate(iter_corpus(corpus, linked_dir, on_error=on_error, skips=skips)))
+    texts = (((d, t) for d, _, t in iter_corpus(corpus, None, on_error=on_error)) if passages is None
+             else iter_texts(passages, on_error=on_error, skips=skips))
+    return documents, texts
+
+
 def build_elasticsearch(corpus: str | os.PathLike, linked_dir: str | os.PathLike | None,
                         out: str | os.PathLike | None, *, es_url: str, es_index: str,
                         config: str | os.PathLike | None = None, shards: int = 1,
                         replicas: int = 0, workers: int = 2, passages: str | os.PathLike | None = None,
-                        passage_words: int = 100, on_error: str = "fail",
-                        progress: bool = True) -> dict[str, Any]:
-    """Index a linked corpus into `es_index` (documents) and `es_index-passages` (passages)."""
+                        passage_words: int = 100, on_error: str = "fail", executor: str = "local",
+                        ray_workers: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Index a linked corpus into `es_index` (documents) and `es_index-passages` (passages).
+
+    `workers`: parallel bulk streams per process. `executor="ray"` sends the bulk requests from
+    `ray_workers` Ray actors instead of this process (see `indexes._elastic_ray`); the indices,
+    ids and counts are the same."""
     from tqdm import tqdm
 
+    if executor not in ("local", "ray"):
+        raise ValueError(f"executor must be 'local' or 'ray', not {executor!r}")
     client = connect(es_url, config)
     url = safe_url(es_url)
     passages_index = f"{es_index}-passages"
@@ -237,31 +286,22 @@ def build_elasticsearch(corpus: str | os.PathLike, linked_dir: str | os.PathLike
     try:
         _ensure_index(client, es_index, "documents", shards, replicas, url)
         _ensure_index(client, passages_index, "passages", shards, replicas, url)
-        counts = {"n_docs": 0, "n_mentions": 0, "n_passages": 0}
+        if executor == "ray":
+            from indexes._elastic_ray import ingest_ray
 
-        def doc_actions() -> Iterator[dict[str, Any]]:
-            for seq, (doc_id, entities, text) in enumerate(
-                    iter_corpus(corpus, linked_dir, on_error=on_error, skips=skips)):
-                entities = list(dict.fromkeys(entities))
-                counts["n_docs"] += 1
-                counts["n_mentions"] += len(entities)
-                yield {"_index": es_index, "_id": doc_id, "_source": {
-                    "doc_id": doc_id, "seq": seq, "entities": entities, "text": text}}
-
-        def passage_actions() -> Iterator[dict[str, Any]]:
-            source = (((d, t) for d, _, t in iter_corpus(corpus, None, on_error=on_error))
-                      if passages is None else iter_texts(passages, on_error=on_error, skips=skips))
-            for doc_id, text in source:
-                for i, passage in enumerate(split_passages(text, passage_words)):
-                    counts["n_passages"] += 1
-                    yield {"_index": passages_index, "_id": f"{doc_id}#{i}", "_source": {
-                        "doc_id": doc_id, "passage_id": f"{doc_id}#{i}", "text": passage}}
-
-        failed: list[tuple[str, str]] = []
-        for label, actions in (("index", doc_actions()), ("passages", passage_actions())):
-            with tqdm(desc=label, unit=" docs", disable=not progress) as bar:
-                _, bad = bulk_index(client, actions, workers=workers, on_done=bar.update)
-            failed.extend(bad)
+            counts, failed, ray_workers = ingest_ray(
+                corpus, linked_dir, passages, es_url=es_url, es_index=es_index, config=config,
+                passage_words=passage_words, on_error=on_error, skips=skips, bulk_workers=workers,
+                workers=ray_workers, progress=progress)
+        else:
+            actions = BulkActions(es_index, passage_words)
+            documents, texts = ingestion_source(corpus, linked_dir, passages, on_error=on_error, skips=skips)
+            failed = []
+            for label, stream in (("index", actions.documents(documents)), ("passages", actions.passages(texts))):
+                with tqdm(desc=label, unit=" docs", disable=not progress) as bar:
+                    _, bad = bulk_index(client, stream, workers=workers, on_done=bar.update)
+                failed.extend(bad)
+            counts = actions.counts
         client.indices.refresh(index=[es_index, passages_index])
     finally:
         client.close()
@@ -270,6 +310,8 @@ def build_elasticsearch(corpus: str | os.PathLike, linked_dir: str | os.PathLike
             "passages_from": str(passages) if passages is not None else "corpus",
             "shards": shards, "replicas": replicas, "skipped_records": skips.skipped,
             "failed": len(failed), "build_seconds": round(time.perf_counter() - started, 3)}
+    if executor == "ray":
+        info.update(executor="ray", ray_workers=ray_workers)
     if config is not None:
         info["config"] = str(config)
     if failed:

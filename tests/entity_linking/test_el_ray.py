@@ -41,6 +41,22 @@ def test_ray_executor_matches_local_on_the_world(ray_local, tiny_world, tmp_path
     for key in ("records_read", "documents_linked", "skipped", "entity_links"):
         assert local[key] == ray[key], key
     assert ray["skipped"] == 1 and ray["executor"] == "ray"
+    assert ray["records_linked_this_run"] == ray["records_read"] == len(lines) + 1
+
+    # Resuming: a re-run links only the shards without a manifest, on both executors (records
+    # of complete shards are dropped before the linking actors; records are placed across files)
+    before = _shards(tmp_path / "ray")
+    for out, first in ((tmp_path / "local", local), (tmp_path / "ray", ray)):
+        for k in (1, 3):  # as if the job had stopped with these shards unfinished
+            (out / f"shard-0000{k}.jsonl").unlink()
+            (out / f"shard-0000{k}.json").unlink()
+        (out / "manifest.json").write_text(json.dumps({**first, "complete": False}))
+        executor = "ray" if out.name == "ray" else "local"
+        again = link_corpus(tmp_path / "corpus", tmp_path / "kb", out, executor=executor, workers=2, **common)
+        assert _shards(out) == before
+        assert again["records_linked_this_run"] == 2 * 400, executor
+        for key in ("records_read", "documents_linked", "skipped", "entity_links", "shards"):
+            assert again[key] == first[key], (executor, key)
 
 
 @pytest.mark.slow
@@ -77,3 +93,4 @@ def test_ray_executor_truncated_gzip(ray_local, kb, tmp_path):
     ray = link_corpus(tmp_path / "c.jsonl.gz", kb, tmp_path / "r2", executor="ray", workers=2, on_error="skip",
                       progress=False)
     assert _shards(tmp_path / "l2") == _shards(tmp_path / "r2") and local["skipped"] == ray["skipped"] == 1
+
