@@ -308,3 +308,37 @@ def scaling(models: Sequence[Mapping[str, Any]], counts: Iterable[Mapping[str, A
         exponent = (target_accuracy - intercept) / slope
         result["parameters_for_target"] = float(10 ** exponent) if exponent < 300 else math.inf
     return result
+
+
+def summarize_models(predictions: Sequence[Mapping[str, Any]], counts: Iterable[Mapping[str, Any]], *,
+                     parameters: Mapping[str, float] | None = None, min_bucket: int = 20, n_boot: int = 1000,
+                     seed: int = 0, max_count: int = 100,
+                     target_accuracy: float | None = None) -> dict[str, Any]:
+    """The analysis part of `summary.json` for the predictions of one or several models.
+
+    Predictions are grouped by their `model`, in order of first appearance; the first model is
+    the primary one. The result holds `summarize`'s keys for the primary model (so the
+    contract's `settings` and `count_dependence_reduction` mean what they mean for a single
+    model) and, with several models, `models` (per model: `model`, `parameters`,
+    `n_questions` and its own `summarize` keys) and `scaling` (`scaling` over the models whose
+    `parameters` are known, in the closed-book setting when there is one, else the first).
+    """
+    counts = list(counts)
+    by_model: dict[str, list[Mapping[str, Any]]] = {}
+    for p in predictions:
+        by_model.setdefault(str(p.get("model")), []).append(p)
+    options = {"min_bucket": min_bucket, "n_boot": n_boot, "seed": seed}
+    per_model = {name: summarize(preds, counts, **options) for name, preds in by_model.items()}
+    result = dict(next(iter(per_model.values()))) if per_model else summarize([], counts, **options)
+    if len(per_model) < 2:
+        return result
+    parameters = parameters or {}
+    result["models"] = [{"model": name, "parameters": parameters.get(name),
+                         "n_questions": len({str(p["id"]) for p in by_model[name]}), **summary}
+                        for name, summary in per_model.items()]
+    settings = [p["setting"] for p in predictions]
+    setting = "closed_book" if "closed_book" in settings else settings[0]
+    result["scaling"] = scaling([{"model": name, "parameters": parameters[name], "predictions": preds}
+                                 for name, preds in by_model.items() if parameters.get(name)],
+                                counts, max_count=max_count, target_accuracy=target_accuracy, setting=setting)
+    return result

@@ -19,8 +19,18 @@ decade bucket of the relevant-document count, slope per decade with a bootstrap 
 Spearman correlation). Completions are cached in OUT/cache, so a killed job resumes where it
 stopped; --shard I/N evaluates one shard of a job array (OUT/predictions.I-of-N.jsonl).
 
+Several --model values evaluate each model in turn on the same prompts (predictions.jsonl rows
+carry `model`). summary.json keeps the first model's results in its usual keys and adds
+`models` (each model's results and parameter count) and `scaling`, the original study's
+analysis across sizes: accuracy on questions with fewer than --scaling-max-count relevant
+documents against log10(parameters), the linear fit, its R^2 and, with --target-accuracy, the
+parameter count the fit needs to reach that accuracy. Parameter counts are read from the
+models' safetensors headers, or given with --params MODEL=N.
+
 Examples:
   ltprobe eval --qa runs/demo/qa.jsonl --model runs/demo/model --counts runs/demo/counts.jsonl --out runs/eval
+  ltprobe eval --qa trivia_qa --preset trivia_qa --model EleutherAI/gpt-neo-125m EleutherAI/gpt-neo-1.3B \
+      EleutherAI/gpt-neo-2.7B --counts counts.jsonl --target-accuracy 0.5 --out runs/scaling
   ltprobe eval --qa trivia_qa --preset trivia_qa --model EleutherAI/gpt-neo-1.3B --out runs/tqa \\
       --option tensor_parallel_size=2 --shard 0/8
   ltprobe eval --qa qa.jsonl --model served-name --backend openai --base-url http://127.0.0.1:8000/v1 --out runs/x
@@ -60,7 +70,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mapping", action="append", default=[], metavar="OURS=THEIRS",
                         help="field mapping, e.g. --mapping answers=answer.aliases (repeatable)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N questions")
-    parser.add_argument("--model", required=True, help="model folder or hub id (openai: the served name)")
+    parser.add_argument("--model", required=True, nargs="+", action="extend", metavar="MODEL",
+                        help="model folder or hub id (openai: the served name); several (--model A B, or "
+                             "--model repeated) evaluate each in turn, the first being the primary model")
+    parser.add_argument("--params", action="append", default=[], metavar="MODEL=N",
+                        help="parameter count of a model for the scaling analysis, e.g. --params "
+                             "served-name=1.3e9 (default: read from its safetensors weights; repeatable)")
+    parser.add_argument("--scaling-max-count", type=int, default=100,
+                        help="scaling analysis over questions with fewer relevant documents than this (100)")
+    parser.add_argument("--target-accuracy", type=float,
+                        help="scaling analysis: extrapolate the parameters needed for this accuracy (0-1)")
     parser.add_argument("--backend", choices=["vllm", "openai", "transformers"], default="vllm",
                         help="generation backend (default: vllm in this process)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
@@ -175,7 +194,7 @@ def _load(args: argparse.Namespace) -> tuple[list[dict], Any]:
     return qa, skips
 
 
-def _generator(args: argparse.Namespace) -> Any:
+def _generator(args: argparse.Namespace, model: str) -> Any:
     from entity_linking.io import InputError
     from probe._generation import get_generator, start_vllm_server
 
@@ -187,9 +206,9 @@ def _generator(args: argparse.Namespace) -> Any:
         for key, value in options.items():
             flag = "--" + key.replace("_", "-")
             flags += [flag] if value is True else [] if value is False else [flag, str(value)]
-        print(f"starting a vLLM server for {args.model} on 127.0.0.1 ...", file=sys.stderr)
-        server = start_vllm_server(args.model, extra_args=flags, log_file=Path(args.out) / "server.log")
-        generator = server.generator(tokenizer=args.model)
+        print(f"starting a vLLM server for {model} on 127.0.0.1 ...", file=sys.stderr)
+        server = start_vllm_server(model, extra_args=flags, log_file=Path(args.out) / "server.log")
+        generator = server.generator(tokenizer=model)
         close = generator.close
 
         def close_both() -> None:
@@ -200,7 +219,40 @@ def _generator(args: argparse.Namespace) -> Any:
         return generator
     if args.backend == "openai" and args.base_url:
         options["base_url"] = args.base_url
-    return get_generator(args.backend, args.model, **options)
+    return get_generator(args.backend, model, **options)
+
+
+def _parameters(args: argparse.Namespace, counts: list[dict] | None) -> dict[str, float] | None:
+    """Parameter counts of the models when there will be a scaling analysis (several models and
+    counts, unsharded), checked before any model is evaluated."""
+    from probe._evaluate import parse_shard
+    from probe._params import model_parameters, parse_params
+
+    given = parse_params(args.params)
+    if len(args.model) < 2 or counts is None or parse_shard(args.shard) is not None:
+        return None
+    return model_parameters(args.model, given)
+
+
+def _each_model(args: argparse.Namespace, evaluate_model: Any) -> tuple[list[dict], list[dict], dict[str, str]]:
+    """`evaluate_model(generator) -> (predictions, stats)` for every --model in turn (one model
+    loaded at a time). Returns all predictions, all stats (each with its `model`), and each
+    --model value's name in the predictions."""
+    predictions: list[dict] = []
+    stats: list[dict] = []
+    names: dict[str, str] = {}
+    for model in args.model:
+        if len(args.model) > 1:
+            print(f"model {model}", file=sys.stderr)
+        generator = _generator(args, model)
+        try:
+            model_predictions, model_stats = evaluate_model(generator)
+            names[model] = generator.name
+        finally:
+            generator.close()
+        predictions += model_predictions
+        stats += [{"model": generator.name, **s} for s in model_stats]
+    return predictions, stats, names
 
 
 def _read_counts(path: str | None, on_error: str) -> list[dict] | None:
@@ -212,7 +264,8 @@ def _read_counts(path: str | None, on_error: str) -> list[dict] | None:
 
 
 def _finish(args: argparse.Namespace, out: Path, predictions: list[dict], stats: list[dict],
-            counts: list[dict] | None, skips: Any, extra: dict | None = None) -> None:
+            counts: list[dict] | None, skips: Any, extra: dict | None = None,
+            parameters: dict[str, float] | None = None) -> None:
     from entity_linking.io import write_json, write_jsonl
     from probe._evaluate import parse_shard
 
@@ -221,27 +274,40 @@ def _finish(args: argparse.Namespace, out: Path, predictions: list[dict], stats:
     write_jsonl(out / pred_name, predictions)
     write_json(out / ("manifest.json" if shard is None else f"manifest.{shard[0]}-of-{shard[1]}.json"),
                eval_manifest(args, stats, skips))
+    several = len(args.model) > 1
     if counts is not None and shard is None:
-        from probe._analysis import summarize
+        from probe._analysis import summarize_models
 
-        summary = {"model": args.model, "index": getattr(args, "index", None),
-                   "n_questions": len({p["id"] for p in predictions})}
-        summary.update(summarize(predictions, counts, min_bucket=args.min_bucket, n_boot=args.n_boot,
-                                 seed=args.seed))
+        primary = [p for p in predictions if p["model"] == predictions[0]["model"]] if predictions else []
+        summary = {"model": args.model[0], "index": getattr(args, "index", None),
+                   "n_questions": len({p["id"] for p in primary})}
+        summary.update(summarize_models(predictions, counts, parameters=parameters, min_bucket=args.min_bucket,
+                                        n_boot=args.n_boot, seed=args.seed, max_count=args.scaling_max_count,
+                                        target_accuracy=args.target_accuracy))
         summary.update(extra or {})
         write_json(out / "summary.json", summary)
-        for name, s in summary["settings"].items():
-            slope = s["slope_per_decade"]
-            print(f"{name}: accuracy {s['accuracy']:.3f} over {s['n']} questions; slope per decade "
-                  f"{'n/a' if slope is None else f'{slope:+.3f}'}")
+        for model in summary.get("models") or [summary]:
+            for name, s in model["settings"].items():
+                slope = s["slope_per_decade"]
+                print(f"{model['model'] + ': ' if several else ''}{name}: accuracy {s['accuracy']:.3f} over "
+                      f"{s['n']} questions; slope per decade {'n/a' if slope is None else f'{slope:+.3f}'}")
         if summary.get("count_dependence_reduction") is not None:
             print(f"count dependence reduction: {summary['count_dependence_reduction']:.2f}")
+        scaling = summary.get("scaling")
+        if scaling is not None and scaling["slope"] is not None:
+            r2 = "n/a" if scaling["r2"] is None else f"{scaling['r2']:.2f}"
+            print(f"scaling ({scaling['setting']}, count < {scaling['max_count']}): accuracy "
+                  f"{scaling['intercept']:+.3f} {scaling['slope']:+.3f} x log10(parameters), R^2 {r2}"
+                  + ("" if scaling["parameters_for_target"] is None else
+                     f"; {scaling['target_accuracy']:.0%} needs about {scaling['parameters_for_target']:.2g} "
+                     "parameters"))
     else:
-        by_setting: dict[str, list[bool]] = {}
+        by_setting: dict[tuple[str, str], list[bool]] = {}
         for p in predictions:
-            by_setting.setdefault(p["setting"], []).append(p["correct"])
-        for name, ys in by_setting.items():
-            print(f"{name}: accuracy {sum(ys) / len(ys):.3f} over {len(ys)} questions")
+            by_setting.setdefault((p["model"], p["setting"]), []).append(p["correct"])
+        for (model, name), ys in by_setting.items():
+            print(f"{model + ': ' if several else ''}{name}: accuracy {sum(ys) / len(ys):.3f} "
+                  f"over {len(ys)} questions")
     print(f"wrote {out / pred_name}")
     if skips.skipped:
         print(f"ltprobe: {skips.summary()}", file=sys.stderr)
@@ -264,19 +330,26 @@ def _eval(args: argparse.Namespace) -> int:
     parse_shard(args.shard)  # a bad --shard fails before the model loads
     qa, skips = _load(args)
     counts = _read_counts(args.counts, args.on_error)
+    parameters = _parameters(args, counts)
     out = Path(args.out)
-    stats: dict[str, Any] = {}
-    generator = _generator(args)
-    try:
+
+    def one(generator: Any) -> tuple[list[dict], list[dict]]:
+        stats: dict[str, Any] = {}
         predictions = evaluate(qa, generator, setting="closed_book", shots=args.shots,
                                pool_size=args.pool_size, seed=args.seed, max_tokens=args.max_tokens,
                                scoring=args.scoring, chat=args.chat, cache_dir=out / "cache",
                                shard=args.shard, chunk_size=args.chunk_size, progress=not args.quiet,
                                stats=stats)
-    finally:
-        generator.close()
-    _finish(args, out, predictions, [stats], counts, skips)
+        return predictions, [stats]
+
+    predictions, stats, names = _each_model(args, one)
+    _finish(args, out, predictions, stats, counts, skips, parameters=_by_name(parameters, names))
     return 0
+
+
+def _by_name(parameters: dict[str, float] | None, names: dict[str, str]) -> dict[str, float] | None:
+    """Parameter counts keyed by the model names the predictions carry."""
+    return None if parameters is None else {names.get(m, m): n for m, n in parameters.items()}
 
 
 def _rag(args: argparse.Namespace) -> int:
@@ -288,6 +361,7 @@ def _rag(args: argparse.Namespace) -> int:
     parse_shard(args.shard)
     qa, skips = _load(args)
     counts = _read_counts(args.counts, args.on_error)
+    parameters = _parameters(args, counts)
     out = Path(args.out)
     index = open_index(args.index, es_url=args.es_url, es_index=args.es_index)
     oracle_stats: dict[str, int] = {}
@@ -304,10 +378,10 @@ def _rag(args: argparse.Namespace) -> int:
     common = dict(pool_size=args.pool_size, seed=args.seed, max_tokens=args.max_tokens, scoring=args.scoring,
                   chat=args.chat, cache_dir=out / "cache", shard=args.shard, chunk_size=args.chunk_size,
                   progress=not args.quiet)
-    predictions: list[dict] = []
-    stats: list[dict] = []
-    generator = _generator(args)
-    try:
+
+    def one(generator: Any) -> tuple[list[dict], list[dict]]:
+        predictions: list[dict] = []
+        stats: list[dict] = []
         if args.closed_book:
             stats.append({})
             predictions += evaluate(qa, generator, setting="closed_book", shots=args.closed_book_shots,
@@ -319,13 +393,16 @@ def _rag(args: argparse.Namespace) -> int:
             stats.append({})
             predictions += evaluate(qa, generator, setting="oracle", shots=args.shots, passages=oracle,
                                     k=args.k, stats=stats[-1], **common)
-    finally:
-        generator.close()
+        return predictions, stats
+
+    predictions, stats, names = _each_model(args, one)
     extra: dict[str, Any] = {"retrieval": retrieval}
     if counts is not None and args.closed_book:
-        by = {s: [p for p in predictions if p["setting"] == s] for s in ("closed_book", "rag")}
+        primary = names[args.model[0]]  # adaptive retrieval of the primary model, as the settings
+        by = {s: [p for p in predictions if p["setting"] == s and p["model"] == primary]
+              for s in ("closed_book", "rag")}
         extra["adaptive_retrieval"] = adaptive_retrieval(by["closed_book"], by["rag"], counts, seed=args.seed)
-    _finish(args, out, predictions, stats, counts, skips, extra)
+    _finish(args, out, predictions, stats, counts, skips, extra, parameters=_by_name(parameters, names))
     r = retrieval["recall_at_k"]["overall"]
     print("recall@k: " + ", ".join(f"{k}: {v:.3f}" for k, v in r.items() if v is not None))
     return 0
