@@ -31,8 +31,13 @@ DEFAULTS: dict[str, Any] = {
         "passages": None,    # retrieval collection (JSONL id/text); null: the corpus's passages
     },
     "model": {
-        "path": None,        # model folder or hub id; null with `train` set: the trained model
-        "train": None,       # train a model on the world's corpus (probe.TrainConfig fields)
+        "path": None,        # model folder or hub id, or a list of them: several models, each evaluated
+                             # (the first, or the trained model, is the primary one; summary.json adds
+                             # `models` and the `scaling` analysis across their sizes)
+        "train": None,       # train a model on the world's corpus (probe.TrainConfig fields); it comes
+                             # first, before the models of `path`
+        "params": None,      # {model: parameter count} for the scaling analysis (default: read from
+                             # the model's safetensors weights)
         "backend": "vllm",   # vllm | openai | transformers
         "options": {},       # passed to the backend (vLLM: dtype, max_model_len, tensor_parallel_size, ...)
     },
@@ -64,6 +69,8 @@ DEFAULTS: dict[str, Any] = {
         "min_bucket": 20,    # buckets with fewer questions are flagged in the summary and report
         "n_boot": 1000,
         "seed": 0,
+        "scaling_max_count": 100,  # several models: scaling over questions with fewer relevant documents
+        "target_accuracy": None,   # several models: extrapolate the parameters needed for this accuracy
     },
 }
 

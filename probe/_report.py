@@ -117,8 +117,11 @@ def setup_sentence(manifest: Mapping[str, Any], summary: Mapping[str, Any]) -> s
             f"{train['layers']} layers" if train.get("layers") else "") if text)
         parts.append("a model trained on its corpus" + (f" for {train['steps']:,} steps" if isinstance(
             train.get("steps"), int) else "") + (f" ({size})" if size else ""))
+    elif isinstance(model.get("path"), list) and len(model["path"]) > 1:
+        parts.append(f"the models {', '.join(map(str, model['path']))}")
     elif model.get("path") or summary.get("model"):
-        parts.append(f"the model {model.get('path') or summary.get('model')}")
+        path = model.get("path")
+        parts.append(f"the model {(path[0] if isinstance(path, list) and path else path) or summary.get('model')}")
     ev = config.get("eval") if isinstance(config.get("eval"), Mapping) else {}
     rag = config.get("rag") if isinstance(config.get("rag"), Mapping) else {}
     if ev.get("settings"):

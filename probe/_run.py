@@ -28,6 +28,8 @@ def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False) -> 
     log = _Log(quiet)
     _write_manifest(out, config)
     inputs = _inputs(config, out, log)
+    if len(inputs["models"]) > 1 and not config["eval"]["shard"]:
+        model_parameters_of(config, inputs["models"])  # a missing parameter count fails before the stages
 
     qa_path = out / "qa.jsonl"
     log.stage("qa", [qa_path], lambda: _write_qa(config, inputs, qa_path))
@@ -61,9 +63,19 @@ def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False) -> 
     log.stage("count", [counts_path], count)
 
     predictions_path = out / "predictions.jsonl"
-    log.stage("eval", [predictions_path], lambda: write_jsonl(predictions_path, evaluate_model(
-        config, inputs["model"], [r for _, r in read_records(qa_path)], index_dir=index_dir,
-        qa_entities=qa_entities, cache_dir=out / "cache", retrieval_out=out / "retrieval.json")))
+    models = inputs["models"]
+
+    def evaluate_all() -> None:
+        qa = [r for _, r in read_records(qa_path)]
+        predictions = []
+        for model in models:  # one model loaded at a time; the completion cache is keyed by model
+            if len(models) > 1:
+                log(f"[eval] model {model}")
+            predictions += evaluate_model(config, model, qa, index_dir=index_dir, qa_entities=qa_entities,
+                                          cache_dir=out / "cache", retrieval_out=out / "retrieval.json")
+        write_jsonl(predictions_path, predictions)
+
+    log.stage("eval", [predictions_path], evaluate_all)
     if config["eval"]["shard"]:
         log(f"[summary] shard {config['eval']['shard']} done; `ltprobe merge` the shards' folders "
             "for the summary and report")
@@ -122,6 +134,10 @@ def _inputs(config: dict[str, Any], out: Path, log: _Log) -> dict[str, Any]:
         if data[key]:  # explicit data settings win over the world's files
             inputs[key] = data[key]
 
+    paths = model["path"] if isinstance(model["path"], list) else [model["path"]] if model["path"] else []
+    if not all(isinstance(p, str) and p for p in paths):
+        raise InputError(f"{config['_source']}: model.path must be a model folder or hub id, or a list of them")
+    models = []
     if model["train"] is not None:
         from probe._train import TrainConfig, train_model
 
@@ -129,12 +145,26 @@ def _inputs(config: dict[str, Any], out: Path, log: _Log) -> dict[str, Any]:
         # train_model caches itself: it returns at once when the folder matches config and inputs.
         log("[train] model (cached when already trained)")
         train_model(model_dir, inputs["train_files"], TrainConfig(**model["train"]))
-        inputs["model"] = str(model_dir)
-    elif model["path"]:
-        inputs["model"] = model["path"]
-    else:
+        models.append(str(model_dir))
+    models += paths
+    if not models:
         raise InputError(f"{config['_source']}: set model.path (a model folder or hub id) or model.train")
+    if len(set(models)) < len(models):
+        raise InputError(f"{config['_source']}: model.path names a model twice")
+    inputs["models"] = models
+    inputs["model"] = models[0]  # the primary model
     return inputs
+
+
+def model_parameters_of(config: dict[str, Any], models: list[str]) -> dict[str, float]:
+    """Parameter counts of the run's models: `model.params`, else read from their weights."""
+    from probe._params import model_parameters
+
+    given = config["model"]["params"]
+    if given is not None and not isinstance(given, dict):
+        raise InputError(f"{config.get('_source', 'config')}: model.params must map each model to its "
+                         "parameter count, e.g. {my/model: 1.3e9}")
+    return model_parameters(models, given, how_to_give="model.params: {MODEL: N} in the config")
 
 
 def _write_qa(config: dict[str, Any], inputs: dict[str, Any], qa_path: Path) -> None:
@@ -196,23 +226,35 @@ def evaluate_model(config: dict[str, Any], model: str, qa: list[dict[str, Any]],
 
 
 def write_summary(config: dict[str, Any], model: str, out: Path, world: Path | None) -> dict[str, Any]:
-    """Summarize `out/predictions.jsonl` against `out/counts.jsonl` into `out/summary.json`."""
-    from probe._analysis import summarize
+    """Summarize `out/predictions.jsonl` against `out/counts.jsonl` into `out/summary.json`.
+
+    `model` is the primary model: the contract's keys are its results. Predictions of several
+    models add `models` and `scaling` (`probe._analysis.summarize_models`)."""
+    from probe._analysis import summarize_models
     from probe._rag import adaptive_retrieval
 
     predictions = [r for _, r in read_records(out / "predictions.jsonl")]
+    models = list(dict.fromkeys(str(p["model"]) for p in predictions))
+    if model in models:  # the primary model's predictions first
+        models.remove(model)
+        models.insert(0, model)
+        predictions.sort(key=lambda p: models.index(str(p["model"])))
+    primary = [p for p in predictions if str(p["model"]) == models[0]] if predictions else []
     counts = counts_of(out)
     analysis = config["analysis"]
     summary: dict[str, Any] = {
         "model": model,
         "index": config["index"]["backend"],
-        "n_questions": len({p["id"] for p in predictions}),
+        "n_questions": len({p["id"] for p in primary}),
     }
-    summary.update(summarize(predictions, counts, min_bucket=analysis["min_bucket"],
-                             n_boot=analysis["n_boot"], seed=analysis["seed"]))
+    summary.update(summarize_models(predictions, counts,
+                                    parameters=model_parameters_of(config, models) if len(models) > 1 else None,
+                                    min_bucket=analysis["min_bucket"], n_boot=analysis["n_boot"],
+                                    seed=analysis["seed"], max_count=analysis["scaling_max_count"],
+                                    target_accuracy=analysis["target_accuracy"]))
     if (out / "retrieval.json").exists():
         summary["retrieval"] = json.loads((out / "retrieval.json").read_text(encoding="utf-8"))
-    by_setting = {s: [p for p in predictions if p["setting"] == s] for s in ("closed_book", "rag")}
+    by_setting = {s: [p for p in primary if p["setting"] == s] for s in ("closed_book", "rag")}
     if all(by_setting.values()):
         summary["adaptive_retrieval"] = adaptive_retrieval(by_setting["closed_book"], by_setting["rag"],
                                                            counts, seed=analysis["seed"])
@@ -260,15 +302,17 @@ def merge(shard_dirs: list[str | Path], out_dir: str | Path) -> dict[str, Any]:
     predictions, seen = [], set()
     for d in dirs:
         for line, record in read_records(d / "predictions.jsonl"):
-            key = (record["id"], record["setting"])
+            key = (record["model"], record["id"], record["setting"])
             if key in seen:
                 raise InputError(f"{d / 'predictions.jsonl'}:{line}: question {record['id']!r} "
-                                 f"({record['setting']}) is in two shards")
+                                 f"({record['setting']}, {record['model']}) is in two shards")
             seen.add(key)
             predictions.append(record)
     order = {r["id"]: i for i, (_, r) in enumerate(read_records(dirs[0] / "qa.jsonl"))}
     settings = {"closed_book": 0, "rag": 1, "oracle": 2}
-    predictions.sort(key=lambda p: (settings.get(p["setting"], 3), order.get(p["id"], len(order))))
+    model_order = {m: i for i, m in enumerate(dict.fromkeys(p["model"] for p in predictions))}
+    predictions.sort(key=lambda p: (model_order[p["model"]], settings.get(p["setting"], 3),
+                                    order.get(p["id"], len(order))))
     for name in ("qa.jsonl", "qa_entities.jsonl", "counts.jsonl"):
         if (dirs[0] / name).resolve() != (out / name).resolve():
             shutil.copyfile(dirs[0] / name, out / name)
@@ -328,3 +372,15 @@ def _print_headline(summary: dict[str, Any], out: Path) -> None:
     if summary.get("count_dependence_reduction") is not None:
         print(f"count dependence reduction (1 - slope_rag / slope_closed_book): "
               f"{summary['count_dependence_reduction']:.2f}")
+    scaling = summary.get("scaling")
+    if scaling:
+        for point in scaling["points"]:
+            acc = "n/a" if point["accuracy"] is None else f"{point['accuracy']:.3f}"
+            print(f"{point['model']} ({point['parameters']:.3g} parameters): accuracy {acc} on "
+                  f"{point['n']} questions with count < {scaling['max_count']}")
+        if scaling["slope"] is not None:
+            r2 = "n/a" if scaling["r2"] is None else f"{scaling['r2']:.2f}"
+            print(f"scaling: accuracy {scaling['intercept']:+.3f} {scaling['slope']:+.3f} x log10(parameters), "
+                  f"R^2 {r2}" + ("" if scaling["parameters_for_target"] is None else
+                                 f"; {scaling['target_accuracy']:.0%} needs about "
+                                 f"{scaling['parameters_for_target']:.2g} parameters"))

@@ -58,6 +58,19 @@ def tiny_model(tiny_world, tmp_path_factory) -> Path:
                        TrainConfig(**TINY_TRAIN), progress=False)
 
 
+@pytest.fixture(scope="session")
+def tiny_model_small(tiny_world, tmp_path_factory) -> Path:
+    """A smaller model than `tiny_model` (one layer, hidden size 64 with one head of 64, about
+    74k parameters), trained the same way on the same world in a few seconds: the second size
+    of the scaling tests."""
+    from probe._train import TrainConfig, train_model
+
+    settings = {**TINY_TRAIN, "hidden_size": 64, "heads": 1, "layers": 1, "intermediate_size": 128}
+    return train_model(tmp_path_factory.mktemp("tiny_model_small"),
+                       [tiny_world / "corpus.jsonl", tiny_world / "reading.jsonl"],
+                       TrainConfig(**settings), progress=False)
+
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -1,5 +1,5 @@
 """`ltprobe eval` with several models: per-model results and the scaling analysis across sizes,
-with two real tiny models of different sizes (the shared tiny model and a smaller one)."""
+with two real tiny models of different sizes (`tiny_model` and `tiny_model_small`)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,6 @@ import pytest
 from test_cli import ltprobe
 
 from entity_linking.io import read_records, write_jsonl
-
-
-@pytest.fixture(scope="module")
-def small_model(tiny_world, tiny_train_settings, tmp_path_factory) -> Path:
-    """A smaller model than `tiny_model` (one layer, hidden size 64 with one head of 64), trained
-    the same way on the same world in a few seconds."""
-    from probe._train import TrainConfig, train_model
-
-    settings = {**tiny_train_settings, "hidden_size": 64, "heads": 1, "layers": 1, "intermediate_size": 128}
-    return train_model(tmp_path_factory.mktemp("small_model"),
-                       [tiny_world / "corpus.jsonl", tiny_world / "reading.jsonl"],
-                       TrainConfig(**settings), progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -79,17 +67,17 @@ def _check_scaling_summary(summary, predictions, counts_file, models, sizes):
 
 
 @pytest.mark.slow
-def test_several_models_give_per_model_results_and_scaling(tiny_world, tiny_model, small_model, counts_file,
+def test_several_models_give_per_model_results_and_scaling(tiny_world, tiny_model, tiny_model_small, counts_file,
                                                            tmp_path):
-    sizes = [float(_parameters(tiny_model)), float(_parameters(small_model))]
+    sizes = [float(_parameters(tiny_model)), float(_parameters(tiny_model_small))]
     assert sizes[0] > 2 * sizes[1]
     _eval(tiny_world, counts_file, tmp_path / "one", tiny_model)
     single = json.loads((tmp_path / "one" / "summary.json").read_text())
-    result = _eval(tiny_world, counts_file, tmp_path / "two", tiny_model, small_model,
+    result = _eval(tiny_world, counts_file, tmp_path / "two", tiny_model, tiny_model_small,
                    extra=["--target-accuracy", "0.5"])
     summary = json.loads((tmp_path / "two" / "summary.json").read_text())
     predictions = [r for _, r in read_records(tmp_path / "two" / "predictions.jsonl")]
-    assert {p["model"] for p in predictions} == {str(tiny_model), str(small_model)}
+    assert {p["model"] for p in predictions} == {str(tiny_model), str(tiny_model_small)}
     assert len(predictions) == 2 * single["n_questions"]
     # The contract's keys describe the first model exactly as a single-model job does.
     assert summary["model"] == single["model"] == str(tiny_model)
@@ -97,8 +85,8 @@ def test_several_models_give_per_model_results_and_scaling(tiny_world, tiny_mode
         assert summary[key] == single[key], key
     assert "models" not in single and "scaling" not in single
     # Parameter counts were read from the model folders' safetensors headers.
-    _check_scaling_summary(summary, predictions, counts_file, [tiny_model, small_model], sizes)
-    assert f"{small_model}: closed_book: accuracy" in result.stdout and "scaling (closed_book" in result.stdout
+    _check_scaling_summary(summary, predictions, counts_file, [tiny_model, tiny_model_small], sizes)
+    assert f"{tiny_model_small}: closed_book: accuracy" in result.stdout and "scaling (closed_book" in result.stdout
     # The report renders the scaling section from this summary.
     from probe._report import write_report
 
