@@ -247,8 +247,11 @@ def _index_passages(folder: Path, passages: list[str]) -> float:
 
 
 def bench_retrieve(*, n_passages: int = 1_000_000, n_queries: int = 1000, n_reference: int = 100_000,
-                   seed: int = 0, folder: str | None = None) -> dict[str, Any]:
-    """Top-10 BM25 throughput on the embedded index, and top-10 overlap with `bm25s`."""
+                   seed: int = 0, folder: str | None = None, threads: int | None = None) -> dict[str, Any]:
+    """Top-10 BM25 throughput on the embedded index, and top-10 overlap with `bm25s`.
+
+    `threads`: search threads (default: the CPUs, at most 8, as `EmbeddedIndex.search_many`).
+    """
     import bm25s
 
     from indexes._embedded import PassageSearcher
@@ -262,12 +265,14 @@ def bench_retrieve(*, n_passages: int = 1_000_000, n_queries: int = 1000, n_refe
         if full.exists():
             shutil.rmtree(full)
         index_seconds = _index_passages(full, passages)
-        searcher = PassageSearcher(full)
+        searcher = PassageSearcher(full, threads=threads)
         searcher.search_many(queries[:10], 10)  # warm the file cache
         started, cpu = time.perf_counter(), time.process_time()
         searcher.search_many(queries, 10)
         query_seconds = time.perf_counter() - started
-        query_cpu = time.process_time() - cpu
+        query_cpu = time.process_time() - cpu  # all threads' CPU time
+        threads = searcher.threads
+        searcher.close()
 
         # Agreement with the reference on a subset: the same passages in both, same tokens.
         n_ref = min(n_reference, n_passages)
@@ -277,7 +282,9 @@ def bench_retrieve(*, n_passages: int = 1_000_000, n_queries: int = 1000, n_refe
         if sub_dir.exists():
             shutil.rmtree(sub_dir)
         _index_passages(sub_dir, subset)
-        ours = PassageSearcher(sub_dir).search_many(ref_queries, 10)
+        sub_searcher = PassageSearcher(sub_dir)
+        ours = sub_searcher.search_many(ref_queries, 10)
+        sub_searcher.close()
         del passages
         corpus_tokens = [tokenize(t) for t in subset]
         retriever = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
@@ -299,6 +306,7 @@ def bench_retrieve(*, n_passages: int = 1_000_000, n_queries: int = 1000, n_refe
             "top10_overlap_vs_reference": round(float(np.mean(overlaps)), 4),
             "index_passages_per_s": round(n_passages / index_seconds, 1),
             "cpu_queries_per_s": round(n_queries / max(query_cpu, 1e-9), 1),
+            "search_threads": threads,
         }
         _say(f"{'':34}{'embedded (tantivy)':>20}{'bm25s reference':>18}",
              f"{'top-10 queries per second':34}{result['queries_per_s']:>20,.0f}{'':>18}",
@@ -307,7 +315,7 @@ def bench_retrieve(*, n_passages: int = 1_000_000, n_queries: int = 1000, n_refe
              f"{'top-10 queries per CPU second':34}{result['cpu_queries_per_s']:>20,.0f}{'':>18}",
              f"{'top-10 overlap with the reference':34}{result['top10_overlap_vs_reference']:>20.3f}{'1.000':>18}",
              f"{'passages indexed per second':34}{result['index_passages_per_s']:>20,.0f}{'':>18}",
-             f"{n_passages:,} passages of 100 words, {n_queries:,} queries")
+             f"{n_passages:,} passages of 100 words, {n_queries:,} queries on {threads} threads")
         return result
     finally:
         if not folder:

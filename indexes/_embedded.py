@@ -7,13 +7,17 @@ Chosen by measurement (docs/benchmarks.md, `ltprobe bench count`): a hybrid.
   about 10 times slower per count on the same data (`ltprobe bench count --compare-tantivy`,
   300,000 documents: 1,820 vs 18,154 counts/s on a shared machine).
 - Text: documents' full text in a flat file with offsets (`get_text`, `ltprobe docs`).
-- Retrieval: passages of about 100 words in a tantivy index (BM25, Lucene's formula).
+- Retrieval: passages of about 100 words in a tantivy index (BM25, Lucene's formula); hits
+  are read by passage number from a flat passage store, not tantivy's doc store (issue 6).
 
 Folder layout (format version `FORMAT_VERSION`):
 `index.json`, `docs.*` (document ids, a `StringTable`), `entities.*` (entity ids),
 `postings.bin` + `postings.off.npy` (per entity, in entity order: a serialized roaring bitmap,
 or for entities in fewer than `RAW_POSTINGS_BELOW` documents a little-endian uint32 array),
-`df.npy` (document frequency per entity), `text.bin` + `text.off.npy`, `passages/` (tantivy).
+`df.npy` (document frequency per entity), `text.bin` + `text.off.npy`, `passages/`
+(`index/`: tantivy, the text indexed and a fast field `n`, the passage number;
+`doc_ids.*`, `passage_ids.*`, `passage_text.*`: per passage number, `.bin` + `.off.npy`).
+Version 1 kept the passages in tantivy's doc store.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from indexes._base import (INDEX_INFO, DocumentIndex, Passage, check_version,
 from indexes._strings import StringTable, write_strings
 from indexes._text import TOKENIZER_NAME, analyzer, iter_corpus, iter_texts, query_terms, split_passages
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Version of the embedded index folder layout; an index of another version is refused."""
 
 _MAX_DOCS = 2**32 - 1  # document numbers are uint32 (roaring bitmaps)
@@ -50,23 +54,67 @@ def _passage_schema() -> Any:
     import tantivy
 
     builder = tantivy.SchemaBuilder()
-    builder.add_text_field("doc_id", stored=True, tokenizer_name="raw", index_option="basic")
-    builder.add_text_field("passage_id", stored=True, tokenizer_name="raw", index_option="basic")
-    builder.add_text_field("text", stored=True, tokenizer_name=TOKENIZER_NAME, index_option="freq")
+    # Only what BM25 needs: the text is indexed, not stored; `n` (the passage number, a fast
+    # field) leads back to the passage store, which is faster than tantivy's compressed doc store.
+    builder.add_text_field("text", stored=False, tokenizer_name=TOKENIZER_NAME, index_option="freq")
+    builder.add_unsigned_field("n", fast=True)
     return builder.build()
 
 
+class _FlatWriter:
+    """Strings appended to `NAME.bin`, with their n + 1 byte offsets in `NAME.off.npy`."""
+
+    def __init__(self, folder: Path, name: str):
+        self._path = folder / name
+        self._file = open(folder / f"{name}.bin", "wb")
+        self._offsets = array("Q", [0])
+
+    def add(self, value: str) -> None:
+        data = value.encode("utf-8")
+        self._file.write(data)
+        self._offsets.append(self._offsets[-1] + len(data))
+
+    def close(self) -> None:
+        self._file.close()
+        np.save(f"{self._path}.off.npy", np.frombuffer(self._offsets, dtype=np.uint64))
+
+
+class _FlatReader:
+    """Read side of `_FlatWriter`: string number i, from memory maps."""
+
+    def __init__(self, folder: Path, name: str):
+        self._offsets = np.asarray(np.load(folder / f"{name}.off.npy", mmap_mode="r"))
+        self._file = open(folder / f"{name}.bin", "rb")
+        size = int(self._offsets[-1])
+        self._data: mmap.mmap | bytes = (
+            mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size else b"")
+
+    def __getitem__(self, i: int) -> str:
+        return self._data[int(self._offsets[i]):int(self._offsets[i + 1])].decode("utf-8")
+
+    def close(self) -> None:
+        if isinstance(self._data, mmap.mmap):
+            self._data.close()
+        self._file.close()
+
+
+_STORE = ("doc_ids", "passage_ids", "passage_text")
+"""The passage store: per passage number, its document id, passage id and text."""
+
+
 class PassageWriter:
-    """Adds passages to a tantivy index folder."""
+    """Writes a passages folder: a tantivy index (`index/`) of the text, for BM25, and the
+    passage store (`doc_ids.*`, `passage_ids.*`, `passage_text.*`) that hits are read from."""
 
     def __init__(self, folder: Path, *, heap_bytes: int = 256_000_000, threads: int = 0):
         import tantivy
 
-        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "index").mkdir(parents=True, exist_ok=True)
         self._tantivy = tantivy
-        self._index = tantivy.Index(_passage_schema(), path=str(folder))
+        self._index = tantivy.Index(_passage_schema(), path=str(folder / "index"))
         self._index.register_tokenizer(TOKENIZER_NAME, analyzer())
         self._writer = self._index.writer(heap_bytes, threads)
+        self._store = [_FlatWriter(folder, name) for name in _STORE]
         self.n = 0
 
     def add_document(self, doc_id: str, text: str, passage_words: int) -> None:
@@ -75,44 +123,141 @@ class PassageWriter:
             self.add_passage(doc_id, f"{doc_id}#{i}", passage)
 
     def add_passage(self, doc_id: str, passage_id: str, text: str) -> None:
-        self._writer.add_document(self._tantivy.Document(doc_id=doc_id, passage_id=passage_id, text=text))
+        doc = self._tantivy.Document()
+        doc.add_text("text", text)
+        doc.add_unsigned("n", self.n)
+        self._writer.add_document(doc)
+        for store, value in zip(self._store, (doc_id, passage_id, text)):
+            store.add(value)
         self.n += 1
 
     def commit(self) -> None:
         self._writer.commit()
         self._writer.wait_merging_threads()
+        for store in self._store:
+            store.close()
+
+
+_K1 = 1.2
+"""tantivy's BM25 k1 (fixed in tantivy; b = 0.75): a term scores below idf * (k1 + 1)."""
+
+
+def default_search_threads() -> int:
+    """Threads `search_many` uses by default: the CPUs this process may run on, at most 8."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(8, cpus))
 
 
 class PassageSearcher:
-    """BM25 top-k search over a passages folder written by `PassageWriter`."""
+    """BM25 top-k search over a passages folder written by `PassageWriter`.
 
-    def __init__(self, folder: Path):
+    Speed (issue 6, docs/benchmarks.md): tantivy-py collects hits through a `MultiCollector`,
+    which turns off tantivy's block-max WAND, so a plain disjunction scores every passage that
+    contains any query term. `_top` instead runs a MaxScore-style search that gives the same
+    top k (see there); queries run on `threads` threads (tantivy releases the GIL while it
+    searches), and hits are read from the passage store by passage number.
+    """
+
+    def __init__(self, folder: Path, *, threads: int | None = None):
         import tantivy
 
+        if not (folder / "index").is_dir():
+            raise InputError(f"{folder}: no passage index in the expected layout; rebuild the index "
+                             "with `ltprobe index`")
         self._tantivy = tantivy
-        self._index = tantivy.Index.open(str(folder))
+        self._index = tantivy.Index.open(str(folder / "index"))
         self._index.register_tokenizer(TOKENIZER_NAME, analyzer())
         self._schema = self._index.schema
         self._searcher = self._index.searcher()
+        self._n_docs = self._searcher.num_docs
+        self._store = [_FlatReader(folder, name) for name in _STORE]
+        self.threads = default_search_threads() if threads is None else max(1, threads)
+        self._pool: Any = None
+
+    def _term(self, term: str) -> Any:
+        return self._tantivy.Query.term_query(self._schema, "text", term)
+
+    def _disjunction(self, terms: Sequence[str]) -> Any:
+        Query, Should = self._tantivy.Query, self._tantivy.Occur.Should
+        return self._term(terms[0]) if len(terms) == 1 else Query.boolean_query(
+            [(Should, self._term(t)) for t in terms])
+
+    def _top(self, terms: Sequence[str], k: int) -> list[tuple[float, Any]]:
+        """Top-k `(score, address)` of the disjunction of `terms`, each weighing once (BM25).
+
+        MaxScore: with terms sorted rarest first, a passage that contains none of the first m
+        ("essential") terms scores at most the sum of the others' bounds idf * (k1 + 1). So
+        when the k-th best score among passages that contain an essential term exceeds that
+        sum, those k are the top k of the full disjunction. The essential terms' passages are
+        found by a disjunction and the other terms are added one by one as optional clauses
+        (each a single term scorer that skips to the candidate, instead of a union that would
+        walk its whole posting list). The first try takes m = 1; its k-th score is a lower
+        bound on the true k-th score, which gives the m of the second try; when neither is
+        conclusive (fewer than k candidates) the plain disjunction is run.
+        """
+        searcher, Query, Occur = self._searcher, self._tantivy.Query, self._tantivy.Occur
+        dfs = [searcher.doc_freq("text", t) for t in terms]
+        ranked = sorted((df, i) for i, df in enumerate(dfs) if df)  # unknown terms score nothing
+        terms = [terms[i] for _, i in ranked]
+        if len(terms) <= 1:
+            return searcher.search(self._disjunction(terms), k, count=False).hits if terms else []
+        n = self._n_docs
+        # tantivy's idf and the tf part's supremum k1 + 1; the margin covers float32 scores.
+        bounds = [np.log1p((n - df + 0.5) / (df + 0.5)) * (_K1 + 1) * 1.001 + 1e-4 for df, _ in ranked]
+        # rest[m - 1]: the bound of a passage that contains none of terms[:m]
+        rest = np.concatenate([np.cumsum(bounds[::-1])[::-1][1:], [0.0]]).tolist()
+        m = 1
+        for _ in range(2):
+            query = self._disjunction(terms[:m])
+            for term in terms[m:]:
+                query = Query.boolean_query([(Occur.Must, query), (Occur.Should, self._term(term))])
+            hits = searcher.search(query, k, count=False).hits
+            if len(hits) < k:
+                break
+            kth = hits[-1][0]
+            if kth > rest[m - 1]:
+                return hits
+            while m < len(terms) and rest[m - 1] >= kth:
+                m += 1
+            if m == len(terms):
+                break
+        return searcher.search(self._disjunction(terms), k, count=False).hits
+
+    def _run(self, term_lists: Sequence[list[str]], k: int) -> list[list[tuple[float, int]]]:
+        out = []
+        for terms in term_lists:
+            hits = self._top(terms, k) if terms else []
+            numbers = self._searcher.fast_field_values("n", [address for _, address in hits]) if hits else []
+            out.append([(float(score), int(number)) for (score, _), number in zip(hits, numbers)])
+        return out
 
     def search_many(self, queries: Sequence[str], k: int) -> list[list[Passage]]:
-        tantivy, searcher, schema = self._tantivy, self._searcher, self._schema
-        results = []
-        for query in queries:
-            terms = query_terms(query)
-            if not terms or k <= 0:
-                results.append([])
-                continue
-            # A disjunction of the query's terms, each weighing once: BM25 as in Lucene.
-            q = tantivy.Query.boolean_query(
-                [(tantivy.Occur.Should, tantivy.Query.term_query(schema, "text", t)) for t in terms])
-            passages = []
-            for score, address in searcher.search(q, k, count=False).hits:
-                doc = searcher.doc(address)
-                passages.append(Passage(doc_id=doc["doc_id"][0], passage_id=doc["passage_id"][0],
-                                        text=doc["text"][0], score=float(score)))
-            results.append(passages)
-        return results
+        if k <= 0 or not queries:
+            return [[] for _ in queries]
+        term_lists = [query_terms(q) for q in queries]
+        if self.threads > 1 and len(queries) > 1:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="ltprobe-search")
+            size = max(1, min(16, -(-len(term_lists) // self.threads)))  # small chunks balance the load
+            chunks = [term_lists[i:i + size] for i in range(0, len(term_lists), size)]
+            found = [hits for part in self._pool.map(lambda c: self._run(c, k), chunks) for hits in part]
+        else:
+            found = self._run(term_lists, k)
+        doc_ids, passage_ids, texts = self._store
+        return [[Passage(doc_id=doc_ids[i], passage_id=passage_ids[i], text=texts[i], score=score)
+                 for score, i in hits] for hits in found]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        for store in self._store:
+            store.close()
 
 
 class EmbeddedWriter:
@@ -295,7 +440,9 @@ class EmbeddedIndex(DocumentIndex):
 
     backend = "embedded"
 
-    def __init__(self, path: str | os.PathLike, *, cache_bitmaps: int = 65536):
+    def __init__(self, path: str | os.PathLike, *, cache_bitmaps: int = 65536,
+                 search_threads: int | None = None):
+        """`search_threads`: threads `search_many` runs queries on (default: the CPUs, at most 8)."""
         self.path = Path(path)
         self._info = read_index_info(self.path)
         if self._info.get("backend") != "embedded":
@@ -318,6 +465,7 @@ class EmbeddedIndex(DocumentIndex):
         self._cache_limit = cache_bitmaps
         self._raw_below = int(self._info.get("raw_postings_below", 0))
         self._searcher: PassageSearcher | None = None
+        self._search_threads = search_threads
 
     # -- counts ---------------------------------------------------------------------------
     def _bitmap(self, e: int) -> Any:
@@ -399,7 +547,7 @@ class EmbeddedIndex(DocumentIndex):
             if not folder.exists():
                 raise InputError(f"{self.path}: this index has no passages; rebuild it with "
                                  "`ltprobe index` to search it")
-            self._searcher = PassageSearcher(folder)
+            self._searcher = PassageSearcher(folder, threads=self._search_threads)
         return self._searcher
 
     def search_many(self, queries: Sequence[str], k: int) -> list[list[Passage]]:
@@ -427,4 +575,6 @@ class EmbeddedIndex(DocumentIndex):
         if self._text_file is not None:
             self._text_file.close()
         self._cache.clear()
+        if self._searcher is not None:
+            self._searcher.close()
         self._searcher = None

@@ -218,3 +218,45 @@ def test_entity_numbering_in_chunks_gives_the_same_counts(tmp_path, monkeypatch)
     with open_index(tmp_path / "one") as one, open_index(tmp_path / "chunked") as chunked:
         assert count_qa(one, QA) == count_qa(chunked, QA)
         assert chunked.docs_with(["Q3"]) == ["d2", "d3", "d4", "d6"]
+
+
+def test_threaded_maxscore_search_gives_the_plain_bm25_top_k(tmp_path):
+    """`search_many` on several threads, with the MaxScore search, returns what a plain BM25
+    disjunction returns for each query alone: the same passages in the same order, same scores."""
+    from indexes._bench import generate_passages, make_queries
+    from indexes._embedded import PassageSearcher, PassageWriter
+    from indexes._text import query_terms
+
+    passages, _ = generate_passages(3000, seed=3, vocab=2000)
+    writer = PassageWriter(tmp_path / "passages", heap_bytes=50_000_000, threads=1)
+    for i, text in enumerate(passages):
+        writer.add_passage(f"p{i}", f"p{i}#0", text)
+    writer.commit()
+    queries = make_queries(passages, 60, seed=3)
+    queries += ["", "what is it?", "zzzz " + " ".join(query_terms(queries[0])[-2:])]  # no term, unknown terms
+    threaded = PassageSearcher(tmp_path / "passages", threads=4)
+    alone = PassageSearcher(tmp_path / "passages", threads=1)
+    many = threaded.search_many(queries, 10)
+    assert many == [alone.search_many([q], 10)[0] for q in queries]
+    assert many[-3] == many[-2] == [] and many[-1]
+    for query, hits in zip(queries, many):
+        terms = query_terms(query)
+        plain = alone._searcher.search(alone._disjunction(terms), 10, count=False).hits if terms else []
+        numbers = alone._searcher.fast_field_values("n", [a for _, a in plain]) if plain else []
+        assert [h.doc_id for h in hits] == [f"p{n}" for n in numbers]
+        assert [h.score for h in hits] == pytest.approx([s for s, _ in plain], rel=1e-5)
+        assert all(h.text == passages[int(h.doc_id[1:])] for h in hits)
+    assert threaded.search_many(queries[:2], 0) == [[], []]
+    threaded.close()
+    alone.close()
+
+
+def test_version_1_index_is_refused(tmp_path):
+    corpus, linked = write_corpus(tmp_path / "c", DOCS)
+    build_index(corpus, linked, tmp_path / "ix", progress=False)
+    info_path = tmp_path / "ix" / "index.json"
+    info = json.loads(info_path.read_text())
+    assert info["version"] == 2
+    info_path.write_text(json.dumps({**info, "version": 1}))  # passages in tantivy's doc store
+    with pytest.raises(InputError, match=r"format version 1 is not the version this ltprobe reads \(2\)"):
+        open_index(tmp_path / "ix")
