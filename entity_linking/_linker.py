@@ -37,7 +37,6 @@ Rules, in order:
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -59,6 +58,20 @@ class Mention:
     """Id of the linked entity."""
     score: float
     """Share of the chosen entity in the candidates' weight: 1.0 for an unambiguous alias."""
+
+
+@dataclass(slots=True, frozen=True)
+class _Group:
+    """What disambiguating an ambiguous alias needs, computed once per alias group."""
+
+    candidates: tuple[int, ...]
+    """Entity indices of the candidates."""
+    priors: tuple[float, ...]
+    """`prior_weight * log(prior share)` of each candidate."""
+    words: tuple[str, ...]
+    """The candidates' context words (each once), padded as `" word "`."""
+    weights: tuple[tuple[tuple[int, float], ...], ...]
+    """Each candidate's context words as `(index into words, weight)`."""
 
 
 class Linker:
@@ -87,6 +100,7 @@ class Linker:
         self.link_qualifiers = bool(link_qualifiers)
         self._automaton = kb.automaton
         self._ids = kb.ids
+        self._tables: dict[int, _Group] = {}
 
     def options(self) -> dict:
         """The options as a dict (for manifests and the spaCy component's config)."""
@@ -113,10 +127,7 @@ class Linker:
         linking stores per document)."""
         norm = normalize(text)
         ids = self._ids
-        seen: dict[str, None] = {}
-        for _, _, i, _ in self.resolve(text, norm, self.find(norm)):
-            seen[ids[i]] = None
-        return list(seen)
+        return [ids[i] for i in dict.fromkeys([m[2] for m in self.resolve(text, norm, self.find(norm))])]
 
     # -- candidates (fast path) -------------------------------------------------------------
 
@@ -125,13 +136,10 @@ class Linker:
 
         `value` is the automaton's packed value of the alias key (see `_kb._pack`).
         """
-        out = []
-        for last, value in self._automaton.iter(f" {norm} "):
-            # the key " alias " ends at `last` in the padded text: the alias occupies
-            # [last - key_len + 1, last - 1) of the unpadded text
-            start = last - ((value >> 1) & 0xFFF) + 1
-            out.append((start, last - 1, value))
-        return out
+        # the key " alias " ends at `last` in the padded text: the alias occupies
+        # [last - key_len + 1, last - 1) of the unpadded text
+        return [(last - ((value >> 1) & 0xFFF) + 1, last - 1, value)
+                for last, value in self._automaton.iter(f" {norm} ")]
 
     def key_value(self, span_text: str) -> int | None:
         """The automaton value for a span's text, or None when it is no alias (spaCy path)."""
@@ -147,37 +155,31 @@ class Linker:
         smart = self.case == "smart"
         min_chars = self.min_chars
         kb = self.kb
-        chosen: list[tuple[int, int, int]] = []
-        dropped: list[tuple[int, int, int]] = []
-        for span in spans:
-            start, end, value = span
+        # mentions `(start, end, entity_index, 1.0)`, or `(start, end, -1 - group, 0.0)` for an
+        # alias of several entities until disambiguation
+        chosen: list[tuple[int, int, int, float]] = []
+        dropped: list[tuple[int, int, int, float]] = []
+        for start, end, value in spans:
             if end - start < min_chars:
                 continue
             if smart and value & 1 and text[start].islower() and text[start:end].islower():
                 continue
             if value & PUNCTUATED and not kb.punctuation_ok(text[start:end], norm[start:end]):
                 continue
+            payload = value >> PAYLOAD_SHIFT
+            mention = (start, end, -1 - (payload >> 1), 0.0) if payload & 1 else (start, end, payload >> 1, 1.0)
             # longest match wins; a new span can only overlap spans at the top of the stack
             while chosen and chosen[-1][1] > start:
                 top = chosen[-1]
                 if end - start > top[1] - top[0]:
                     dropped.append(chosen.pop())
                 else:
-                    dropped.append(span)
+                    dropped.append(mention)
                     break
             else:
-                chosen.append(span)
-        if dropped and self.link_qualifiers:
-            chosen = _add_qualifiers(text, chosen, dropped)
-        out: list[tuple[int, int, int, float]] = []
-        ambiguous: list[int] = []
-        for start, end, value in chosen:
-            payload = value >> PAYLOAD_SHIFT
-            if payload & 1:
-                ambiguous.append(len(out))
-                out.append((start, end, -1 - (payload >> 1), 0.0))
-            else:
-                out.append((start, end, payload >> 1, 1.0))
+                chosen.append(mention)
+        out = _add_qualifiers(text, chosen, dropped) if dropped and self.link_qualifiers else chosen
+        ambiguous = [k for k, m in enumerate(out) if m[2] < 0]
         if ambiguous:
             self._disambiguate(norm, out, ambiguous)
         threshold = self.nil_threshold
@@ -186,89 +188,101 @@ class Linker:
         return out
 
     def _disambiguate(self, norm: str, out: list, ambiguous: list[int]) -> None:
-        kb = self.kb
         width = self.context_chars
-        first: dict[int, list[float]] = {}
+        tables = []
+        contexts = []
+        provisional = []
         for k in ambiguous:
             start, end, group, _ = out[k]
-            candidates = kb._group(-1 - group)
-            window = set(norm[max(0, start - width):start].split())
-            window.update(norm[end:end + width].split())
-            weights = []
-            for c in candidates:
-                context = 0.0
-                for word, weight in kb.context_words(c).items():
-                    if word in window:
-                        context += weight
-                weights.append(context)
-            first[k] = weights
+            table = self._table(-1 - group)
+            # a context word counts when it is a whole word within `width` characters on either
+            # side: " word " is in this string
+            window = f" {norm[max(0, start - width):start]} {norm[end:end + width]} "
+            present = [word in window for word in table.words]
+            context = []
+            for weights in table.weights:
+                total = 0.0
+                for j, weight in weights:
+                    if present[j]:
+                        total += weight
+                context.append(total)
+            tables.append(table)
+            contexts.append(context)
+            provisional.append(self._choose(table, context, (False,) * len(context)))
         # other mentions' entities: unambiguous ones, and ambiguous ones that context decided
         linked: dict[int, int] = {}
-        for start, end, i, score in out:
+        for _, _, i, _ in out:
             if i >= 0:
                 linked[i] = linked.get(i, 0) + 1
-        provisional: dict[int, tuple[int, float]] = {}
-        for k in ambiguous:
-            best, share = self._choose(out[k][2], first[k], {}, None)
-            provisional[k] = (best, share)
+        for best, share in provisional:
             if share >= 0.9:
                 linked[best] = linked.get(best, 0) + 1
-        for k in ambiguous:
-            start, end, group, _ = out[k]
-            own = provisional[k][0] if provisional[k][1] >= 0.9 else None
-            if any(linked.get(c, 0) - (c == own) > 0 for c in kb._group(-1 - group)):
-                best, share = self._choose(group, first[k], linked, own)
-            else:  # no coherence evidence: the provisional choice stands
-                best, share = provisional[k]
+        for k, table, context, (best, share) in zip(ambiguous, tables, contexts, provisional):
+            own = best if share >= 0.9 else None
+            coherent = [linked.get(c, 0) - (c == own) > 0 for c in table.candidates]
+            if True in coherent:  # else no coherence evidence: the provisional choice stands
+                best, share = self._choose(table, context, coherent)
+            start, end, _, _ = out[k]
             out[k] = (start, end, best, share)
 
-    def _choose(self, group: int, context: list[float], linked: dict[int, int], own: int | None) -> tuple[int, float]:
-        kb = self.kb
-        candidates = kb._group(-1 - group)
-        priors = [kb.priors[c] for c in candidates]
-        total = sum(priors)
-        n = len(candidates)
-        if total > 0:
-            floor = 1e-6 * total
-            shares = [max(p, floor) / total for p in priors]
-        else:
-            shares = [1.0 / n] * n
-        logs = []
-        for c, share, ctx in zip(candidates, shares, context):
-            count = linked.get(c, 0) - (1 if c == own else 0)
-            logs.append(self.prior_weight * math.log(share) + self.context_weight * ctx
-                        + (self.coherence_weight if count > 0 else 0.0))
+    def _choose(self, table: _Group, context: list[float], coherent) -> tuple[int, float]:
+        """The best candidate (the first of equals) and its share of the candidates' weight."""
+        bonus = self.coherence_weight
+        context_weight = self.context_weight
+        logs = [prior + context_weight * ctx + (bonus if c else 0.0)
+                for prior, ctx, c in zip(table.priors, context, coherent)]
         top = max(logs)
-        weights = [math.exp(x - top) for x in logs]
-        best = max(range(n), key=lambda j: (logs[j], -j))
-        return candidates[best], weights[best] / sum(weights)
+        return table.candidates[logs.index(top)], 1.0 / sum([math.exp(x - top) for x in logs])
+
+    def _table(self, group: int) -> _Group:
+        """The candidates of an ambiguous alias group with their prior terms and context words
+        (computed on first sight of the group)."""
+        table = self._tables.get(group)
+        if table is None:
+            kb = self.kb
+            candidates = kb._group(group)
+            priors = [kb.priors[c] for c in candidates]
+            total = sum(priors)
+            if total > 0:
+                floor = 1e-6 * total
+                shares = [max(p, floor) / total for p in priors]
+            else:
+                shares = [1.0 / len(candidates)] * len(candidates)
+            index: dict[str, int] = {}
+            weights = tuple(tuple((index.setdefault(f" {w} ", len(index)), x) for w, x in kb.context_words(c).items())
+                            for c in candidates)
+            table = _Group(candidates, tuple(self.prior_weight * math.log(s) for s in shares), tuple(index), weights)
+            if len(self._tables) >= 100_000:
+                self._tables.clear()
+            self._tables[group] = table
+        return table
 
 
-def _add_qualifiers(text: str, chosen: list[tuple[int, int, int]],
-                    dropped: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+def _add_qualifiers(text: str, chosen: list[tuple], dropped: list[tuple]) -> list[tuple]:
     """Rule 2b: in a span such as "Springfield, Illinois", also link what follows the comma."""
-    starts = [c[0] for c in chosen]
-    inner: dict[int, list[tuple[int, int, int]]] = {}
-    for d in dropped:
-        k = bisect_right(starts, d[0]) - 1
-        if k < 0:
-            continue
-        outer = chosen[k]
-        if outer[0] < d[0] and d[1] <= outer[1] and text.find(",", outer[0], d[0]) >= 0:
-            inner.setdefault(k, []).append(d)
-    for k in sorted(inner, reverse=True):
-        start, end, value = chosen[k]
-        comma = text.find(",", start, end)
-        found = [d for d in inner[k] if d[0] > comma]
-        # the outer span keeps its entity but ends at the comma, so spans stay disjoint (doc.ents)
-        chosen[k:k + 1] = [(start, start + len(text[start:comma].rstrip()), value),
-                           *(found if len(found) == 1 else _longest_disjoint(found))]
-    return chosen
+    out = []
+    comma = -1  # the first comma at or after the current span's start (len(text) if none)
+    for mention in chosen:
+        start, end = mention[0], mention[1]
+        if comma < start:
+            comma = text.find(",", start)
+            if comma < 0:
+                comma = len(text)
+        if comma < end:
+            found = [d for d in dropped if d[0] > comma and d[1] <= end]
+            if found:
+                # the outer span keeps its entity but ends at the comma, so spans stay disjoint
+                # (doc.ents)
+                out.append((start, start + len(text[start:comma].rstrip()), mention[2], mention[3]))
+                out += found if len(found) == 1 else _longest_disjoint(found)
+                continue
+        out.append(mention)
+    return out
 
 
-def _longest_disjoint(spans: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+def _longest_disjoint(spans: list[tuple]) -> list[tuple]:
     """Greedy longest-first selection of non-overlapping spans, returned in text order."""
-    picked: list[tuple[int, int, int]] = []
+    picked: list[tuple] = []
     for span in sorted(spans, key=lambda s: (s[0] - s[1], s[0])):
         if all(span[1] <= p[0] or span[0] >= p[1] for p in picked):
             picked.append(span)

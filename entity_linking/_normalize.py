@@ -65,14 +65,20 @@ def normalize(text: str) -> str:
         return text.encode("ascii").translate(_ASCII).decode("ascii")
     # ASCII parts through the byte table (each non-ASCII character becomes one "?"), then the
     # non-ASCII runs through the per-character table: much faster than translating it all
-    out = text.encode("ascii", "replace").translate(_ASCII).decode("ascii")
+    raw = text.encode("ascii", "replace")
+    out = raw.translate(_ASCII).decode("ascii")
     pieces = []
     last = 0
-    for match in _NON_ASCII.finditer(text):
-        start, end = match.span()
-        pieces.append(out[last:start])
-        pieces.append(match.group().translate(_UNICODE))
-        last = end
+    at = raw.find(b"?")
+    while at >= 0:
+        run = _NON_ASCII.match(text, at)
+        if run is None:  # a "?" of the text itself
+            at = raw.find(b"?", at + 1)
+            continue
+        pieces.append(out[last:at])
+        pieces.append(run.group().translate(_UNICODE))
+        last = run.end()
+        at = raw.find(b"?", last)
     pieces.append(out[last:])
     return "".join(pieces)
 

@@ -182,3 +182,13 @@ def test_real_text_google_re_place_of_birth():
     print(f"place linked in {found}/{named} snippets naming it; subject in {subjects}/{len(rows)}")
     assert found / named >= 0.95, (found, named)
     assert subjects / len(rows) >= 0.65, subjects  # snippets often name the person by surname only
+
+
+def test_normalize_maps_each_character_and_keeps_the_length():
+    from entity_linking._normalize import normalize
+
+    text = "Who? Zoë O'Brien met ŁUKASZ in İstanbul (中文)?! Café\u0301 costs 5€?"
+    assert len(normalize(text)) == len(text)
+    # character by character: the mixed-text fast path gives what each character gives alone
+    assert normalize(text) == "".join(normalize(c) for c in text)
+    assert normalize("Zoë? ŁUKASZ?") == "zoë  łukasz "
