@@ -36,10 +36,10 @@ _FORMAT_VERSION = 1
 
 @dataclass
 class TrainConfig:
-    """How to train the model. The defaults are the demo recipe (about 13 minutes on 2 cores
+    """How to train the model. The defaults are the demo recipe (about 17 minutes on 2 cores
     with bf16)."""
 
-    steps: int = 3100
+    steps: int = 2400
     """Optimizer steps."""
     batch_size: int = 16
     """Rows per step."""
