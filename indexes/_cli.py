@@ -98,7 +98,8 @@ def register(commands: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dir", help="folder for the generated index (default: a temporary folder, removed)")
     p.add_argument("--compare-tantivy", action="store_true",
-                   help="also time the alternative design: a tantivy index with an entities keyword field")
+                   help="also time the alternative design: a tantivy index with an entities keyword field "
+                        "(needs the tantivy package, in ltprobe's test extra)")
 
     p = commands.add_bench(
         "retrieve", _bench_retrieve, help="BM25 query throughput and agreement with bm25s",

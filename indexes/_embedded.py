@@ -7,25 +7,36 @@ Chosen by measurement (docs/benchmarks.md, `ltprobe bench count`): a hybrid.
   about 10 times slower per count on the same data (`ltprobe bench count --compare-tantivy`,
   300,000 documents: 1,820 vs 18,154 counts/s on a shared machine).
 - Text: documents' full text in a flat file with offsets (`get_text`, `ltprobe docs`).
-- Retrieval: passages of about 100 words in a tantivy index (BM25, Lucene's formula); hits
-  are read by passage number from a flat passage store, not tantivy's doc store (issue 6).
+- Retrieval: passages of about 100 words with our own exact BM25 (Lucene's formula) over a
+  term -> passage inverted index of flat memory-mapped arrays, searched with MaxScore in
+  numpy (issue 6: tantivy-py could not prune, docs/benchmarks.md); hits are read by passage
+  number from a flat passage store.
 
 Folder layout (format version `FORMAT_VERSION`):
 `index.json`, `docs.*` (document ids, a `StringTable`), `entities.*` (entity ids),
 `postings.bin` + `postings.off.npy` (per entity, in entity order: a serialized roaring bitmap,
 or for entities in fewer than `RAW_POSTINGS_BELOW` documents a little-endian uint32 array),
 `df.npy` (document frequency per entity), `text.bin` + `text.off.npy`, `passages/`
-(`index/`: tantivy, the text indexed and a fast field `n`, the passage number;
+(`terms.*`: the vocabulary, a `StringTable` by term number; two postings lists per term,
+list 2 t for its passages with tf >= 2 and 2 t + 1 for tf = 1: `postings.off.npy` (int64, the
+start of each list, 2 n_terms + 1), `postings.docs.npy` (uint32 passage numbers, sorted within
+a list), `postings.impact.npy` (float32 BM25 tf part of each posting), `postings.max_impact.npy`
+(per list), `postings.bitmap_row.npy` (per list, its row in `postings.bitmap.npy` and
+`postings.rank.npy`, or -1: lists of at least n / 32 passages have a bitmap over passage
+numbers and per 64-bit word the count of bits before it); `bm25.json` (passages, average
+length, k1, b);
 `doc_ids.*`, `passage_ids.*`, `passage_text.*`: per passage number, `.bin` + `.off.npy`).
-Version 1 kept the passages in tantivy's doc store.
+Version 1 kept the passages in tantivy's doc store, version 2 searched them with tantivy.
 """
 
 from __future__ import annotations
 
+import json
 import mmap
 import os
 import shutil
 import tempfile
+import threading
 import time
 from array import array
 from collections.abc import Sequence
@@ -38,9 +49,10 @@ from entity_linking.io import InputError, SkipCounter, write_json
 from indexes._base import (INDEX_INFO, DocumentIndex, Passage, check_version,
                            read_index_info)
 from indexes._strings import StringTable, write_strings
-from indexes._text import TOKENIZER_NAME, analyzer, iter_corpus, iter_texts, query_terms, split_passages
+from indexes._text import (iter_corpus, iter_texts, keep_token, query_terms, raw_tokens,
+                           split_passages)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Version of the embedded index folder layout; an index of another version is refused."""
 
 _MAX_DOCS = 2**32 - 1  # document numbers are uint32 (roaring bitmaps)
@@ -48,17 +60,6 @@ _MAX_DOCS = 2**32 - 1  # document numbers are uint32 (roaring bitmaps)
 RAW_POSTINGS_BELOW = 128
 """Entities in fewer documents keep a plain sorted uint32 array (4 bytes a document) instead
 of a serialized roaring bitmap, whose per-container headers cost more for sparse sets."""
-
-
-def _passage_schema() -> Any:
-    import tantivy
-
-    builder = tantivy.SchemaBuilder()
-    # Only what BM25 needs: the text is indexed, not stored; `n` (the passage number, a fast
-    # field) leads back to the passage store, which is faster than tantivy's compressed doc store.
-    builder.add_text_field("text", stored=False, tokenizer_name=TOKENIZER_NAME, index_option="freq")
-    builder.add_unsigned_field("n", fast=True)
-    return builder.build()
 
 
 class _FlatWriter:
@@ -102,19 +103,59 @@ _STORE = ("doc_ids", "passage_ids", "passage_text")
 """The passage store: per passage number, its document id, passage id and text."""
 
 
+_K1, _B = 1.2, 0.75
+"""BM25 parameters (Lucene's defaults, also tantivy's and Elasticsearch's)."""
+
+_BOUND_MARGIN = 1 + 1e-6
+"""Upper bounds are raised by this factor so float rounding can never prune a passage."""
+
+_THETA_MARGIN = 1 - 1e-9
+_ONE = np.uint64(1)
+_LOW_BITS = np.array([(1 << i) - 1 for i in range(64)], dtype=np.uint64)
+"""`_LOW_BITS[i]`: the bits below bit i of a 64-bit word."""
+"""A k-th score summed in another order than the final one is lowered by this factor."""
+
+_BITMAP_FRACTION = 32
+"""A postings list of at least 1/32 of the passages also gets a bitmap (`_write_bitmaps`)."""
+
+if hasattr(np, "bitwise_count"):  # numpy >= 2
+    _popcount = np.bitwise_count
+else:
+    _BYTE_BITS = np.array([i.bit_count() for i in range(256)], dtype=np.uint8)
+
+    def _popcount(words: np.ndarray) -> np.ndarray:
+        return _BYTE_BITS[words.view(np.uint8).reshape(-1, 8)].sum(axis=1, dtype=np.uint64)
+
+_PROBE = 20
+_PROBE_BEFORE = 4096
+"""Lists longer than this are preceded by a probe (see `PassageSearcher._top`)."""
+"""A probe scores the `_PROBE * k` best passages by partial score in full."""
+
+
 class PassageWriter:
-    """Writes a passages folder: a tantivy index (`index/`) of the text, for BM25, and the
-    passage store (`doc_ids.*`, `passage_ids.*`, `passage_text.*`) that hits are read from."""
+    """Writes a passages folder: a BM25 inverted index of the text and the passage store
+    (`doc_ids.*`, `passage_ids.*`, `passage_text.*`) that hits are read from.
 
-    def __init__(self, folder: Path, *, heap_bytes: int = 256_000_000, threads: int = 0):
-        import tantivy
+    Streaming: tokens are numbered as passages arrive (a dict from token to term number);
+    every `flush_tokens` tokens the pending (term, passage) pairs are sorted with numpy into
+    one chunk of postings with term frequencies, written to a temporary file. `commit` lays
+    the chunks out term by term into the final arrays. Memory: the term dictionary, 4 bytes
+    a passage and one chunk.
+    """
 
-        (folder / "index").mkdir(parents=True, exist_ok=True)
-        self._tantivy = tantivy
-        self._index = tantivy.Index(_passage_schema(), path=str(folder / "index"))
-        self._index.register_tokenizer(TOKENIZER_NAME, analyzer())
-        self._writer = self._index.writer(heap_bytes, threads)
+    def __init__(self, folder: Path, *, flush_tokens: int = 1 << 22):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self._chunk_dir = folder / ".chunks"
+        self._chunk_dir.mkdir(exist_ok=True)
+        self._n_chunks = 0
         self._store = [_FlatWriter(folder, name) for name in _STORE]
+        self._numbers: dict[str, int] = {}
+        self._keep = array("b")  # per term number: 1 if indexed, 0 for a stop word or long token
+        self._pending: list[str] = []
+        self._counts = array("I")  # raw tokens of each pending passage
+        self._lengths = array("I")  # indexed tokens of each flushed passage
+        self._flush_tokens = flush_tokens
         self.n = 0
 
     def add_document(self, doc_id: str, text: str, passage_words: int) -> None:
@@ -123,23 +164,125 @@ class PassageWriter:
             self.add_passage(doc_id, f"{doc_id}#{i}", passage)
 
     def add_passage(self, doc_id: str, passage_id: str, text: str) -> None:
-        doc = self._tantivy.Document()
-        doc.add_text("text", text)
-        doc.add_unsigned("n", self.n)
-        self._writer.add_document(doc)
+        if self.n >= _MAX_DOCS:
+            raise InputError(f"the embedded index holds at most {_MAX_DOCS} passages; "
+                             "use --backend elasticsearch")
+        tokens = raw_tokens(text)
+        self._pending += tokens
+        self._counts.append(len(tokens))
         for store, value in zip(self._store, (doc_id, passage_id, text)):
             store.add(value)
         self.n += 1
+        if len(self._pending) >= self._flush_tokens:
+            self._flush()
+
+    def _flush(self) -> None:
+        numbers, pending = self._numbers, self._pending
+        for token in sorted(set(pending).difference(numbers)):  # new ones, in a fixed order
+            numbers[token] = len(numbers)
+            self._keep.append(keep_token(token))
+        terms = np.fromiter(map(numbers.__getitem__, pending), dtype=np.uint32, count=len(pending))
+        counts = np.frombuffer(self._counts, dtype=np.uint32)
+        first = len(self._lengths)
+        local = np.repeat(np.arange(len(counts), dtype=np.uint32), counts)
+        kept = np.frombuffer(self._keep, dtype=np.int8).view(bool)[terms]
+        terms, local = terms[kept], local[kept]
+        self._lengths.frombytes(np.bincount(local, minlength=len(counts)).astype(np.uint32).tobytes())
+        # key = term << 32 | passage: one sort groups a term's passages, in order, repeats adjacent
+        keys = terms.astype(np.uint64)
+        keys <<= np.uint64(32)
+        keys |= local + np.uint64(first)
+        keys.sort()
+        if len(keys):
+            starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+            tf = np.diff(np.append(starts, len(keys)))
+            keys = keys[starts]
+            chunk = self._chunk_dir / str(self._n_chunks)
+            np.save(f"{chunk}.terms.npy", (keys >> np.uint64(32)).astype(np.uint32))
+            np.save(f"{chunk}.docs.npy", keys.astype(np.uint32))
+            np.save(f"{chunk}.tf.npy", np.minimum(tf, 65535).astype(np.uint16))
+            self._n_chunks += 1
+        self._pending = []
+        self._counts = array("I")
 
     def commit(self) -> None:
-        self._writer.commit()
-        self._writer.wait_merging_threads()
+        """Write the inverted index (`terms.*`, `postings.*`, `bm25.json`) and close the store."""
+        self._flush()
         for store in self._store:
             store.close()
+        folder, n_terms, n = self.folder, len(self._numbers), self.n
+        lengths = np.frombuffer(self._lengths, dtype=np.uint32)
+        total = int(lengths.sum(dtype=np.uint64))
+        avg_length = total / n if total else 1.0
+        # BM25's length normalization per passage, then each posting's tf part (the impact)
+        norm = _K1 * (1 - _B + _B * lengths / avg_length)
+        chunks = [self._chunk_dir / str(i) for i in range(self._n_chunks)]
+        # Each term's postings are two lists, tf >= 2 first, then tf = 1 (list 2 t + (tf == 1)),
+        # each sorted by passage: the tf = 1 list's lower bound lets searches skip it (MaxScore).
+        n_lists = 2 * n_terms
+        df = np.zeros(n_lists, dtype=np.int64)
+        for chunk in chunks:
+            df += np.bincount(self._lists(chunk), minlength=n_lists)
+        offsets = np.zeros(n_lists + 1, dtype=np.int64)
+        np.cumsum(df, out=offsets[1:])
+        n_postings = int(offsets[-1])
+        docs = np.lib.format.open_memmap(folder / "postings.docs.npy", "w+", np.uint32, (n_postings,))
+        impacts = np.lib.format.open_memmap(folder / "postings.impact.npy", "w+", np.float32, (n_postings,))
+        cursor = offsets[:-1].copy()
+        for chunk in chunks:  # chunks are in passage order, so each list's passages stay sorted
+            lists = self._lists(chunk)
+            order = np.argsort(lists, kind="stable")
+            lists = lists[order]
+            counts = np.bincount(lists, minlength=n_lists)
+            rank = np.arange(len(lists), dtype=np.int64) - (np.cumsum(counts) - counts)[lists]
+            at = cursor[lists] + rank
+            passages = np.load(f"{chunk}.docs.npy")[order]
+            tf = np.load(f"{chunk}.tf.npy")[order].astype(np.float64)
+            docs[at] = passages
+            impacts[at] = tf * (_K1 + 1) / (tf + norm[passages])
+            cursor += counts
+        max_impact = np.zeros(n_lists, dtype=np.float32)
+        present = np.flatnonzero(df)
+        if len(present):
+            max_impact[present] = np.maximum.reduceat(impacts, offsets[present])
+        self._write_bitmaps(docs, offsets, df)
+        docs.flush()
+        impacts.flush()
+        del docs, impacts
+        np.save(folder / "postings.off.npy", offsets)
+        np.save(folder / "postings.max_impact.npy", max_impact)
+        write_strings(folder, "terms", list(self._numbers))  # in number order
+        write_json(folder / "bm25.json", {"n_passages": n, "avg_length": avg_length, "k1": _K1, "b": _B,
+                                          "n_terms": n_terms, "n_postings": n_postings})
+        shutil.rmtree(self._chunk_dir, ignore_errors=True)
 
+    def _write_bitmaps(self, docs: np.ndarray, offsets: np.ndarray, df: np.ndarray) -> None:
+        """Lists of at least n / 32 passages also get a bitmap over passage numbers (no larger
+        than their 4-byte passage numbers) with the count of set bits before each 64-bit word,
+        so that looking a candidate up is a few array reads instead of a binary search."""
+        n, words = self.n, (self.n + 63) // 64
+        big = np.flatnonzero(df * _BITMAP_FRACTION >= max(n, 1))
+        rows = np.full(len(df), -1, dtype=np.int64)
+        rows[big] = np.arange(len(big))
+        bitmaps = np.lib.format.open_memmap(self.folder / "postings.bitmap.npy", "w+", "<u8", (len(big), words))
+        ranks = np.lib.format.open_memmap(self.folder / "postings.rank.npy", "w+", np.uint32, (len(big), words))
+        for row, v in enumerate(big.tolist()):
+            present = np.zeros(words * 64, dtype=bool)
+            present[docs[offsets[v]:offsets[v + 1]]] = True
+            bits = np.packbits(present, bitorder="little").view("<u8")
+            bitmaps[row] = bits
+            np.cumsum(_popcount(bits[:-1]), out=ranks[row, 1:])
+            ranks[row, 0] = 0
+        bitmaps.flush()
+        ranks.flush()
+        np.save(self.folder / "postings.bitmap_row.npy", rows)
 
-_K1 = 1.2
-"""tantivy's BM25 k1 (fixed in tantivy; b = 0.75): a term scores below idf * (k1 + 1)."""
+    @staticmethod
+    def _lists(chunk: Path) -> np.ndarray:
+        """The postings list number (2 term + (tf == 1)) of each posting of a chunk."""
+        lists = np.load(f"{chunk}.terms.npy").astype(np.int64) * 2
+        lists += np.load(f"{chunk}.tf.npy") == 1
+        return lists
 
 
 def default_search_threads() -> int:
@@ -151,106 +294,251 @@ def default_search_threads() -> int:
     return max(1, min(8, cpus))
 
 
-class PassageSearcher:
-    """BM25 top-k search over a passages folder written by `PassageWriter`.
+_POPULATE_BELOW = 4 << 30
+"""Postings files up to this size are mapped with MAP_POPULATE (see `_map_array`)."""
 
-    Speed (issue 6, docs/benchmarks.md): tantivy-py collects hits through a `MultiCollector`,
-    which turns off tantivy's block-max WAND, so a plain disjunction scores every passage that
-    contains any query term. `_top` instead runs a MaxScore-style search that gives the same
-    top k (see there); queries run on `threads` threads (tantivy releases the GIL while it
-    searches), and hits are read from the passage store by passage number.
+
+def _map_array(path: Path) -> np.ndarray:
+    """A 1-d `.npy` file memory-mapped, read-only. Files below `_POPULATE_BELOW` bytes are
+    mapped with MAP_POPULATE where the platform has it: the first queries would otherwise
+    pay a page fault for each 4 KiB page they touch (measured: a third of their time)."""
+    with open(path, "rb") as handle:
+        fmt = np.lib.format
+        version = fmt.read_magic(handle)
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, _, dtype = read_header(handle)
+        offset = handle.tell()
+        count = int(np.prod(shape))
+        if not count:
+            return np.zeros(shape, dtype=dtype)
+        size = os.fstat(handle.fileno()).st_size
+        flags = mmap.MAP_SHARED
+        if size < _POPULATE_BELOW:
+            flags |= getattr(mmap, "MAP_POPULATE", 0)
+        mapped = mmap.mmap(handle.fileno(), 0, flags=flags, prot=mmap.PROT_READ)
+    return np.frombuffer(mapped, dtype=dtype, count=count, offset=offset)
+
+
+class PassageSearcher:
+    """Exact BM25 top-k search over a passages folder written by `PassageWriter`.
+
+    The index is flat arrays (memory-mapped): per term two postings lists (tf >= 2, then
+    tf = 1) of sorted passage numbers (`postings.docs.npy`) with their impacts, the BM25 tf
+    part `tf (k1 + 1) / (tf + k1 (1 - b + b len / avg_len))` (`postings.impact.npy`), located
+    by `postings.off.npy`; long lists also have a bitmap. A passage's score is the sum of
+    `idf * impact` over the query's distinct terms, with Lucene's idf
+    `ln(1 + (N - df + 0.5) / (df + 0.5))` (tantivy's and Elasticsearch's BM25, without their
+    lossy length encoding). Ties are broken by passage number (lower first).
+
+    Speed (issue 6, docs/benchmarks.md): `_top` is MaxScore vectorised with numpy, so a query
+    reads its rare terms' postings in full and looks only candidates up in the others;
+    queries run on `threads` threads.
     """
 
     def __init__(self, folder: Path, *, threads: int | None = None):
-        import tantivy
-
-        if not (folder / "index").is_dir():
+        if not (folder / "bm25.json").is_file():
             raise InputError(f"{folder}: no passage index in the expected layout; rebuild the index "
                              "with `ltprobe index`")
-        self._tantivy = tantivy
-        self._index = tantivy.Index.open(str(folder / "index"))
-        self._index.register_tokenizer(TOKENIZER_NAME, analyzer())
-        self._schema = self._index.schema
-        self._searcher = self._index.searcher()
-        self._n_docs = self._searcher.num_docs
+        meta = json.loads((folder / "bm25.json").read_text())
+        self._n = int(meta["n_passages"])
+        self._terms = StringTable(folder, "terms")
+        self._offsets = np.load(folder / "postings.off.npy")
+        self._docs = _map_array(folder / "postings.docs.npy")
+        self._impacts = _map_array(folder / "postings.impact.npy")
+        self._max_impact = np.load(folder / "postings.max_impact.npy")
+        self._bitmap_row = np.load(folder / "postings.bitmap_row.npy")
+        # Read, not mapped: lookups touch them at random, and a first touch of each mapped page
+        # costs a page fault (n / 8 + n / 16 bytes a long list).
+        self._bitmaps = np.load(folder / "postings.bitmap.npy")
+        self._ranks = np.load(folder / "postings.rank.npy")
         self._store = [_FlatReader(folder, name) for name in _STORE]
+        self._local = threading.local()
         self.threads = default_search_threads() if threads is None else max(1, threads)
         self._pool: Any = None
 
-    def _term(self, term: str) -> Any:
-        return self._tantivy.Query.term_query(self._schema, "text", term)
+    def _accumulator(self) -> np.ndarray:
+        """This thread's score per passage (all zero between queries)."""
+        acc = getattr(self._local, "acc", None)
+        if acc is None:
+            acc = self._local.acc = np.zeros(self._n, dtype=np.float64)
+        return acc
 
-    def _disjunction(self, terms: Sequence[str]) -> Any:
-        Query, Should = self._tantivy.Query, self._tantivy.Occur.Should
-        return self._term(terms[0]) if len(terms) == 1 else Query.boolean_query(
-            [(Should, self._term(t)) for t in terms])
+    def _top(self, numbers: Sequence[int], k: int) -> list[tuple[float, int]]:
+        """Top-k `(score, passage number)` for distinct term numbers, best first: exactly the
+        top k of scoring every passage (tested against a brute-force scorer).
 
-    def _top(self, terms: Sequence[str], k: int) -> list[tuple[float, Any]]:
-        """Top-k `(score, address)` of the disjunction of `terms`, each weighing once (BM25).
-
-        MaxScore: with terms sorted rarest first, a passage that contains none of the first m
-        ("essential") terms scores at most the sum of the others' bounds idf * (k1 + 1). So
-        when the k-th best score among passages that contain an essential term exceeds that
-        sum, those k are the top k of the full disjunction. The essential terms' passages are
-        found by a disjunction and the other terms are added one by one as optional clauses
-        (each a single term scorer that skips to the candidate, instead of a union that would
-        walk its whole posting list). The first try takes m = 1; its k-th score is a lower
-        bound on the true k-th score, which gives the m of the second try; when neither is
-        conclusive (fewer than k candidates) the plain disjunction is run.
+        MaxScore over the terms' postings lists (two a term: tf >= 2, tf = 1), taken in
+        decreasing order of their bound `idf * max impact` (rare terms first). A passage's
+        partial score is a lower bound of its score, so the k-th best of k passages' partial
+        scores, `theta`, bounds the k-th best score from below; a passage whose partial score
+        plus what the lists still to add can give (`rest`) is below `theta` cannot be in the
+        top k. Essential lists (while `rest` reaches `theta`) are added to a per-passage
+        accumulator in full; their passages are the candidates; the other lists are only
+        looked up for the surviving candidates (bitmap and rank, or binary search), pruning
+        after each. Before a long essential list, a probe raises `theta`: the best few
+        passages so far get (a lower bound of) their full score. Every passage's lists are
+        summed in the same order, so equal inputs give equal scores; ties fall to the passage
+        number.
         """
-        searcher, Query, Occur = self._searcher, self._tantivy.Query, self._tantivy.Occur
-        dfs = [searcher.doc_freq("text", t) for t in terms]
-        ranked = sorted((df, i) for i, df in enumerate(dfs) if df)  # unknown terms score nothing
-        terms = [terms[i] for _, i in ranked]
-        if len(terms) <= 1:
-            return searcher.search(self._disjunction(terms), k, count=False).hits if terms else []
-        n = self._n_docs
-        # tantivy's idf and the tf part's supremum k1 + 1; the margin covers float32 scores.
-        bounds = [np.log1p((n - df + 0.5) / (df + 0.5)) * (_K1 + 1) * 1.001 + 1e-4 for df, _ in ranked]
-        # rest[m - 1]: the bound of a passage that contains none of terms[:m]
-        rest = np.concatenate([np.cumsum(bounds[::-1])[::-1][1:], [0.0]]).tolist()
-        m = 1
-        for _ in range(2):
-            query = self._disjunction(terms[:m])
-            for term in terms[m:]:
-                query = Query.boolean_query([(Occur.Must, query), (Occur.Should, self._term(term))])
-            hits = searcher.search(query, k, count=False).hits
-            if len(hits) < k:
-                break
-            kth = hits[-1][0]
-            if kth > rest[m - 1]:
-                return hits
-            while m < len(terms) and rest[m - 1] >= kth:
-                m += 1
-            if m == len(terms):
-                break
-        return searcher.search(self._disjunction(terms), k, count=False).hits
+        offsets, docs, impacts = self._offsets, self._docs, self._impacts
+        terms = np.asarray(numbers, dtype=np.int64)
+        df = offsets[2 * terms + 2] - offsets[2 * terms]
+        idf = np.repeat(np.log1p((self._n - df + 0.5) / (df + 0.5)), 2)
+        lists = np.stack([2 * terms, 2 * terms + 1], axis=1).ravel()  # each term's two lists
+        starts, ends = offsets[lists], offsets[lists + 1]
+        bounds = idf * self._max_impact[lists] * _BOUND_MARGIN
+        order = [i for i in np.argsort(-bounds, kind="stable").tolist() if ends[i] > starts[i]]
+        owner = [i // 2 for i in order]  # the query term of each list, in search order
+        bounds_list = bounds[order].tolist()
+        starts, ends, idf = starts[order].tolist(), ends[order].tolist(), idf[order]
+        q = len(order)
+        # rest[i]: the most that the lists from i on can add to a passage (one list of a term at most)
+        rest_list = [0.0] * (q + 1)
+        for i in range(q):
+            best: dict[int, float] = {}
+            for j in range(i, q):
+                best[owner[j]] = max(best.get(owner[j], 0.0), bounds_list[j])
+            rest_list[i] = sum(best.values())
 
-    def _run(self, term_lists: Sequence[list[str]], k: int) -> list[list[tuple[float, int]]]:
-        out = []
-        for terms in term_lists:
-            hits = self._top(terms, k) if terms else []
-            numbers = self._searcher.fast_field_values("n", [address for _, address in hits]) if hits else []
-            out.append([(float(score), int(number)) for (score, _), number in zip(hits, numbers)])
-        return out
+        rows = self._bitmap_row[lists[order]].tolist() if q else []
+        bitmaps, ranks = self._bitmaps, self._ranks
+
+        def search(i: int, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """Where list i (one without a bitmap) holds a passage of `cand` (a mask), and its
+            score there: a binary search."""
+            found = docs[starts[i]:ends[i]]
+            at = np.searchsorted(found, cand.astype(found.dtype))  # no conversion of the list
+            np.minimum(at, len(found) - 1, out=at)
+            hit = found[at] == cand
+            return hit, idf[i] * impacts[starts[i] + at[hit]]
+
+        starts_arr = np.asarray(starts, dtype=np.int64)
+        idf_arr = np.asarray(idf)
+        rows_arr = np.asarray(rows, dtype=np.int64)
+
+        def lookup_rest(m: int, sample: np.ndarray) -> np.ndarray:
+            """Part of what lists m, m + 1, ... add to each passage of a small `sample`: those
+            with a bitmap, all at once (a lower bound, which is all a probe needs)."""
+            with_bitmap = np.flatnonzero(rows_arr[m:] >= 0) + m
+            if not len(with_bitmap):
+                return np.zeros(len(sample))
+            row = rows_arr[with_bitmap][:, None]
+            word = (sample >> 6)[None, :]
+            bits = bitmaps[row, word]
+            shift = (sample & 63).astype(np.uint64)[None, :]
+            hit = ((bits >> shift) & _ONE).astype(bool)
+            at = ranks[row, word] + _popcount(bits & _LOW_BITS[shift])
+            at = starts_arr[with_bitmap][:, None] + np.where(hit, at, 0).astype(np.int64)
+            return np.where(hit, idf_arr[with_bitmap][:, None] * impacts[at], 0.0).sum(axis=0)
+
+        acc = self._accumulator()
+        theta = -np.inf
+        touched = []
+        m = 0
+        probed = -1
+        while m < q and rest_list[m] >= theta:
+            if ends[m] - starts[m] > _PROBE_BEFORE and touched and probed < m:
+                # Before a long list, a provisional k-th score: the full scores of the best few
+                # passages by partial score (summed in another order than the final sum, hence
+                # the margin). It may make this list and the next ones non-essential.
+                probed = m
+                seen = touched[-1] if len(touched) == 1 else np.concatenate(touched)
+                few = _PROBE * k
+                if len(seen) > few:  # about the best `few` by partial score (any passages would do)
+                    partial = acc[seen]
+                    step = max(1, len(seen) // (8 * few))
+                    some = partial[::step]
+                    top = max(1, few // step)
+                    cut = np.partition(some, len(some) - top)[len(some) - top]
+                    seen = seen[partial >= cut][:few]
+                sample = np.unique(seen)
+                if len(sample) >= k:
+                    full = acc[sample] + lookup_rest(m, sample)
+                    theta = max(theta, float(np.partition(full, len(full) - k)[len(full) - k]) * _THETA_MARGIN)
+                continue
+            found = docs[starts[m]:ends[m]].astype(np.intp)  # converted once, indexed four times
+            acc[found] += idf[m] * impacts[starts[m]:ends[m]]
+            touched.append(found)
+            m += 1
+        # The candidates: the essential lists' passages whose partial score plus what the other
+        # lists can add reaches theta (a passage of list j cannot be in another list of j's
+        # term). The accumulator is zeroed list by list, so a passage in lists of several terms
+        # is taken once, from the first (all contributions are > 0).
+        kept_cand, kept_scores = [], []
+        for j, found in enumerate(touched):
+            same_term = max((bounds_list[i] for i in range(m, q) if owner[i] == owner[j]), default=0.0)
+            floor = theta - (rest_list[m] - same_term)
+            partial = acc[found]
+            acc[found] = 0.0
+            keep = partial >= floor if floor > 0 else partial > 0
+            kept_cand.append(found[keep])
+            kept_scores.append(partial[keep])
+        cand = np.concatenate(kept_cand) if len(kept_cand) > 1 else kept_cand[0]
+        scores = np.concatenate(kept_scores) if len(kept_scores) > 1 else kept_scores[0]
+
+        word = shift = low = None
+        for i in range(m, q):
+            if not len(cand):
+                break
+            if rows[i] >= 0:  # the bitmap says which candidates it holds; the rank, where
+                if word is None:
+                    word, shift = cand >> 6, (cand & 63).astype(np.uint64)
+                    low = _LOW_BITS[shift]
+                bits = bitmaps[rows[i]][word]
+                at = np.flatnonzero((bits >> shift) & _ONE)
+                if len(at):
+                    rank = ranks[rows[i]][word[at]] + _popcount(bits[at] & low[at])
+                    scores[at] += idf[i] * impacts[starts[i] + rank.astype(np.int64)]
+            else:
+                found = docs[starts[i]:ends[i]]
+                if len(cand) * 8 > len(found):  # many candidates: scatter the list, gather
+                    acc[found] = idf[i] * impacts[starts[i]:ends[i]]
+                    scores += acc[cand]
+                    acc[found] = 0.0
+                else:  # few: binary search each candidate in the list
+                    hit, add = search(i, cand)
+                    scores[hit] += add
+            if k <= len(scores) <= _PROBE_BEFORE:  # (a partition of many scores costs more than it saves)
+                theta = max(theta, float(np.partition(scores, len(scores) - k)[len(scores) - k]))
+            keep = scores + rest_list[i + 1] >= theta
+            if not keep.all():
+                cand, scores = cand[keep], scores[keep]
+                if word is not None:
+                    word, shift, low = word[keep], shift[keep], low[keep]
+
+        if len(cand) > k:
+            kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+            keep = scores >= kth
+            cand, scores = cand[keep], scores[keep]
+        best = np.lexsort((cand, -scores))[:k]
+        return list(zip(scores[best].tolist(), cand[best].tolist()))
+
+    def _run(self, number_lists: Sequence[list[int]], k: int) -> list[list[tuple[float, int]]]:
+        return [self._top(numbers, k) if numbers else [] for numbers in number_lists]
 
     def search_many(self, queries: Sequence[str], k: int) -> list[list[Passage]]:
         if k <= 0 or not queries:
             return [[] for _ in queries]
         term_lists = [query_terms(q) for q in queries]
+        distinct = list({t for terms in term_lists for t in terms})
+        found = dict(zip(distinct, self._terms.find_many(distinct))) if distinct else {}
+        offsets = self._offsets
+        number_lists = [[n for n in (found[t] for t in terms)
+                         if n is not None and offsets[2 * n + 2] > offsets[2 * n]]  # unknown terms score nothing
+                        for terms in term_lists]
         if self.threads > 1 and len(queries) > 1:
             if self._pool is None:
                 from concurrent.futures import ThreadPoolExecutor
 
                 self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="ltprobe-search")
-            size = max(1, min(16, -(-len(term_lists) // self.threads)))  # small chunks balance the load
-            chunks = [term_lists[i:i + size] for i in range(0, len(term_lists), size)]
-            found = [hits for part in self._pool.map(lambda c: self._run(c, k), chunks) for hits in part]
+            size = max(1, min(16, -(-len(number_lists) // self.threads)))  # small chunks balance the load
+            chunks = [number_lists[i:i + size] for i in range(0, len(number_lists), size)]
+            hits = [h for part in self._pool.map(lambda c: self._run(c, k), chunks) for h in part]
         else:
-            found = self._run(term_lists, k)
+            hits = self._run(number_lists, k)
         doc_ids, passage_ids, texts = self._store
         return [[Passage(doc_id=doc_ids[i], passage_id=passage_ids[i], text=texts[i], score=score)
-                 for score, i in hits] for hits in found]
+                 for score, i in found_hits] for found_hits in hits]
 
     def close(self) -> None:
         if self._pool is not None:
@@ -258,6 +546,7 @@ class PassageSearcher:
             self._pool = None
         for store in self._store:
             store.close()
+        self._terms.close()
 
 
 class EmbeddedWriter:

@@ -1,46 +1,59 @@
 """Text handling shared by the backends: reading a linked corpus, passages, and tokenization.
 
 One tokenizer serves indexing, querying and the BM25 reference of `ltprobe bench retrieve`,
-so that the embedded index and the reference see exactly the same tokens: tantivy's simple
-tokenizer (split on non-alphanumeric characters), tokens over 40 characters dropped, lower
-case, English stop words removed. Stop words are dropped because they carry almost no BM25
-weight but make every query scan most of the postings.
+so that the embedded index and the reference see exactly the same tokens: runs of Unicode
+letters and digits (as tantivy's simple tokenizer: every other character separates tokens),
+lower-cased, tokens of more than `MAX_TOKEN_CHARS` characters dropped, English stop words
+(Lucene's list, as Elasticsearch's `_english_`) removed. Stop words are dropped because they
+carry almost no BM25 weight but would make every query scan most of the postings.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from entity_linking.io import InputError, SkipCounter, read_records
 
-TOKENIZER_NAME = "ltprobe_en"
-"""Name under which the analyzer is registered in the embedded index's tantivy schema."""
+MAX_TOKEN_CHARS = 40
+"""Longer tokens (hashes, URLs run together, ...) are dropped."""
+
+STOP_WORDS = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
+    "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these",
+    "they", "this", "to", "was", "will", "with"})
+"""English stop words (Lucene's list), removed from passages and queries."""
+
+_WORD = re.compile(r"[^\W_]+")  # letters and digits: \w without the underscore
 
 
-@lru_cache(maxsize=1)
-def analyzer() -> Any:
-    """The tantivy text analyzer used for passages and queries."""
-    import tantivy
+def raw_tokens(text: str) -> list[str]:
+    """Lower-cased runs of letters and digits, before the length and stop-word filters (the
+    indexer applies those per distinct token)."""
+    found = _WORD.findall(text)
+    if not found:
+        return found
+    # Split first, then lower-case (as tantivy: "İ" lower-cases to "i" + a combining mark,
+    # which must stay inside its token); one `lower` call for all tokens is much faster.
+    return " ".join(found).lower().split(" ")
 
-    return (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-            .filter(tantivy.Filter.remove_long(40))
-            .filter(tantivy.Filter.lowercase())
-            .filter(tantivy.Filter.stopword("english"))
-            .build())
+
+def keep_token(token: str) -> bool:
+    """Whether a lower-cased token is indexed (not too long, not a stop word)."""
+    return len(token) <= MAX_TOKEN_CHARS and token not in STOP_WORDS
 
 
 def tokenize(text: str) -> list[str]:
     """The index's tokens of `text`, in order (repeats kept)."""
-    return analyzer().analyze(text)
+    return [t for t in raw_tokens(text) if len(t) <= MAX_TOKEN_CHARS and t not in STOP_WORDS]
 
 
 def query_terms(text: str) -> list[str]:
     """The distinct tokens of a query, in first-seen order (each term weighs once)."""
-    return list(dict.fromkeys(analyzer().analyze(text)))
+    return list(dict.fromkeys(tokenize(text)))
 
 
 def split_passages(text: str, words: int = 100) -> list[str]:

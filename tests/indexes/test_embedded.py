@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
+import math
 import time
 from pathlib import Path
 
@@ -220,32 +222,77 @@ def test_entity_numbering_in_chunks_gives_the_same_counts(tmp_path, monkeypatch)
         assert chunked.docs_with(["Q3"]) == ["d2", "d3", "d4", "d6"]
 
 
-def test_threaded_maxscore_search_gives_the_plain_bm25_top_k(tmp_path):
-    """`search_many` on several threads, with the MaxScore search, returns what a plain BM25
-    disjunction returns for each query alone: the same passages in the same order, same scores."""
+def _brute_force_top(passages: list[str], queries: list[str], k: int) -> list[list[tuple[int, float]]]:
+    """Exhaustive BM25 (Lucene's idf, k1 = 1.2, b = 0.75) in plain Python: every passage
+    scored for every query, ties broken by passage number."""
+    from collections import Counter
+
+    from indexes._text import query_terms, tokenize
+
+    docs = [Counter(tokenize(p)) for p in passages]
+    lengths = [sum(d.values()) for d in docs]
+    n, avg = len(docs), sum(lengths) / len(docs)
+    df = Counter(term for d in docs for term in d)
+    tops = []
+    for query in queries:
+        scored = []
+        for number, (counts, length) in enumerate(zip(docs, lengths)):
+            score = 0.0
+            for term in query_terms(query):
+                tf = counts.get(term, 0)
+                if tf:
+                    idf = math.log(1 + (n - df[term] + 0.5) / (df[term] + 0.5))
+                    score += idf * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * length / avg))
+            if score > 0:
+                scored.append((number, score))
+        scored.sort(key=lambda pair: (-pair[1], pair[0]))
+        tops.append(scored[:k])
+    return tops
+
+
+@pytest.mark.parametrize("bitmaps, probe_before", [("some", 4096), ("all", 8), ("none", 8)])
+def test_maxscore_search_equals_brute_force_bm25(tmp_path, monkeypatch, bitmaps, probe_before):
+    """`search_many` (MaxScore, on several threads, postings written in several chunks) returns
+    exactly the exhaustive BM25 top k: the same passages in the same order, ties included;
+    with the default bitmaps, with every list or none looked up by bitmap, and with probes."""
+    import numpy as np
+
+    import indexes._embedded as embedded
     from indexes._bench import generate_passages, make_queries
     from indexes._embedded import PassageSearcher, PassageWriter
-    from indexes._text import query_terms
 
-    passages, _ = generate_passages(3000, seed=3, vocab=2000)
-    writer = PassageWriter(tmp_path / "passages", heap_bytes=50_000_000, threads=1)
+    monkeypatch.setattr(embedded, "_BITMAP_FRACTION", {"some": 32, "all": 10**9, "none": 0}[bitmaps])
+    monkeypatch.setattr(embedded, "_PROBE_BEFORE", probe_before)
+
+    passages, _ = generate_passages(600, seed=3, words=30, vocab=400)
+    passages += passages[:40]  # exact duplicates: equal scores, so ties decide the order
+    passages += ["Ünïcode ÉCOLE straße", "", "the of and", "x" * 41 + " rare_word rare"]
+    writer = PassageWriter(tmp_path / "passages", flush_tokens=1000)
     for i, text in enumerate(passages):
         writer.add_passage(f"p{i}", f"p{i}#0", text)
     writer.commit()
-    queries = make_queries(passages, 60, seed=3)
-    queries += ["", "what is it?", "zzzz " + " ".join(query_terms(queries[0])[-2:])]  # no term, unknown terms
+    assert not (tmp_path / "passages" / ".chunks").exists()
+    rows = np.load(tmp_path / "passages" / "postings.bitmap_row.npy")
+    offsets = np.load(tmp_path / "passages" / "postings.off.npy")
+    nonempty = rows[np.diff(offsets) > 0]
+    assert {"some": 0 < (nonempty >= 0).sum() < len(nonempty), "all": (nonempty >= 0).all(),
+            "none": (nonempty < 0).all()}[bitmaps]
+    queries = make_queries(passages, 80, seed=3)
+    queries += ["", "what is it?", "zzzz " + queries[0], "école STRASSE straße", "rare", "x" * 41]
     threaded = PassageSearcher(tmp_path / "passages", threads=4)
     alone = PassageSearcher(tmp_path / "passages", threads=1)
-    many = threaded.search_many(queries, 10)
-    assert many == [alone.search_many([q], 10)[0] for q in queries]
-    assert many[-3] == many[-2] == [] and many[-1]
-    for query, hits in zip(queries, many):
-        terms = query_terms(query)
-        plain = alone._searcher.search(alone._disjunction(terms), 10, count=False).hits if terms else []
-        numbers = alone._searcher.fast_field_values("n", [a for _, a in plain]) if plain else []
-        assert [h.doc_id for h in hits] == [f"p{n}" for n in numbers]
-        assert [h.score for h in hits] == pytest.approx([s for s, _ in plain], rel=1e-5)
-        assert all(h.text == passages[int(h.doc_id[1:])] for h in hits)
+    for k in (1, 10, 50):
+        many = threaded.search_many(queries, k)
+        assert many == [alone.search_many([q], k)[0] for q in queries]
+        ties = 0
+        for query, hits, expected in zip(queries, many, _brute_force_top(passages, queries, k)):
+            assert [h.doc_id for h in hits] == [f"p{n}" for n, _ in expected], query
+            assert [h.score for h in hits] == pytest.approx([s for _, s in expected], rel=1e-6)
+            assert all(h.text == passages[int(h.doc_id[1:])] for h in hits)
+            ties += sum(a.score == b.score for a, b in itertools.pairwise(hits))
+        assert ties or k == 1  # the duplicated passages tie
+    assert many[-6] == many[-5] == many[-1] == [] and many[-4]  # no term, unknown, too long
+    assert [h.doc_id for h in many[-3]] == ["p640"] and [h.doc_id for h in many[-2]] == ["p643"]
     assert threaded.search_many(queries[:2], 0) == [[], []]
     threaded.close()
     alone.close()
@@ -256,7 +303,8 @@ def test_version_1_index_is_refused(tmp_path):
     build_index(corpus, linked, tmp_path / "ix", progress=False)
     info_path = tmp_path / "ix" / "index.json"
     info = json.loads(info_path.read_text())
-    assert info["version"] == 2
-    info_path.write_text(json.dumps({**info, "version": 1}))  # passages in tantivy's doc store
-    with pytest.raises(InputError, match=r"format version 1 is not the version this ltprobe reads \(2\)"):
-        open_index(tmp_path / "ix")
+    assert info["version"] == 3
+    for old in (1, 2):  # passages in tantivy's doc store; passages searched with tantivy
+        info_path.write_text(json.dumps({**info, "version": old}))
+        with pytest.raises(InputError, match=rf"format version {old} is not the version this ltprobe reads \(3\)"):
+            open_index(tmp_path / "ix")
