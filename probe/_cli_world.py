@@ -53,7 +53,7 @@ def register(commands: Commands) -> None:
     source.add_argument("--texts", type=Path, nargs="+", metavar="FILE",
                         help="JSONL(.gz/.zst) files with a 'text' field; with several, --mix sets their shares")
     train.add_argument("--out", required=True, type=Path, help="model folder to write")
-    train.add_argument("--steps", type=int, help="optimizer steps (default 2400)")
+    train.add_argument("--steps", type=int, help="optimizer steps (default 3100)")
     train.add_argument("--batch-size", type=int, help="rows per step (default 16)")
     train.add_argument("--seq-len", type=int, help="tokens per row (default 128)")
     train.add_argument("--hidden-size", type=int, help="model width (default 256)")
