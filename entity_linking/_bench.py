@@ -315,7 +315,7 @@ def _peak_rss(corpus: Path, kb_dir: Path, out: Path) -> float:
     return round(int(done.stdout.strip().splitlines()[-1]) / 1024, 1)
 
 
-def bench_scale(docs: int = 20000, aliases: int = 20000, files: int = 8, seed: int = 0,
+def bench_scale(docs: int = 200000, aliases: int = 20000, files: int = 8, seed: int = 0,
                 work_dir: str | None = None) -> dict[str, Any]:
     """`ltprobe bench scale`: corpus linking on Ray Data (local mode) with 1 and 2 workers, and
     the local process pool with 1 and 2 workers as the baseline; documents/s (wall clock, the

@@ -111,7 +111,9 @@ def register(commands) -> None:
                     "and 2 Ray workers in local mode, and with the local process pool as the baseline; "
                     "prints documents/s, the scaling efficiency docs_per_s_2 / (2 * docs_per_s_1), and "
                     "whether all four runs wrote identical shards. The last line is one JSON object.")
-    scale.add_argument("--docs", type=int, default=20000, help="documents (default 20000)")
+    scale.add_argument("--docs", type=int, default=200000,
+                       help="documents (default 200000: enough that Ray's start-up and the actors' "
+                            "knowledge-base loading are a small part of the time)")
     scale.add_argument("--aliases", type=int, default=20000, help="aliases in the knowledge base (default 20000)")
     scale.add_argument("--files", type=int, default=8, help="corpus files (default 8)")
     scale.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
