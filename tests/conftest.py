@@ -33,6 +33,12 @@ also keeps it fast on a busy machine, where two OpenMP threads can be ten times 
 
 
 @pytest.fixture(scope="session")
+def tiny_world_settings() -> dict:
+    """A copy of the WorldConfig fields `tiny_world` was generated with."""
+    return dict(TINY_WORLD)
+
+
+@pytest.fixture(scope="session")
 def tiny_train_settings() -> dict:
     """A copy of the TrainConfig fields `tiny_model` was trained with."""
     return dict(TINY_TRAIN)

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY_WORLD
 
 from entity_linking.io import read_records
 
@@ -23,12 +22,12 @@ def _parameters(model_dir: Path) -> float:
     return float(AutoModelForCausalLM.from_pretrained(model_dir).num_parameters())
 
 
-def _config(tmp_path: Path, models: list[Path]) -> Path:
+def _config(tmp_path: Path, models: list[Path], world: dict) -> Path:
     config = tmp_path / "job.yaml"
     # The world the tiny models were trained on; transformers, as starting a vLLM engine per
     # model takes minutes on a small CPU (the loop over models is the same for every backend).
     config.write_text(json.dumps({
-        "world": TINY_WORLD,
+        "world": world,
         "model": {"path": [str(m) for m in models], "backend": "transformers", "params": {str(models[1]): 7.5e4}},
         "linking": {"workers": 1},
         "eval": {"settings": ["closed_book", "rag"], "shots": 2, "max_tokens": 8},
@@ -45,10 +44,10 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def several(tiny_model, tiny_model_small, tmp_path_factory):
+def several(tiny_model, tiny_model_small, tiny_world_settings, tmp_path_factory):
     """(config, run folder, stdout) of a whole run with two models."""
     base = tmp_path_factory.mktemp("several_models")
-    config = _config(base, [tiny_model, tiny_model_small])
+    config = _config(base, [tiny_model, tiny_model_small], tiny_world_settings)
     result = _run("run", str(config), "--out", str(base / "run"))
     return config, base / "run", result.stdout
 
