@@ -10,14 +10,6 @@ import pytest
 from entity_linking import KnowledgeBase, link_corpus
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
-
-
 def _shards(out):
     return {p.name: p.read_bytes() for p in sorted(out.glob("shard-*.jsonl"))}
 

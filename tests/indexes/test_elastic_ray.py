@@ -15,14 +15,6 @@ from indexes import build_index, count_qa, open_index
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
-
-
 @pytest.fixture
 def names(noida_url):
     made = [new_index_name(), new_index_name()]
