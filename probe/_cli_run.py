@@ -43,9 +43,10 @@ def _run(args: argparse.Namespace) -> int:
 COUNTERFACTUAL_HELP = """\
 The causal check of the original study, on a finished run of a generated world: sample
 --per-bucket questions from each count bucket, remove every corpus document the index says is
-relevant to them, retrain the model with the run's recipe and seed on the reduced corpus, and
-evaluate both models on the sampled questions and on a control sample whose documents were all
-kept. Writes RUN/counterfactual.json (accuracy before and after per bucket, the drop with a
+relevant to them, retrain the model with the run's recipe and seed on the reduced corpus (same
+tokenizer, every kept document in the same row at the same step, so the removal is the only
+difference), and evaluate both models on the sampled questions and on a control sample, matched
+by count bucket, whose documents were all kept. Writes RUN/counterfactual.json (accuracy before and after per bucket, the drop with a
 95% interval, documents removed; the control's drop) and adds a section to RUN/report.html.
 If knowledge comes from the relevant documents, the drop grows with the original count and the
 control's drop stays near zero. Retraining costs as much as the run's training.
@@ -65,7 +66,7 @@ def _register_more(commands) -> None:
     parser.add_argument("--run", required=True, help="a finished run folder of a generated world")
     parser.add_argument("--per-bucket", type=int, default=30, help="questions sampled per count bucket")
     parser.add_argument("--control", type=int, default=None,
-                        help="control questions (default: --per-bucket)")
+                        help="control questions per count bucket (default: --per-bucket)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampling and the bootstrap")
 
     parser = commands.add("merge", _merge, help="join the shards of a sharded evaluation into one run",

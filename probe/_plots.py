@@ -395,10 +395,11 @@ def plot_counterfactual(cf: Mapping[str, Any]) -> Figure:
     ax.bar(x - 0.2, before, 0.4, color=_CYCLE[0], label="original model")
     ax.bar(x + 0.2, after, 0.4, color=_CYCLE[1], label="retrained without the documents")
     ax.set_xticks(x, [g[0] for g in groups])
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.3)  # room above the bars for the legend
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("accuracy on sampled questions")
     ax.set_xlabel("original relevant-document count")
-    ax.legend(frameon=False, fontsize=7)
+    ax.legend(frameon=False, fontsize=7, loc="upper left", ncols=2)
     for i, (_, g) in enumerate(groups):
         drop = _num(g.get("drop"))
         if drop is None:

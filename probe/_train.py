@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 from entity_linking.io import InputError, SkipCounter, read_records, write_json
 
@@ -97,7 +97,7 @@ def _resolve_precision(precision: str) -> str:
     return precision
 
 
-def _fingerprint(files: list[Path], config: TrainConfig, seed: int) -> dict[str, Any]:
+def _fingerprint(files: list[Path], config: TrainConfig, seed: int, drop: frozenset[str]) -> dict[str, Any]:
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.name.encode())
@@ -108,17 +108,24 @@ def _fingerprint(files: list[Path], config: TrainConfig, seed: int) -> dict[str,
     cfg.pop("checkpoint_every")
     cfg["seed"] = seed
     cfg["betas"] = list(cfg["betas"])
-    return {"format": _FORMAT_VERSION, "config": cfg, "inputs_sha256": digest.hexdigest()}
+    # None without a drop, so markers written before `drop` existed still match.
+    dropped = hashlib.sha256("\n".join(sorted(drop)).encode()).hexdigest() if drop else None
+    return {"format": _FORMAT_VERSION, "config": cfg, "inputs_sha256": digest.hexdigest(), "dropped_sha256": dropped}
 
 
-def _read_texts(path: Path, on_error: str) -> list[str]:
+def _read_texts(path: Path, on_error: str) -> tuple[list[str], list[str | None]]:
+    """The `text` of each record of a JSONL file, and its `id` (None where it has none)."""
     skips = SkipCounter()
-    texts = [r["text"] for _, r in read_records(path, on_error=on_error, skips=skips, required={"text": str})]
+    texts: list[str] = []
+    ids: list[str | None] = []
+    for _, record in read_records(path, on_error=on_error, skips=skips, required={"text": str}):
+        texts.append(record["text"])
+        ids.append(None if record.get("id") is None else str(record["id"]))
     if skips.skipped:
         print(f"train: {path}: {skips.summary()}", file=sys.stderr)
     if not texts:
         raise InputError(f"{path}: no training texts (records need a 'text' field)")
-    return texts
+    return texts, ids
 
 
 def train_tokenizer(texts: list[str], vocab_size: int, out_dir: Path):
@@ -139,26 +146,40 @@ def train_tokenizer(texts: list[str], vocab_size: int, out_dir: Path):
     return fast
 
 
-def _pack(token_lists: list[list[int]], seq_len: int, eos: int, rng: random.Random) -> list[list[int]]:
-    """Pack documents (each ending in eos) whole into rows of at most seq_len tokens."""
+def _pack(token_lists: list[list[int]], seq_len: int, eos: int, rng: random.Random,
+          keep: list[bool] | None = None) -> list[list[int]]:
+    """Pack documents (each ending in eos) whole into rows of at most seq_len tokens.
+
+    With `keep`, the rows are laid out exactly as for all documents, and then the dropped
+    documents' tokens are left out of them: every kept document lands in the same row, at the
+    same step, as without the drop (a row left empty holds a lone eos, which trains nothing).
+    """
     order = list(range(len(token_lists)))
     rng.shuffle(order)
     rows: list[list[int]] = []
     row: list[int] = []
+    used = 0  # tokens of the row's layout, dropped documents included
+
+    def close() -> None:
+        rows.append(row or [eos])
+
     for i in order:
         doc = token_lists[i] + [eos]
+        kept = keep is None or keep[i]
         while len(doc) > seq_len:  # longer than a row: split it
-            if row:
-                rows.append(row)
-                row = []
-            rows.append(doc[:seq_len])
+            if used:
+                close()
+                row, used = [], 0
+            rows.append(doc[:seq_len] if kept else [eos])
             doc = doc[seq_len:]
-        if len(row) + len(doc) > seq_len:
-            rows.append(row)
-            row = []
-        row += doc
-    if row:
-        rows.append(row)
+        if used + len(doc) > seq_len:
+            close()
+            row, used = [], 0
+        if kept:
+            row += doc
+        used += len(doc)
+    if used:
+        close()
     return rows
 
 
@@ -194,13 +215,18 @@ def _check_mix(config: TrainConfig, n_files: int) -> None:
 
 
 def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike], config: TrainConfig | None = None,
-                *, seed: int | None = None, on_error: str = "fail", progress: bool = True) -> Path:
+                *, seed: int | None = None, drop: Collection[str] = (), on_error: str = "fail",
+                progress: bool = True) -> Path:
     """Train a tokenizer and a small Llama model on JSONL files with a `text` field; return
     the model folder.
 
-    Cached: when `out_dir/ltprobe_train.json` records the same config, seed and input bytes,
-    nothing is trained again. With several files, `config.mix` sets the share of rows drawn
-    from each by phase of training.
+    Cached: when `out_dir/ltprobe_train.json` records the same config, seed, input bytes and
+    dropped ids, nothing is trained again. With several files, `config.mix` sets the share of
+    rows drawn from each by phase of training.
+
+    `drop`: ids of records to leave out of training while keeping everything else as it would
+    be without the drop (the tokenizer, trained on every text; each kept document's row and
+    step): the counterfactual's retraining, in which only the removed documents differ.
     """
     import torch
     from tqdm import tqdm
@@ -219,7 +245,8 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
         raise InputError(f"train: hidden_size {config.hidden_size} is not divisible by heads {config.heads}")
     _check_mix(config, len(files))
 
-    fingerprint = _fingerprint(files, config, seed)
+    drop = frozenset(drop)
+    fingerprint = _fingerprint(files, config, seed, drop)
     marker = out / TRAIN_MARKER
     if marker.exists():
         try:
@@ -243,13 +270,18 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
     rng = random.Random(seed)
     out.mkdir(parents=True, exist_ok=True)
 
-    texts = [_read_texts(f, on_error) for f in files]
-    tokenizer = train_tokenizer([t for group in texts for t in group], config.vocab_size, out)
+    read = [_read_texts(f, on_error) for f in files]
+    tokenizer = train_tokenizer([t for texts, _ in read for t in texts], config.vocab_size, out)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     pools = []
-    for group in texts:
-        ids = tokenizer(group, add_special_tokens=False)["input_ids"]
-        pools.append(_pack(ids, config.seq_len, eos, rng))
+    dropped = 0
+    for texts, ids in read:
+        keep = [i is None or i not in drop for i in ids] if drop else None
+        dropped += keep.count(False) if keep else 0
+        tokens = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        pools.append(_pack(tokens, config.seq_len, eos, rng, keep))
+    if drop and dropped != len(drop):
+        print(f"train: {len(drop) - dropped} of the {len(drop)} ids to drop are in no training file", file=sys.stderr)
     sizes = [len(p) for p in pools]
 
     model_config = LlamaConfig(
@@ -318,7 +350,7 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
                      do_sample=False, max_new_tokens=32).save_pretrained(out)
     write_json(marker, {**fingerprint, "precision": precision, "threads": config.threads,
                         "parameters": sum(p.numel() for p in model.parameters()),
-                        "rows": sizes, "tokens_seen": tokens_seen, "seconds": round(elapsed, 1),
+                        "rows": sizes, "dropped": dropped, "tokens_seen": tokens_seen, "seconds": round(elapsed, 1),
                         "tokens_per_second": round(tokens_seen / max(elapsed, 1e-9)),
                         "steps_per_second": round(config.steps / max(elapsed, 1e-9), 3),
                         "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4)})

@@ -158,11 +158,18 @@ def test_counterfactual_removes_relevant_documents_and_retrains(small_run):
     after = {p["id"]: p["correct"] for p in _records(small_run / "counterfactual" / "predictions.jsonl")}
     from entity_linking import iter_linked
 
-    kept = {r["id"] for r in _records(small_run / "counterfactual" / "corpus.jsonl")}
+    removed = set((small_run / "counterfactual" / "removed_docs.txt").read_text().split())
     # the documents as the index sees them: their linked entities
     corpus = [{"id": doc_id, "entities": entities} for doc_id, entities in iter_linked(small_run / "linked")]
-    removed = {r["id"] for r in corpus} - kept
-    assert cf["docs_removed"] == len(removed) > 0
+    kept = {r["id"] for r in corpus} - removed
+    assert cf["docs_removed"] == len(removed) > 0 and removed < {r["id"] for r in corpus}
+    # retrained on the run's own rows less the removed documents: same tokenizer, same row count
+    original = json.loads((small_run / "model" / "ltprobe_train.json").read_text())
+    retrained = json.loads((small_run / "counterfactual" / "model" / "ltprobe_train.json").read_text())
+    assert retrained["dropped"] == len(removed) and retrained["rows"] == original["rows"]
+    assert retrained["config"] == original["config"] and retrained["tokens_seen"] < original["tokens_seen"]
+    assert ((small_run / "counterfactual" / "model" / "tokenizer.json").read_text()
+            == (small_run / "model" / "tokenizer.json").read_text())
 
     for bucket, ids in zip(cf["buckets"], cf["sampled"].values()):
         assert bucket["n"] == len(ids) <= 4
@@ -182,5 +189,12 @@ def test_counterfactual_removes_relevant_documents_and_retrains(small_run):
         q, a = counts[qid]["pair"]
         both = [r["id"] for r in corpus if q in r["entities"] and a in r["entities"]]
         assert both and all(d in kept for d in both)
-    assert cf["control"]["n"] == len(cf["control_ids"])
+    assert cf["control"]["n"] == len(cf["control_ids"]) > 0
+    # matched by count bucket: at most --control questions from each bucket with documents
+    from collections import Counter
+
+    from probe._analysis import bucket_of
+
+    per_bucket = Counter(bucket_of(counts[q]["count"]) for q in cf["control_ids"])
+    assert max(per_bucket.values()) <= 4 and all(lo > 0 for lo, _ in per_bucket)
     assert "ounterfactual" in (small_run / "report.html").read_text()

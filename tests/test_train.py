@@ -112,6 +112,39 @@ def test_packing_keeps_documents_whole():
     assert sum(len(r) for r in rows) == sum(len(d) + 1 for d in docs)
 
 
+def test_packing_with_a_drop_keeps_every_other_document_in_place():
+    import random
+
+    rng = random.Random(1)
+    docs = [[i + 2] * rng.randrange(1, 200) for i in range(40)]  # document i is tokens i + 2
+    keep = [i % 3 != 0 for i in range(40)]
+    full = _pack(docs, 64, eos=1, rng=random.Random(0))
+    dropped = _pack(docs, 64, eos=1, rng=random.Random(0), keep=keep)
+    assert len(dropped) == len(full)  # same rows, so the same row is drawn at every step
+
+    def kept_tokens(row):
+        return [t for t in row if t != 1 and keep[t - 2]]
+
+    for whole, reduced in zip(full, dropped):
+        assert [t for t in reduced if t != 1] == kept_tokens(whole)
+        assert reduced  # a row emptied by the drop holds a lone eos
+    assert not any(t != 1 and not keep[t - 2] for row in dropped for t in row)
+
+
+def test_drop_is_part_of_the_cache_key(tiny_world, tmp_path, mini):
+    files = [tiny_world / "corpus.jsonl", tiny_world / "reading.jsonl"]
+    out = train_model(tmp_path / "m", files, TrainConfig(**mini), progress=False)
+    plain = json.loads((out / TRAIN_MARKER).read_text())
+    assert plain["dropped_sha256"] is None and plain["dropped"] == 0
+    ids = [json.loads(line)["id"] for line in (tiny_world / "corpus.jsonl").read_text().splitlines()[:25]]
+    train_model(out, files, TrainConfig(**mini), drop=ids, progress=False)
+    reduced = json.loads((out / TRAIN_MARKER).read_text())
+    assert reduced["dropped"] == 25 and reduced["dropped_sha256"] and reduced["rows"] == plain["rows"]
+    # Back to no drop: trained again, not taken from the cache.
+    train_model(out, files, TrainConfig(**mini), progress=False)
+    assert json.loads((out / TRAIN_MARKER).read_text())["dropped"] == 0
+
+
 def test_schedule_and_mix():
     from probe._train import _lr_at, _shares_at
 
