@@ -191,7 +191,7 @@ def _malloc_keeps_freed_memory() -> Iterator[None]:
     """While training, glibc's malloc takes every block from its heap and keeps freed memory
     instead of returning it to the system: by default each step's large activation buffers are
     mapped, freed and faulted in again (about 37,000 page faults a step, 12% of the demo's CPU
-    time in the kernel). Identical results, 5-10% more steps/s. No-op without glibc."""
+    time in the kernel). Identical weights, about 15% more steps/s there. No-op without glibc."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         mallopt, malloc_trim = libc.mallopt, libc.malloc_trim
