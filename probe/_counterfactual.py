@@ -88,7 +88,7 @@ def counterfactual(run_dir: str | Path, *, per_bucket: int = 30, control: int | 
     # The control is matched by count bucket: `control` questions from each bucket with
     # documents, among those none of whose relevant documents was removed.
     controls: list[str] = []
-    for b, ids in sorted(by_bucket.items()):
+    for _, ids in sorted(by_bucket.items()):
         kept = [q for q in ids if q not in chosen and counts[q]["count"] > 0 and not relevant[q] & removed]
         if kept:
             controls += rng.sample(kept, min(control, len(kept)))

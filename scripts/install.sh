@@ -6,7 +6,7 @@
 #     PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu before `make`.
 # Set LTPROBE_VLLM=gpu|cpu|none to override the choice.
 #
-# Packages are installed with uv (about 30 s here against about 3 minutes with pip), told the
+# Packages are installed with uv (about 1 minute here against about 3 minutes with pip), told the
 # same indexes, find-links and constraints as pip (PIP_* variables and pip's config files).
 # Where uv cannot be had or fails, pip does the install. LTPROBE_INSTALLER=pip forces pip.
 set -euo pipefail
