@@ -22,7 +22,10 @@ def available_cores() -> int:
 
 def cpu_supports_bf16() -> bool:
     """True when the CPU has native bf16 instructions (AVX-512 BF16 or AMX), where bf16 is fast;
-    elsewhere it is emulated and slower than fp32."""
+    elsewhere it is emulated and slower than fp32. `LTPROBE_NO_BF16=1` answers False, so a
+    machine with bf16 runs exactly as one without (fp32 training and evaluation)."""
+    if os.environ.get("LTPROBE_NO_BF16", "") not in ("", "0"):
+        return False
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:

@@ -50,3 +50,9 @@ def test_vllm_falls_back_to_transformers_with_a_notice(monkeypatch, capsys):
     monkeypatch.delenv("LTPROBE_VLLM")
     with pytest.raises(InputError):
         resolve_backend("nope", {})
+
+
+def test_no_bf16_makes_a_bf16_machine_run_as_one_without(monkeypatch):
+    monkeypatch.setenv("LTPROBE_NO_BF16", "1")
+    assert not cpu_supports_bf16()
+    assert _resolve_precision("auto", "cpu") == "fp32" and vllm_dtype(on_gpu=False) == "float32"
