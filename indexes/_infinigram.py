@@ -5,14 +5,16 @@ occurrences inside a window of tokens (`max_diff_tokens`), approximately above a
 frequency. A relevant-document count needs documents instead. This backend gets them from the
 index files themselves:
 
-1. each entity's names and aliases (`case_variants`, tokenized with the index's tokenizer,
-   with and without a leading space for subword tokenizers) are looked up with the engine's
-   `find`, which returns a range of the suffix array per shard;
+1. for each of an entity's names and aliases, the word with the fewest hits is looked up in
+   its case variants (`case_variants`, tokenized with the index's tokenizer, with and without
+   a leading space for subword tokenizers) with the engine's `find`, which returns a range of
+   the suffix array per shard;
 2. those suffix-array entries (byte offsets into `tokenized.N`) are read from `table.N` and
    mapped to documents through `offset.N` (a sorted array of document starts);
-3. every hit is checked against the shared phrase definition (`indexes._phrases.occurs_at`
-   on the decoded text around it), so "cat" in "category" or "Ada" in "Ada's" do not count
-   on a byte-level index;
+3. every hit is checked against the shared phrase definition (`indexes._phrases.phrase_at`
+   on the decoded text around it: the whole name, word for word, whatever separates its
+   words), so "cat" in "category" or "Ada" in "Ada's" do not count on a byte-level index, and
+   "São-Paulo" or "SÃO\nPaulo" do count for "São Paulo", as they do for Elasticsearch;
 4. a pair's count is the size of the intersection of the two document sets; where one side
    has more hits than `max_occurrences` (the per-pair cost cap), the other side's documents
    are read and scanned for it instead (at most `max_check_docs` of them); beyond both caps
@@ -42,7 +44,7 @@ import numpy as np
 
 from entity_linking.io import InputError
 from indexes._base import DocumentIndex, Passage
-from indexes._phrases import PhraseMatcher, case_variants, occurs_at, phrase_key
+from indexes._phrases import PhraseMatcher, case_variants, phrase_at, phrase_key, surface_words, words
 
 DEFAULT_MAX_OCCURRENCES = 100_000
 """Per-side cost cap: suffix-array hits read and checked for one entity."""
@@ -213,60 +215,81 @@ class InfiniGramIndex(DocumentIndex):
             ptrs |= raw[:, k] << (8 * k)
         return ptrs
 
-    def _hit_ok(self, shard: _Shard, local: int, ptr: int, length: int, key: tuple[str, ...]) -> bool:
+    def _hit_ok(self, shard: _Shard, local: int, ptr: int, length: int, key: tuple[str, ...],
+                position: int, margin: int) -> bool:
         start, end = self._doc_bounds(shard, local)
         w = self._width
-        a = max(start, ptr - _CONTEXT * w)
-        b = min(end, ptr + length + _CONTEXT * w)
+        a = max(start, ptr - margin * w)
+        b = min(end, ptr + length + margin * w)
         if self._tok is None:
             prefix = bytes(shard.ds[a:ptr]).decode("utf-8", errors="ignore")
             needle = bytes(shard.ds[ptr:ptr + length]).decode("utf-8", errors="ignore")
             suffix = bytes(shard.ds[ptr + length:b]).decode("utf-8", errors="ignore")
-            text = prefix + needle + suffix
-            return occurs_at(text, len(prefix), len(prefix) + len(needle), key)
+            return phrase_at(prefix + needle + suffix, len(prefix), len(prefix) + len(needle), key, position)
         text = self._decode(bytes(shard.ds[a:b]))
         left = len(self._decode(bytes(shard.ds[a:ptr])))
         right = len(self._decode(bytes(shard.ds[a:ptr + length])))
         while left < right and text[left].isspace():
             left += 1
-        return occurs_at(text, left, right, key)
+        return phrase_at(text, left, right, key, position)
 
     # -- per-entity document sets ------------------------------------------------------------
+    def _find(self, ids: list[int]) -> dict[str, Any]:
+        result = self.engine.find(ids)
+        if "error" in result:
+            raise InputError(f"infini-gram refused a query: {result['error']}")
+        return result
+
     def _entity(self, entity: str) -> _Entity:
+        """Each name is looked up by its word with the fewest hits (in its case variants); every
+        hit is kept when the whole name occurs around it (`phrase_at`)."""
         found = self._entities.get(entity)
         if found is not None:
             return found
-        variants: list[tuple[list[int], tuple[str, ...]]] = []
+        lookups = []  # (token ids, key, position of the looked-up word, margin, find result)
+        phrases: dict[tuple[int, ...], list[int]] = {}
+        hits = 0
         for name in self.aliases.get(entity, []):
             key = phrase_key(name)
-            if not key:
+            surface = surface_words(name)
+            if not key or len(surface) != len(key):
                 continue
-            for spelling in case_variants(name):
-                if phrase_key(spelling) != key:  # e.g. a case change that splits a word
-                    continue
+            for spelling in case_variants(name):  # whole-phrase spellings: window AND clauses
                 for ids in self._encode(spelling):
-                    variants.append((ids, key))
-        unique = list({tuple(ids): (ids, key) for ids, key in variants}.values())
-        ranges = []
-        hits = 0
-        for ids, key in unique:
-            result = self.engine.find(ids)
-            if "error" in result:
-                raise InputError(f"infini-gram refused a query: {result['error']}")
-            hits += int(result["cnt"])
-            ranges.append((ids, key, result["segment_by_shard"]))
-        info = _Entity(hits=hits, keys=list({k for _, k in unique}), variants=[ids for ids, _ in unique])
+                    phrases[tuple(ids)] = ids
+            best = None
+            for position, word in enumerate(surface):
+                found_word = []
+                total = 0
+                for spelling in case_variants(word):
+                    if words(spelling) != [key[position]]:
+                        continue
+                    for ids in self._encode(spelling):
+                        result = self._find(ids)
+                        total += int(result["cnt"])
+                        found_word.append((ids, result))
+                if best is None or total < best[0]:
+                    best = (total, position, found_word)
+            total, position, found_word = best  # type: ignore[misc]
+            margin = _CONTEXT + 4 * len(name.encode("utf-8"))
+            seen: set[tuple[int, ...]] = set()
+            for ids, result in found_word:
+                if tuple(ids) not in seen:
+                    seen.add(tuple(ids))
+                    lookups.append((ids, key, position, margin, result))
+                    hits += int(result["cnt"])
+        info = _Entity(hits=hits, keys=list({k for _, k, _, _, _ in lookups}), variants=list(phrases.values()))
         if hits <= self.max_occurrences:
             docs: list[np.ndarray] = []
-            for ids, key, segments in ranges:
+            for ids, key, position, margin, result in lookups:
                 length = len(ids) * self._width
-                for shard, (lo, hi) in zip(self._shards, segments):
+                for shard, (lo, hi) in zip(self._shards, result["segment_by_shard"]):
                     if hi <= lo:
                         continue
                     ptrs = self._pointers(shard, int(lo), int(hi))
                     local = np.searchsorted(shard.offsets, ptrs, side="right") - 1
                     keep = [i for i in range(len(ptrs))
-                            if self._hit_ok(shard, int(local[i]), int(ptrs[i]), length, key)]
+                            if self._hit_ok(shard, int(local[i]), int(ptrs[i]), length, key, position, margin)]
                     docs.append(local[keep] + shard.base)
             info.docs = np.unique(np.concatenate(docs)) if docs else np.zeros(0, dtype=np.int64)
         if len(self._entities) > 200_000:

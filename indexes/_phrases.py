@@ -23,10 +23,11 @@ documents:
   analyzed with a stop-word filter (ltprobe's own indices use `ltprobe_en`) treats a stop word
   in a name as any word, so phrase counts on such a field can be higher.
 
-Engines that match raw bytes or tokens (infini-gram) find candidate occurrences by the phrase
-as written, lowercased, UPPERCASED, in Title Case and with its first letter capitalized
-(`case_variants`), then keep a hit only where `occurs_at` says the words line up; mentions in
-other casings ("pArIs") are not found there.
+Engines that match raw bytes or tokens (infini-gram) look up one word of the phrase (the one
+with the fewest hits) as written, lowercased, UPPERCASED and capitalized (`case_variants`), and
+keep a hit only where `phrase_at` finds the whole phrase around it, word for word, whatever
+separates its words; a mention whose looked-up word is in another casing ("pARIS") is not
+found there, nor one whose words are separated by more than about 60 characters.
 """
 
 from __future__ import annotations
@@ -80,6 +81,28 @@ def occurs_at(text: str, start: int, end: int, key: Sequence[str]) -> bool:
     found = [(s, e, w) for s, e, w in word_spans(text) if e > start and s < end]
     return (len(found) == len(key) and bool(found) and found[0][0] == start
             and found[-1][1] == end and tuple(w for _, _, w in found) == tuple(key))
+
+
+def phrase_at(text: str, start: int, end: int, key: Sequence[str], position: int) -> bool:
+    """Whether `text[start:end]` is exactly one word, the `position`-th word of an occurrence of
+    the phrase `key` (the check of an engine's raw hit of one word of a phrase, whatever the
+    separators between the phrase's words: spaces, hyphens, punctuation, line breaks)."""
+    spans = word_spans(text)
+    for j, (s, e, _) in enumerate(spans):
+        if s == start:
+            if e != end:
+                return False
+            first = j - position
+            return (first >= 0 and first + len(key) <= len(spans)
+                    and tuple(w for _, _, w in spans[first:first + len(key)]) == tuple(key))
+        if s > start:
+            break
+    return False
+
+
+def surface_words(phrase: str) -> list[str]:
+    """The words of a phrase as written (not lowercased), for engines that match raw text."""
+    return [m.group() for m in _regex().finditer(phrase)]
 
 
 class PhraseMatcher:

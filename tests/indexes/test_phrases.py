@@ -1,0 +1,164 @@
+"""Alias-phrase counts: the one phrase definition, the infini-gram backend against a brute-force
+scan (local byte-level indexes built with infini-gram's own indexer), its cost cap and window
+mode, the embedded backend's --phrases, and the three backends agreeing on one corpus."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("infini_gram")
+
+from indexes import build_index, count_qa, open_index  # noqa: E402
+from indexes._infinigram import InfiniGramIndex  # noqa: E402
+from indexes._infinigram_build import build_infinigram_index, phrase_corpus, write_jsonl_plain  # noqa: E402
+from indexes._phrases import case_variants, occurs_at, words  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def brute_force(docs: list[dict], aliases: dict[str, list[str]]) -> dict[str, set[int]]:
+    """Document numbers per entity by the definition, the slow way: every word n-gram of every
+    document compared with every alias."""
+    keys = {e: [tuple(words(n)) for n in names if words(n)] for e, names in aliases.items()}
+    found: dict[str, set[int]] = {e: set() for e in aliases}
+    for d, doc in enumerate(docs):
+        ws = words(doc["text"])
+        for e, phrases in keys.items():
+            if any(tuple(ws[i:i + len(k)]) == k for k in phrases for i in range(len(ws) - len(k) + 1)):
+                found[e].add(d)
+    return found
+
+
+def test_words_follow_the_standard_tokenizer():
+    # Lucene/Elasticsearch standard tokenizer + lowercase (checked against an ES-API server too)
+    text = "O'Brien's Zoë 3.14 U.S.A. a_b 北京 Jean-Paul x.org 1,000 a.1 Jones' book カタカナ ひら"
+    assert words(text) == ["o'brien's", "zoë", "3.14", "u.s.a", "a_b", "北", "京", "jean", "paul",
+                           "x.org", "1,000", "a", "1", "jones", "book", "カタカナ", "ひ", "ら"]
+    assert occurs_at("the cat sat", 4, 7, ("cat",))
+    assert not occurs_at("the category", 4, 7, ("cat",))
+    assert not occurs_at("Ada's notes", 0, 3, ("ada",))
+    assert not occurs_at("Mr O'Brien", 5, 10, ("brien",))
+    assert occurs_at("Jean-Paul Sartre", 0, 16, ("jean", "paul", "sartre"))
+    assert case_variants("São Paulo") == ["São Paulo", "são paulo", "SÃO PAULO"]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ig")
+    docs, aliases = phrase_corpus(600, 60, seed=3)
+    corpus = folder / "corpus.jsonl"
+    write_jsonl_plain(corpus, docs)
+    index_dir = build_infinigram_index(corpus, folder / "index")
+    return folder, docs, aliases, index_dir
+
+
+def test_infinigram_document_counts_equal_a_brute_force_scan(generated):
+    _, docs, aliases, index_dir = generated
+    truth = brute_force(docs, aliases)
+    ids = list(aliases)
+    with InfiniGramIndex(index_dir, aliases) as index:
+        assert index.n_docs == len(docs)
+        assert index.doc_freqs(ids) == [len(truth[e]) for e in ids]
+        pairs = [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:i + 8]]
+        assert index.count_cooccurrence(pairs) == [len(truth[a] & truth[b]) for a, b in pairs]
+        assert not any(index.pair_approx(p) for p in pairs)
+        # the hard cases are present and handled: names inside words, possessives, shared names
+        assert truth["cat"] and truth["brien"] != truth["obrien"]
+        assert truth["paris_city"] <= truth["paris_hilton"]
+        assert index.docs_with(["ada", "cat"]) == [docs[d]["id"] for d in sorted(truth["ada"] & truth["cat"])]
+        assert index.get_text("doc5") == docs[5]["text"]
+
+
+def test_cost_cap_scans_documents_then_falls_back_to_the_engine_estimate(generated):
+    _, docs, aliases, index_dir = generated
+    truth = brute_force(docs, aliases)
+    by_size = sorted(aliases, key=lambda e: len(truth[e]))
+    rare = next(e for e in by_size if len(truth[e]) >= 2)
+    big, big2 = by_size[-1], by_size[-2]
+    cap = len(truth[rare]) * 2 + 5  # the rare entity's hits fit, the frequent ones' do not
+    assert len(truth[big2]) > cap
+    with InfiniGramIndex(index_dir, aliases, max_occurrences=cap) as index:
+        # one side above the cap: the rarer side's documents are scanned, still exact
+        assert index.count_cooccurrence([(rare, big)]) == [len(truth[rare] & truth[big])]
+        assert not index.pair_approx((rare, big))
+        # both above the cap: the engine's window AND estimate, flagged
+        [estimate] = index.count_cooccurrence([(big, big2)])
+        assert index.pair_approx((big, big2))
+        assert estimate == index.window_count(big, big2)[0]
+        rows = count_qa(index, [{"id": "q", "q_entities": [big], "a_entities": [big2]}])
+        assert rows[0]["approx"] is True and rows[0]["q_count_approx"] is True
+        assert rows[0]["mode"] == "document" and rows[0]["count"] == estimate
+    with InfiniGramIndex(index_dir, aliases, max_occurrences=cap, max_check_docs=0) as index:
+        assert index.pair_approx((rare, big))  # no document scans allowed
+
+
+def test_window_mode_is_the_engines_own_and(generated):
+    _, docs, aliases, index_dir = generated
+    with InfiniGramIndex(index_dir, aliases, max_diff_tokens=5) as index:
+        rows = count_qa(index, [{"id": "q", "q_entities": ["ada"], "a_entities": ["cat"]}])
+        expected = index.engine.count_cnf(
+            [[list(v.encode()) for n in aliases["ada"] for v in case_variants(n)],
+             [list(v.encode()) for n in aliases["cat"] for v in case_variants(n)]], max_diff_tokens=5)
+        assert rows[0]["count"] == expected["count"]
+        assert rows[0]["mode"] == "window" and rows[0]["max_diff_tokens"] == 5
+
+
+def test_three_backends_count_the_same_documents(generated, noida_url, tmp_path):
+    """Embedded --phrases, Elasticsearch match_phrase (an ES-API server) and infini-gram: equal."""
+    from elasticsearch import Elasticsearch
+    from elasticsearch.helpers import bulk
+    from ix_testdata import delete_es_indices, new_index_name
+
+    from indexes._cli import open_phrase_index
+
+    folder, docs, aliases, index_dir = generated
+    build_index(folder / "corpus.jsonl", None, tmp_path / "embedded", progress=False)
+    name = new_index_name()
+    client = Elasticsearch(noida_url)
+    client.indices.create(index=name, mappings={"properties": {"text": {"type": "text"}}})
+    bulk(client, ({"_index": name, "_id": d["id"], "_source": {"text": d["text"]}} for d in docs), refresh=True)
+    client.close()
+    ids = list(aliases)
+    records = [{"id": f"q{i}", "q_entities": [a], "a_entities": [b, ids[(i * 7) % len(ids)]]}
+               for i, (a, b) in enumerate(zip(ids, ids[1:] + ids[:1]))]
+    truth = brute_force(docs, aliases)
+    try:
+        results = {}
+        for kind, kwargs in (("embedded", {"index": str(tmp_path / "embedded")}),
+                             ("es", {"es_url": noida_url, "es_index": name}),
+                             ("infini-gram", {"infini_gram": str(index_dir)})):
+            with open_phrase_index(aliases, **kwargs) as index:
+                results[kind] = [{k: r[k] for k in ("id", "count", "q_count", "a_count", "pair", "status")}
+                                 for r in count_qa(index, records)]
+        assert results["embedded"] == results["es"] == results["infini-gram"]
+        assert [r["q_count"] for r in results["embedded"]] == [len(truth[r["q_entities"][0]]) for r in records]
+    finally:
+        delete_es_indices(noida_url, name)
+
+
+def test_count_cli_writes_the_contract_shape_plus_approx(generated, tmp_path):
+    folder, _, aliases, index_dir = generated
+    kb = tmp_path / "kb.jsonl"
+    write_jsonl_plain(kb, [{"id": e, "name": names[0], "aliases": names[1:]} for e, names in aliases.items()])
+    qa = tmp_path / "qa_entities.jsonl"
+    write_jsonl_plain(qa, [{"id": "1", "q_entities": ["ada"], "a_entities": ["cat"]},
+                           {"id": "2", "q_entities": [], "a_entities": ["cat"]}])
+    out = tmp_path / "counts.jsonl"
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "probe.cli", "count", "--infini-gram", str(index_dir),
+                           "--kb", str(kb), "--qa-entities", str(qa), "--out", str(out)],
+                          capture_output=True, text=True, env=env, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {"id", "count", "q_count", "a_count", "pair", "status", "approx", "mode"} <= set(rows[0])
+    assert rows[0]["status"] == "ok" and rows[0]["approx"] is False and rows[1]["status"] == "no_q_entity"
+    done = subprocess.run([sys.executable, "-m", "probe.cli", "count", "--infini-gram", str(tmp_path),
+                           "--kb", str(kb), "--qa-entities", str(qa), "--out", str(out)],
+                          capture_output=True, text=True, env=env, cwd=REPO)
+    assert done.returncode != 0 and "not an infini-gram index" in done.stderr
+    assert "Traceback" not in done.stderr
