@@ -91,6 +91,29 @@ def register(commands: Any) -> None:
     add_on_error(p)
 
     p = commands.add(
+        "compare-counts", _compare_counts, help="compare two counts.jsonl of one QA set (e.g. linked vs phrases)",
+        description=(
+            "Compare two counts.jsonl files of the same QA set, typically linked-entity counts "
+            "(A: `ltprobe count --index`) against alias-phrase counts (B: `--phrases` or "
+            "`--infini-gram`): Spearman rank correlation over the pairs both count, a scatter plot "
+            "of the log counts, and the questions where they disagree most. With --index (the "
+            "linked index A was counted on) and --kb, each disagreement lists the documents only "
+            "one side counts, with text excerpts (B's documents from --infini-gram DIR if given, "
+            "else from the phrases of --kb in the --index's stored text). Writes report.md, "
+            "report.html, scatter.png and summary.json into --out; the last line printed is JSON."))
+    p.add_argument("a", metavar="A.jsonl", help="first counts.jsonl (e.g. linked-entity counts)")
+    p.add_argument("b", metavar="B.jsonl", help="second counts.jsonl (e.g. phrase counts)")
+    p.add_argument("--out", required=True, help="folder for the report")
+    p.add_argument("--qa", help="qa.jsonl, to show each question's text")
+    p.add_argument("--index", help="the index A was counted on (shows the documents behind each count)")
+    p.add_argument("--kb", help="kb.jsonl whose names B's phrases are (with --index or --infini-gram)")
+    p.add_argument("--infini-gram", metavar="INDEX_DIR", help="the infini-gram index B was counted on")
+    p.add_argument("--tokenizer", default="bytes", help="tokenizer of the infini-gram index (default bytes)")
+    p.add_argument("--label-a", help="name of A in the report (default: its file name)")
+    p.add_argument("--label-b", help="name of B in the report (default: its file name)")
+    p.add_argument("--top", type=int, default=20, help="disagreements to list (default 20)")
+
+    p = commands.add(
         "docs", _docs, help="print the relevant documents of one QA pair (id and text excerpt)",
         description="The way back from a count to text: the documents that contain the QA "
                     "pair's counted (question entity, answer entity) pair, in corpus order.")
@@ -250,6 +273,29 @@ def load_aliases(kb: str) -> dict[str, list[str]]:
         names = [record.get("name")] + list(record.get("aliases") or [])
         aliases[record["id"]] = list(dict.fromkeys(n for n in names if isinstance(n, str) and n))
     return aliases
+
+
+def _compare_counts(args: argparse.Namespace) -> int:
+    from indexes._compare_counts import compare_counts
+
+    index_a = _open(argparse.Namespace(index=args.index, es_url=None, es_index=None, es_config=None)) \
+        if args.index else None
+    index_b = None
+    try:
+        if args.kb and (args.infini_gram or args.index):
+            index_b = open_phrase_index(load_aliases(args.kb), infini_gram=args.infini_gram,
+                                        index=None if args.infini_gram else args.index,
+                                        tokenizer=args.tokenizer)
+        summary = compare_counts(args.a, args.b, args.out, label_a=args.label_a, label_b=args.label_b,
+                                 qa=args.qa, index_a=index_a, index_b=index_b, top=args.top)
+    finally:
+        for index in (index_a, index_b):
+            if index is not None:
+                index.close()
+    print(f"{summary['n_both']} QA pairs counted by both, Spearman {summary['spearman']}; report in "
+          f"{args.out}/report.html", file=sys.stderr)
+    print(json.dumps({k: v for k, v in summary.items() if k != "disagreements"}))
+    return 0
 
 
 def _docs(args: argparse.Namespace) -> int:
