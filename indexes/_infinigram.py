@@ -44,7 +44,8 @@ import numpy as np
 
 from entity_linking.io import InputError
 from indexes._base import DocumentIndex, Passage
-from indexes._phrases import PhraseMatcher, case_variants, phrase_at, phrase_key, surface_words, words
+from indexes._phrases import (PhraseMatcher, case_variants, phrase_at, phrase_key, surface_segments,
+                              surface_words, words)
 
 DEFAULT_MAX_OCCURRENCES = 100_000
 """Per-side cost cap: suffix-array hits read and checked for one entity."""
@@ -257,12 +258,15 @@ class InfiniGramIndex(DocumentIndex):
             for spelling in case_variants(name):  # whole-phrase spellings: window AND clauses
                 for ids in self._encode(spelling):
                     phrases[tuple(ids)] = ids
+            # byte-level: any word of the name; subword: whitespace-separated pieces, where tokens line up
+            pieces = list(enumerate(surface)) if self._tok is None else surface_segments(name)
             best = None
-            for position, word in enumerate(surface):
+            for position, word in pieces:
                 found_word = []
                 total = 0
+                n = len(words(word))
                 for spelling in case_variants(word):
-                    if words(spelling) != [key[position]]:
+                    if tuple(words(spelling)) != key[position:position + n]:
                         continue
                     for ids in self._encode(spelling):
                         result = self._find(ids)

@@ -31,6 +31,7 @@ def build_infinigram_index(corpus: str | os.PathLike, out: str | os.PathLike, *,
     """Index a JSONL corpus (`text`, other fields kept as metadata) into `out` with infini-gram's
     indexer; `tokenizer` is one of its names (gpt2, llama, olmo) or None for bytes."""
     corpus, out = Path(corpus).resolve(), Path(out).resolve()
+    _check_out(out)
     if not corpus.exists():
         raise InputError(f"{corpus}: no such corpus file")
     data = Path(tempfile.mkdtemp(prefix="ig-data-", dir=out.parent if out.parent.exists() else None))
@@ -51,6 +52,13 @@ def build_infinigram_index(corpus: str | os.PathLike, out: str | os.PathLike, *,
     finally:
         shutil.rmtree(data, ignore_errors=True)
     return out
+
+
+def _check_out(out: Path) -> None:
+    # infini-gram's indexer names the suffix array by replacing "tokenized" in the whole path
+    if "tokenized" in str(out):
+        raise InputError(f"{out}: infini-gram's indexer cannot write into a path containing "
+                         "'tokenized'; choose another folder name")
 
 
 _SPECIAL = [  # (entity id, names): accents, apostrophes, several words, shared and embedded names
@@ -182,3 +190,46 @@ def bench_infinigram(*, n_docs: int = 1_000_000, n_qa: int = 2000, n_entities: i
     finally:
         if own:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def build_tokenized_index(docs: list[dict[str, Any]], out: str | os.PathLike, tokenizer: str | os.PathLike,
+                          *, cpus: int = 1, mem_gb: int = 2) -> Path:
+    """Index documents tokenized with any local Hugging Face tokenizer (`u16` tokens), in
+    infini-gram's layout: the token files are written here, and infini-gram's indexer (which
+    only knows the gpt2/llama/olmo tokenizers by name) builds the suffix array over them."""
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer))
+    if len(tok) >= 65535:
+        raise InputError(f"tokenizer {tokenizer} has {len(tok)} tokens; u16 indexes hold at most 65,534")
+    out = Path(out).resolve()
+    _check_out(out)
+    out.mkdir(parents=True, exist_ok=True)
+    offsets, meta_offsets, position, meta_position = [], [], 0, 0
+    with open(out / "tokenized.0", "wb") as ds, open(out / "metadata.0", "w", encoding="utf-8") as meta:
+        for line, doc in enumerate(docs):
+            ids = tok.encode(doc["text"], add_special_tokens=False)
+            data = b"\xff\xff" + np.asarray(ids, dtype=np.uint16).tobytes()
+            ds.write(data)
+            offsets.append(position)
+            position += len(data)
+            record = json.dumps({"path": "corpus.jsonl", "linenum": line,
+                                 "metadata": {k: v for k, v in doc.items() if k != "text"}}) + "\n"
+            meta.write(record)
+            meta_offsets.append(meta_position)
+            meta_position += len(record.encode("utf-8"))
+    np.asarray(offsets, dtype=np.uint64).tofile(out / "offset.0")
+    np.asarray(meta_offsets, dtype=np.uint64).tofile(out / "metaoff.0")
+    empty = Path(tempfile.mkdtemp(prefix="ig-empty-"))
+    try:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        limit = hard if hard != resource.RLIM_INFINITY else 1 << 20
+        done = subprocess.run([sys.executable, "-m", "infini_gram.indexing", "--data_dir", str(empty),
+                               "--save_dir", str(out), "--token_dtype", "u16", "--cpus", str(cpus),
+                               "--mem", str(mem_gb), "--ulimit", str(limit)], capture_output=True, text=True)
+    finally:
+        shutil.rmtree(empty, ignore_errors=True)
+    if done.returncode != 0 or not (out / "table.0").exists():
+        raise InputError(f"infini-gram suffix-array build in {out} failed: {(done.stderr or '')[-300:]}")
+    return out

@@ -23,11 +23,14 @@ documents:
   analyzed with a stop-word filter (ltprobe's own indices use `ltprobe_en`) treats a stop word
   in a name as any word, so phrase counts on such a field can be higher.
 
-Engines that match raw bytes or tokens (infini-gram) look up one word of the phrase (the one
-with the fewest hits) as written, lowercased, UPPERCASED and capitalized (`case_variants`), and
-keep a hit only where `phrase_at` finds the whole phrase around it, word for word, whatever
-separates its words; a mention whose looked-up word is in another casing ("pARIS") is not
-found there, nor one whose words are separated by more than about 60 characters.
+Engines that match raw bytes or tokens (infini-gram) look up one piece of the phrase (the one
+with the fewest hits: a word on byte-level indexes, a whitespace-separated piece on subword
+indexes, whose tokens only line up at such boundaries) as written, lowercased, UPPERCASED and
+capitalized (`case_variants`), and keep a hit only where `phrase_at` finds the whole phrase
+around it, word for word, whatever separates its other words. Not found there: a mention whose
+looked-up piece is in another casing ("pARIS"), one whose words are more than about 60
+characters apart, and on subword indexes a piece glued to other letters in the text (Han
+names inside longer runs of Han characters, e.g. 北京 in 北京大学).
 """
 
 from __future__ import annotations
@@ -84,20 +87,37 @@ def occurs_at(text: str, start: int, end: int, key: Sequence[str]) -> bool:
 
 
 def phrase_at(text: str, start: int, end: int, key: Sequence[str], position: int) -> bool:
-    """Whether `text[start:end]` is exactly one word, the `position`-th word of an occurrence of
-    the phrase `key` (the check of an engine's raw hit of one word of a phrase, whatever the
-    separators between the phrase's words: spaces, hyphens, punctuation, line breaks)."""
+    """Whether `text[start:end]` is exactly whole words, the words of the phrase `key` from its
+    `position`-th word on, within an occurrence of the whole phrase (the check of an engine's
+    raw hit of part of a phrase, whatever separates the phrase's other words: spaces, hyphens,
+    punctuation, line breaks)."""
     spans = word_spans(text)
-    for j, (s, e, _) in enumerate(spans):
-        if s == start:
-            if e != end:
-                return False
-            first = j - position
-            return (first >= 0 and first + len(key) <= len(spans)
-                    and tuple(w for _, _, w in spans[first:first + len(key)]) == tuple(key))
-        if s > start:
-            break
-    return False
+    first_in = next((j for j, (s, _, _) in enumerate(spans) if s >= start), None)
+    if first_in is None or spans[first_in][0] != start:
+        return False
+    if first_in > 0 and spans[first_in - 1][1] > start:  # a word running into the hit
+        return False
+    last_in = first_in
+    while last_in + 1 < len(spans) and spans[last_in + 1][0] < end:
+        last_in += 1
+    if spans[last_in][1] != end:
+        return False
+    first = first_in - position
+    return (first >= 0 and position + (last_in - first_in + 1) <= len(key)
+            and first + len(key) <= len(spans)
+            and tuple(w for _, _, w in spans[first:first + len(key)]) == tuple(key))
+
+
+def surface_segments(phrase: str) -> list[tuple[int, str]]:
+    """The phrase's whitespace-separated pieces as written, each with the number of the phrase
+    word it starts at (pieces without words left out): what a subword-tokenized engine looks up."""
+    out, seen = [], 0
+    for piece in phrase.split():
+        n = len(words(piece))
+        if n:
+            out.append((seen, piece))
+        seen += n
+    return out
 
 
 def surface_words(phrase: str) -> list[str]:

@@ -16,7 +16,7 @@ pytest.importorskip("infini_gram")
 from indexes import build_index, count_qa, open_index  # noqa: E402
 from indexes._infinigram import InfiniGramIndex  # noqa: E402
 from indexes._infinigram_build import build_infinigram_index, phrase_corpus, write_jsonl_plain  # noqa: E402
-from indexes._phrases import case_variants, occurs_at, words  # noqa: E402
+from indexes._phrases import case_variants, occurs_at, phrase_at, words  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,6 +44,11 @@ def test_words_follow_the_standard_tokenizer():
     assert not occurs_at("Ada's notes", 0, 3, ("ada",))
     assert not occurs_at("Mr O'Brien", 5, 10, ("brien",))
     assert occurs_at("Jean-Paul Sartre", 0, 16, ("jean", "paul", "sartre"))
+    key = ("jean", "paul", "sartre")
+    assert phrase_at("by Jean-Paul Sartre.", 8, 12, key, 1)  # "Paul", any separator before it
+    assert phrase_at("by JEAN PAUL\nSartre.", 3, 12, key, 0)  # "JEAN PAUL", two words
+    assert not phrase_at("by Jean-Paul Sartres.", 8, 12, key, 1)
+    assert not phrase_at("by Jean-Pauline Sartre.", 8, 12, key, 1)
     assert case_variants("São Paulo") == ["São Paulo", "são paulo", "SÃO PAULO"]
 
 
@@ -224,3 +229,29 @@ def test_embedded_phrases_and_the_comparison_report(tmp_path):
     assert "[d2] She was born in Warsaw" in report and "[d3] Pierre Curie visited Warsaw" in report
     assert (tmp_path / "cmp" / "scatter.png").stat().st_size > 1000
     assert "<img src=\"scatter.png\"" in (tmp_path / "cmp" / "report.html").read_text()
+
+
+def test_subword_token_index_counts_equal_a_brute_force_scan(generated, tmp_path):
+    """A u16 index tokenized with a byte-level BPE trained here (offline), as the prebuilt
+    Llama/GPT-2/OLMo indexes are tokenized: names looked up with and without a leading space."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from indexes._infinigram_build import build_tokenized_index
+
+    _, docs, aliases, _ = generated
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator((d["text"] for d in docs), trainers.BpeTrainer(
+        vocab_size=600, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    PreTrainedTokenizerFast(tokenizer_object=bpe).save_pretrained(tmp_path / "tok")
+    index_dir = build_tokenized_index(docs, tmp_path / "index", tmp_path / "tok")
+    truth = brute_force(docs, aliases)
+    ids = list(aliases)
+    with InfiniGramIndex(index_dir, aliases, tokenizer=str(tmp_path / "tok")) as index:
+        assert index.token_dtype == "u16" and index.n_docs == len(docs)
+        assert index.doc_freqs(ids) == [len(truth[e]) for e in ids]
+        pairs = [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:i + 5]]
+        assert index.count_cooccurrence(pairs) == [len(truth[a] & truth[b]) for a, b in pairs]
+        assert index.get_text("doc7") == docs[7]["text"]
