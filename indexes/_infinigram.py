@@ -283,7 +283,7 @@ class InfiniGramIndex(DocumentIndex):
                     lookups.append((ids, key, position, margin, result))
                     hits += int(result["cnt"])
         info = _Entity(hits=hits, keys=list({k for _, k, _, _, _ in lookups}), variants=list(phrases.values()))
-        if hits <= self.max_occurrences:
+        if hits <= self.max_occurrences and self.max_diff_tokens is None:  # window mode needs no documents
             docs: list[np.ndarray] = []
             for ids, key, position, margin, result in lookups:
                 length = len(ids) * self._width
@@ -312,11 +312,22 @@ class InfiniGramIndex(DocumentIndex):
         out = []
         for e in entities:
             info = self._entity(e)
-            if self.max_diff_tokens is None and info.docs is not None:
+            if self.max_diff_tokens is not None:  # the engine's count of any spelling of any name
+                out.append(self._occurrences(info))
+            elif info.docs is not None:
                 out.append(int(len(info.docs)))
             else:
-                out.append(info.hits)  # occurrences: the window mode's count, or the capped estimate
+                out.append(info.hits)  # above the cap: hits of the looked-up words, an upper bound
         return out
+
+    def _occurrences(self, info: _Entity) -> int:
+        if not info.variants:
+            return 0
+        result = self.engine.count_cnf([self._cnf_clause(info)], max_clause_freq=self.max_clause_freq,
+                                       max_diff_tokens=self.max_diff_tokens or self.approx_window)
+        if "error" in result:
+            raise InputError(f"infini-gram refused a query: {result['error']}")
+        return int(result["count"])
 
     def entity_approx(self, entity: str) -> bool:
         """Whether the entity's count is not an exact document frequency."""

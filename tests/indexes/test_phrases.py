@@ -111,6 +111,10 @@ def test_window_mode_is_the_engines_own_and(generated):
              [list(v.encode()) for n in aliases["cat"] for v in case_variants(n)]], max_diff_tokens=5)
         assert rows[0]["count"] == expected["count"]
         assert rows[0]["mode"] == "window" and rows[0]["max_diff_tokens"] == 5
+        occurrences = index.engine.count_cnf(
+            [[list(v.encode()) for n in aliases["cat"] for v in case_variants(n)]])["count"]
+        assert rows[0]["a_count"] == occurrences  # occurrences, "category" included: the engine's own
+        assert occurrences > len(brute_force(docs, {"cat": aliases["cat"]})["cat"])
 
 
 def test_three_backends_count_the_same_documents(generated, noida_url, tmp_path):
