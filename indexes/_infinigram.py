@@ -402,6 +402,11 @@ class InfiniGramIndex(DocumentIndex):
         return ids
 
     def get_text(self, doc_id: str) -> str | None:
+        """The text of a document by its id (a metadata `id`, or a document number). Ids other
+        than numbers are mapped by reading all the index's metadata once: fine for small indexes."""
+        if self._id_map is None and str(doc_id).isdigit() and int(doc_id) < self.n_docs \
+                and self.doc_id(int(doc_id)) == str(doc_id):
+            return self.doc_text(int(doc_id))
         if self._id_map is None:
             self._id_map = {self.doc_id(d): d for d in range(self.n_docs)}
         d = self._id_map.get(str(doc_id))
