@@ -16,6 +16,11 @@ _LAZY = {
     "ElasticsearchIndex": "indexes._elastic:ElasticsearchIndex",
     "PhraseCounts": "indexes._elastic:PhraseCounts",
     "EmbeddedIndex": "indexes._embedded:EmbeddedIndex",
+    "InfiniGramIndex": "indexes._infinigram:InfiniGramIndex",
+    "build_infinigram_index": "indexes._infinigram_build:build_infinigram_index",
+    "EmbeddedPhraseCounts": "indexes._phrase_index:EmbeddedPhraseCounts",
+    "PhraseMatcher": "indexes._phrases:PhraseMatcher",
+    "phrase_key": "indexes._phrases:phrase_key",
     "split_passages": "indexes._text:split_passages",
     "tokenize": "indexes._text:tokenize",
 }

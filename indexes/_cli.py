@@ -57,9 +57,15 @@ def register(commands: Any) -> None:
             "Count, for each QA pair, the documents that contain both a question entity and a "
             "salient answer entity (the maximum over entity pairs), plus the question-only and "
             "answer-only counts. QA pairs without a linked question or answer entity get status "
-            "no_q_entity / no_a_entity and count null.\n\nWith --phrases (Elasticsearch only), "
-            "count on an existing text index without linking: a document counts for an entity "
-            "when it contains any of the entity's names from --kb as a phrase.\n\n" + _ES_HELP))
+            "no_q_entity / no_a_entity and count null.\n\nWith --phrases, count without linking: "
+            "a document counts for an entity when it contains any of the entity's names from --kb "
+            "as a phrase (one definition for every backend: lowercased Unicode words, "
+            "indexes/_phrases.py). Works on an embedded index's stored text (--index DIR), on an "
+            "Elasticsearch text index (--es-url/--es-index, match_phrase), and on an infini-gram "
+            "suffix-array index (--infini-gram DIR, implies --phrases): document-level counts, "
+            "exact up to a per-pair cost cap (--max-occurrences), beyond which the record says "
+            "\"approx\": true; --max-diff-tokens N gives the engine's own window AND counts "
+            "instead (\"mode\": \"window\").\n\n" + _ES_HELP))
     _add_index_source(p)
     p.add_argument("--qa-entities", required=True, help="qa_entities.jsonl from `ltprobe link-qa`")
     p.add_argument("--out", required=True, help="counts.jsonl to write")
@@ -69,7 +75,43 @@ def register(commands: Any) -> None:
                    help="count by alias phrases (match_phrase) instead of linked entities")
     p.add_argument("--kb", help="kb.jsonl whose name and aliases are the phrases (with --phrases)")
     p.add_argument("--text-field", default="text", help="text field of the index (with --phrases)")
+    p.add_argument("--infini-gram", metavar="INDEX_DIR",
+                   help="a local infini-gram index folder (prebuilt or `python -m infini_gram.indexing`)")
+    p.add_argument("--tokenizer", default="bytes",
+                   help="tokenizer of the infini-gram index: `bytes` for a byte-level (u8) index, or a "
+                        "Hugging Face name/folder (e.g. meta-llama/Llama-2-7b-hf for the Pile index)")
+    p.add_argument("--token-dtype", choices=["u8", "u16", "u32"],
+                   help="token width of the infini-gram index (default: u8 for bytes, else u16/u32 by vocabulary)")
+    p.add_argument("--max-occurrences", type=int, default=100_000,
+                   help="per-entity cost cap: suffix-array hits checked for word boundaries (default 100,000)")
+    p.add_argument("--max-check-docs", type=int, default=10_000,
+                   help="documents of the rarer side scanned for a capped frequent side (default 10,000)")
+    p.add_argument("--max-diff-tokens", type=int,
+                   help="window mode: the engine's own AND count of phrases within N tokens (not documents)")
     add_on_error(p)
+
+    p = commands.add(
+        "compare-counts", _compare_counts, help="compare two counts.jsonl of one QA set (e.g. linked vs phrases)",
+        description=(
+            "Compare two counts.jsonl files of the same QA set, typically linked-entity counts "
+            "(A: `ltprobe count --index`) against alias-phrase counts (B: `--phrases` or "
+            "`--infini-gram`): Spearman rank correlation over the pairs both count, a scatter plot "
+            "of the log counts, and the questions where they disagree most. With --index (the "
+            "linked index A was counted on) and --kb, each disagreement lists the documents only "
+            "one side counts, with text excerpts (B's documents from --infini-gram DIR if given, "
+            "else from the phrases of --kb in the --index's stored text). Writes report.md, "
+            "report.html, scatter.png and summary.json into --out; the last line printed is JSON."))
+    p.add_argument("a", metavar="A.jsonl", help="first counts.jsonl (e.g. linked-entity counts)")
+    p.add_argument("b", metavar="B.jsonl", help="second counts.jsonl (e.g. phrase counts)")
+    p.add_argument("--out", required=True, help="folder for the report")
+    p.add_argument("--qa", help="qa.jsonl, to show each question's text")
+    p.add_argument("--index", help="the index A was counted on (shows the documents behind each count)")
+    p.add_argument("--kb", help="kb.jsonl whose names B's phrases are (with --index or --infini-gram)")
+    p.add_argument("--infini-gram", metavar="INDEX_DIR", help="the infini-gram index B was counted on")
+    p.add_argument("--tokenizer", default="bytes", help="tokenizer of the infini-gram index (default bytes)")
+    p.add_argument("--label-a", help="name of A in the report (default: its file name)")
+    p.add_argument("--label-b", help="name of B in the report (default: its file name)")
+    p.add_argument("--top", type=int, default=20, help="disagreements to list (default 20)")
 
     p = commands.add(
         "docs", _docs, help="print the relevant documents of one QA pair (id and text excerpt)",
@@ -97,6 +139,16 @@ def register(commands: Any) -> None:
     p.add_argument("--per-doc", type=float, default=10.0, help="mean distinct entities per document (default 10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dir", help="folder for the generated index (default: a temporary folder, removed)")
+    p.add_argument("--backend", choices=["embedded", "infini-gram"], default="embedded",
+                   help="infini-gram: generate a text corpus with alias phrases, index it with "
+                        "infini-gram (bytes) and time document-level phrase counts of QA pairs against "
+                        "the engine's own window AND count (--docs, --qa, --entities, --seed, --dir apply)")
+    p.add_argument("--max-occurrences", type=int, default=100_000,
+                   help="infini-gram: per-entity cost cap (default 100,000)")
+    p.add_argument("--max-diff-tokens", type=int, default=100,
+                   help="infini-gram: window of the engine's AND count (default 100)")
+    p.add_argument("--cpus", type=int, default=1, help="infini-gram: indexer processes (default 1)")
+    p.add_argument("--mem-gb", type=int, default=4, help="infini-gram: indexer memory in GiB (default 4)")
     p.add_argument("--compare-tantivy", action="store_true",
                    help="also time the alternative design: a tantivy index with an entities keyword field "
                         "(needs the tantivy package, in ltprobe's test extra)")
@@ -154,14 +206,14 @@ def _count(args: argparse.Namespace) -> int:
     from entity_linking.io import InputError
     from indexes._counts import write_counts
 
-    if args.phrases:
-        from indexes._elastic import ElasticsearchIndex, PhraseCounts
-
-        if not (args.es_url and args.es_index and args.kb):
-            raise InputError("--phrases needs --es-url, --es-index and --kb")
-        index: Any = PhraseCounts(ElasticsearchIndex.open(args.es_url, args.es_index, config=args.es_config,
-                                                          require_ltprobe=False),
-                                  load_aliases(args.kb), field=args.text_field)
+    if args.infini_gram or args.phrases:
+        if not args.kb:
+            raise InputError("phrase counts (--phrases, --infini-gram) need --kb (names and aliases)")
+        index: Any = open_phrase_index(
+            load_aliases(args.kb), infini_gram=args.infini_gram, index=args.index, es_url=args.es_url,
+            es_index=args.es_index, es_config=args.es_config, text_field=args.text_field,
+            tokenizer=args.tokenizer, token_dtype=args.token_dtype, max_occurrences=args.max_occurrences,
+            max_check_docs=args.max_check_docs, max_diff_tokens=args.max_diff_tokens)
     else:
         index = _open(args)
     try:
@@ -177,6 +229,41 @@ def _count(args: argparse.Namespace) -> int:
     return 0
 
 
+def open_phrase_index(aliases: dict[str, list[str]], *, infini_gram: str | None = None,
+                      index: str | None = None, es_url: str | None = None, es_index: str | None = None,
+                      es_config: str | None = None, text_field: str = "text", tokenizer: str = "bytes",
+                      token_dtype: str | None = None, max_occurrences: int = 100_000,
+                      max_check_docs: int = 10_000, max_diff_tokens: int | None = None) -> Any:
+    """A phrase-counting view (the `DocumentIndex` interface) on whichever index is given."""
+    from entity_linking.io import InputError
+
+    if infini_gram:
+        from indexes._infinigram import InfiniGramIndex
+
+        return InfiniGramIndex(infini_gram, aliases, tokenizer=tokenizer, token_dtype=token_dtype,
+                               max_occurrences=max_occurrences, max_check_docs=max_check_docs,
+                               max_diff_tokens=max_diff_tokens)
+    if max_diff_tokens is not None:
+        raise InputError("--max-diff-tokens is the infini-gram engine's window mode (with --infini-gram)")
+    from indexes._elastic import ElasticsearchIndex, PhraseCounts
+
+    if es_url or es_index:
+        if not (es_url and es_index):
+            raise InputError("give both --es-url and --es-index to count phrases on Elasticsearch")
+        return PhraseCounts(ElasticsearchIndex.open(es_url, es_index, config=es_config,
+                                                    require_ltprobe=False), aliases, field=text_field)
+    if not index:
+        raise InputError("--phrases needs an index: --index DIR, --es-url/--es-index, or --infini-gram DIR")
+    from indexes._base import open_index
+
+    opened = open_index(index)
+    if opened.backend == "embedded":
+        from indexes._phrase_index import EmbeddedPhraseCounts
+
+        return EmbeddedPhraseCounts(opened, aliases, progress=True)
+    return PhraseCounts(opened, aliases, field=text_field)  # type: ignore[arg-type]
+
+
 def load_aliases(kb: str) -> dict[str, list[str]]:
     """Entity id -> [name, *aliases] from a kb.jsonl."""
     from entity_linking.io import read_records
@@ -186,6 +273,29 @@ def load_aliases(kb: str) -> dict[str, list[str]]:
         names = [record.get("name")] + list(record.get("aliases") or [])
         aliases[record["id"]] = list(dict.fromkeys(n for n in names if isinstance(n, str) and n))
     return aliases
+
+
+def _compare_counts(args: argparse.Namespace) -> int:
+    from indexes._compare_counts import compare_counts
+
+    index_a = _open(argparse.Namespace(index=args.index, es_url=None, es_index=None, es_config=None)) \
+        if args.index else None
+    index_b = None
+    try:
+        if args.kb and (args.infini_gram or args.index):
+            index_b = open_phrase_index(load_aliases(args.kb), infini_gram=args.infini_gram,
+                                        index=None if args.infini_gram else args.index,
+                                        tokenizer=args.tokenizer)
+        summary = compare_counts(args.a, args.b, args.out, label_a=args.label_a, label_b=args.label_b,
+                                 qa=args.qa, index_a=index_a, index_b=index_b, top=args.top)
+    finally:
+        for index in (index_a, index_b):
+            if index is not None:
+                index.close()
+    print(f"{summary['n_both']} QA pairs counted by both, Spearman {summary['spearman']}; report in "
+          f"{args.out}/report.html", file=sys.stderr)
+    print(json.dumps({k: v for k, v in summary.items() if k != "disagreements"}))
+    return 0
 
 
 def _docs(args: argparse.Namespace) -> int:
@@ -213,6 +323,14 @@ def _docs(args: argparse.Namespace) -> int:
 
 
 def _bench_count(args: argparse.Namespace) -> int:
+    if args.backend == "infini-gram":
+        from indexes._infinigram_build import bench_infinigram
+
+        result = bench_infinigram(n_docs=args.docs, n_qa=args.qa, n_entities=args.entities,
+                                  seed=args.seed, folder=args.dir, max_occurrences=args.max_occurrences,
+                                  max_diff_tokens=args.max_diff_tokens, cpus=args.cpus, mem_gb=args.mem_gb)
+        print(json.dumps(result))
+        return 0
     from indexes._bench import bench_count
 
     result = bench_count(n_docs=args.docs, n_qa=args.qa, n_entities=args.entities,

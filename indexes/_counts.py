@@ -100,6 +100,7 @@ def _count_batch(index: DocumentIndex, batch: list[dict[str, Any]],
     for name, df in zip(names, index.doc_freqs(names)):
         singles[name] = df
     pair_counts = index.count_cooccurrence(pairs)
+    annotate = getattr(index, "annotate", None)
     out = []
     for record, (q, a, start) in zip(batch, sides):
         result: dict[str, Any] = {
@@ -118,6 +119,8 @@ def _count_batch(index: DocumentIndex, batch: list[dict[str, Any]],
             result["count"] = counts[best]
             result["pair"] = list(pairs[start + best])
             result["status"] = "ok"
+        if annotate is not None:  # backends with more to say per record (infini-gram: approx)
+            annotate(result, q, a)
         out.append(result)
     return out
 

@@ -478,7 +478,10 @@ class PhraseCounts(DocumentIndex):
 
     An "entity" is looked up in `aliases` (entity id -> names); a document contains it when
     any alias occurs in `field` as a phrase (`match_phrase`). `count_qa` works on this view
-    unchanged. An entity without aliases counts 0.
+    unchanged. An entity without aliases counts 0. On a field analyzed by the `standard`
+    analyzer (the default of a `text` field) this is the phrase definition of
+    `indexes._phrases`, which the embedded and infini-gram backends share; a field with a
+    stop-word filter (ltprobe's own `ltprobe_en`) lets a stop word in a name match any word.
     """
 
     backend = "elasticsearch-phrases"
