@@ -359,9 +359,8 @@ def merge(shard_dirs: list[str | Path], out_dir: str | Path) -> dict[str, Any]:
         raise InputError(f"merge: the shards {shards} do not cover 0..n-1 of one n exactly once")
     first = manifests[0]
     for d, m in zip(dirs[1:], manifests[1:]):
-        if {**m, "eval": {**m["eval"], "shard": None}, "_source": None} != \
-                {**first, "eval": {**first["eval"], "shard": None}, "_source": None}:
-            raise InputError(f"{d}: its config differs from {dirs[0]} (beyond eval.shard)")
+        if _results_config(m) != _results_config(first):
+            raise InputError(f"{d}: its config differs from {dirs[0]} (beyond eval.shard and shared work)")
         if (d / "counts.jsonl").read_bytes() != (dirs[0] / "counts.jsonl").read_bytes():
             raise InputError(f"{d}: its counts.jsonl differs from {dirs[0]}'s")
 
@@ -392,6 +391,15 @@ def merge(shard_dirs: list[str | Path], out_dir: str | Path) -> dict[str, Any]:
     summary = write_summary(config, model, out, world)
     write_report(out)
     return summary
+
+
+def _results_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A config less what does not change a shard's results: its shard, its file name, and the
+    other job's work it reuses (`data.linked`, `data.qa_entities`, `data.counts`, `index.path`;
+    the counts themselves are compared)."""
+    data = {k: v for k, v in (config.get("data") or {}).items() if k not in ("linked", "qa_entities", "counts")}
+    index = {k: v for k, v in (config.get("index") or {}).items() if k != "path"}
+    return {**config, "eval": {**config["eval"], "shard": None}, "_source": None, "data": data, "index": index}
 
 
 def counts_of(run_dir: Path) -> list[dict[str, Any]]:
