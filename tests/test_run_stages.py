@@ -16,8 +16,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "configs" / "smoke.yaml"
-FAST = ["model.backend=transformers", "model.options={}"]
-"""The smoke job with the transformers backend: no vLLM engine to start."""
+FAST = ["model.backend=transformers", "model.options={}", "data.limit=24", "eval.settings=[closed_book,rag]"]
+"""The smoke job with the transformers backend (no vLLM engine to start), on 24 questions, closed-book
+and with retrieval (which reads the index and the counts)."""
 
 pytestmark = pytest.mark.slow
 
