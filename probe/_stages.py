@@ -6,8 +6,10 @@ that reach it, the identity of its input files (path, size, modification time; s
 *fingerprint*. A stage is skipped when its outputs exist and were computed from the same
 fingerprint; otherwise its old outputs are removed and it runs again, and the log says why
 (which setting or input changed, which stage before it was recomputed). A stage that runs
-gets a new *result id*, and the stages after it include the result ids of the stages they
-read in their fingerprints, so a recomputed stage recomputes everything downstream, and a
+gets a *result id* (the hash of its output files' bytes; for a folder, of its fingerprint and
+the time it finished), and the stages after it include the result ids of the stages they read
+in their fingerprints: a recomputed stage whose result differs recomputes everything
+downstream, one that wrote the same bytes again (a deleted summary rewritten) does not, and a
 run that changes nothing repeats nothing.
 
 `manifest.json` keeps, under `stages`, one record per stage: its status (`running`, `done`,
@@ -124,7 +126,10 @@ class Stages:
         self._save()
         work()
         finished = time.time()
-        result = digest([key, finished])
+        # A stage whose outputs are files is known by their content, so an identical result
+        # (a summary written again) recomputes nothing after it; folders by when they were made.
+        folders = any(p.is_dir() for p in (outputs if clear is None else clear))
+        result = digest([key, finished]) if folders else _content_id(outputs)
         self.records[name].update(status="done", result=result, finished=_now(finished),
                                   seconds=round(finished - started, 3))
         self._save()
@@ -211,6 +216,16 @@ class Stages:
         manifest = self._manifest()
         manifest["stages"] = {name: self.records[name] for name in STAGES if name in self.records}
         write_json(self.manifest_path, manifest)
+
+
+def _content_id(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                h.update(block)
+        h.update(b"\0")
+    return h.hexdigest()[:16]
 
 
 def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
