@@ -66,11 +66,14 @@ def register(commands) -> None:
 
     corpus = commands.add(
         "link-corpus", _link_corpus, "link every document of a corpus into shards of entity ids",
-        description="Link a corpus: JSONL (.gz/.zst), Parquet, a folder of those, a saved Hugging Face "
-                    "dataset folder, or hf:NAME[:CONFIG] for a Hugging Face dataset streamed from the hub. "
-                    "Writes LINKED_DIR/shard-NNNNN.jsonl ({id, entities} per document, corpus order), a "
-                    "manifest per shard and manifest.json. Document ids: the record's id field, else "
-                    "FILE:LINE. A re-run with the same arguments resumes after the last complete shard.\n\n"
+        description="Link a corpus: a file, a folder (recursively, in sorted order) or a glob of .jsonl "
+                    "(.gz/.zst) and .parquet files, a saved Hugging Face dataset folder, hf:NAME[:CONFIG] for "
+                    "a Hugging Face dataset streamed from the hub, or an object-store URL (s3://, gs://, "
+                    "file://; through fsspec). Writes LINKED_DIR/shard-NNNNN.jsonl ({id, entities} per "
+                    "document, corpus order), a manifest per shard and manifest.json. Document ids: the "
+                    "record's id field, else FILE:LINE (FILE relative to the folder or glob), the same in "
+                    "`ltprobe index`. A re-run with the same arguments resumes after the last complete "
+                    "shard.\n\n"
                     "Example: ltprobe link-corpus --corpus hf:allenai/c4:en --split validation "
                     "--kb kb/ --out linked/ --workers 16")
     corpus.add_argument("--corpus", required=True, help="the corpus (see above)")

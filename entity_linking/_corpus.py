@@ -12,10 +12,11 @@ Output folder `LINKED_DIR/` (format 1):
   complete shards and redoes the rest.
 - `manifest.json`: the job (settings, knowledge base, totals, shard list, `complete`).
 
-Document ids are the record's `id` field as a string when present, else
-`"<file name>:<line>"` (JSONL) or `"<file name>:<row>"` (Parquet, 1-based), or
-`"<dataset>:<row>"` (Hugging Face): stable across runs, so `ltprobe docs` can map an id back
-to its text. `iter_linked` is the one reader other packages use.
+The corpus is read by `entity_linking._sources.Corpus`, the reader of every stage, so document
+ids are the same everywhere: the record's `id` field as a string when present, else
+`"<name>:<line>"` (JSONL) or `"<name>:<row>"` (Parquet and data sets, 1-based), `<name>` the
+file name, or the path relative to a folder or glob. `iter_linked` is the one reader of the
+shards other packages use.
 """
 
 from __future__ import annotations
@@ -30,13 +31,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from entity_linking.io import InputError, OnError, SkipCounter, _open_binary, atomic_write, write_json
+from entity_linking._sources import DEFAULT_MAX_DOC_CHARS, Corpus, document
+from entity_linking.io import InputError, OnError, SkipCounter, atomic_write, write_json
 
 FORMAT = "ltprobe-linked"
 VERSION = 1
 DEFAULT_SHARD_SIZE = 100_000
-DEFAULT_MAX_DOC_CHARS = 5_000_000
-_JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 
 
 def iter_linked(linked_dir: str | os.PathLike) -> Iterator[tuple[str, list[str]]]:
@@ -69,149 +69,6 @@ def read_manifest(linked_dir: str | os.PathLike) -> dict[str, Any]:
     return manifest
 
 
-# -- sources --------------------------------------------------------------------------------
-
-class _Source:
-    """A corpus as a stream of items `(kind, name, position, payload)` in corpus order.
-
-    kind "raw": payload is one JSONL line as bytes (parsed in the workers); kind "rec": payload
-    is a record dict. `name:position` is the default document id and the place named in errors.
-    """
-
-    def __init__(self, corpus: Any, *, split: str = "train", on_error: OnError = "fail",
-                 skips: SkipCounter | None = None, text_field: str = "text", id_field: str = "id"):
-        self.corpus = corpus
-        self.split = split
-        self.on_error = on_error
-        self.skips = skips if skips is not None else SkipCounter()
-        self.text_field = text_field
-        self.id_field = id_field
-        self.parts = self._resolve(corpus)
-
-    def describe(self) -> list[str]:
-        out = []
-        for kind, where in self.parts:
-            if kind in ("jsonl", "parquet", "hf_disk") and "://" not in str(where):
-                out.append(str(Path(where).resolve()))
-            else:
-                out.append(str(where) if kind != "records" else "<records>")
-        return out
-
-    def _resolve(self, corpus: Any) -> list[tuple[str, Any]]:
-        if isinstance(corpus, (list, tuple)) and all(isinstance(c, (str, os.PathLike)) for c in corpus):
-            parts = []
-            for c in corpus:
-                parts += self._resolve(c)
-            return parts
-        if not isinstance(corpus, (str, os.PathLike)):
-            return [("records", corpus)]  # a datasets.Dataset / IterableDataset or any iterable of dicts
-        text = str(corpus)
-        if text.startswith("hf:"):
-            return [("hf", text[3:])]
-        if "://" in text:  # an object-store URI (s3://, gs://, ...): read by the Ray executor
-            return [(_kind_of(Path(text.split("://", 1)[1])), text)]
-        path = Path(corpus)
-        if path.is_file():
-            return [(_kind_of(path), path)]
-        if path.is_dir():
-            if (path / "dataset_info.json").exists() or (path / "state.json").exists() \
-                    or (path / "dataset_dict.json").exists():
-                return [("hf_disk", path)]
-            files = sorted(p for p in path.rglob("*") if p.is_file() and _kind_of(p, strict=False))
-            if not files:
-                raise InputError(f"{path}: no .jsonl[.gz|.zst] or .parquet files in this folder")
-            return [(_kind_of(p), p) for p in files]
-        if os.sep in text or "." in Path(text).name:
-            raise InputError(f"{corpus}: no such file or folder")
-        return [("hf", text)]  # a Hugging Face dataset name, streamed
-
-    def __iter__(self) -> Iterator[tuple[str, str, int, Any]]:
-        for kind, where in self.parts:
-            if kind == "jsonl":
-                yield from self._jsonl(where)
-            elif kind == "parquet":
-                yield from self._parquet(where)
-            elif kind == "hf_disk":
-                import datasets
-
-                data = datasets.load_from_disk(str(where))
-                if isinstance(data, datasets.DatasetDict):
-                    if self.split not in data:
-                        raise InputError(f"{where}: no split {self.split!r} (has {', '.join(data)})")
-                    data = data[self.split]
-                yield from self._records(data, Path(where).name)
-            elif kind == "hf":
-                import datasets
-
-                name, _, config = where.partition(":")
-                try:
-                    data = datasets.load_dataset(name, config or None, split=self.split, streaming=True)
-                except Exception as exc:  # offline, unknown name, ...: the user can fix these
-                    raise InputError(f"{where}: cannot open the Hugging Face dataset ({exc})") from None
-                yield from self._records(data, name.rsplit("/", 1)[-1])
-            else:
-                yield from self._records(where, "records")
-
-    def _jsonl(self, path: Path) -> Iterator[tuple[str, str, int, Any]]:
-        if "://" in str(path):
-            raise InputError(f"{path}: object-store URIs are read by the Ray executor (--executor ray)")
-        name = path.name
-        lineno = 0
-        with _open_binary(path) as handle:
-            while True:
-                try:
-                    raw = handle.readline()
-                except Exception as exc:  # EOFError, BadGzipFile, zstandard.ZstdError
-                    message = f"{path}:{lineno + 1}: file is truncated or corrupt ({exc})"
-                    if self.on_error == "fail":
-                        raise InputError(message) from None
-                    self.skips.add(message)
-                    return
-                if not raw:
-                    return
-                lineno += 1
-                if raw.isspace():
-                    continue
-                yield "raw", name, lineno, raw
-
-    def _parquet(self, path: Path) -> Iterator[tuple[str, str, int, Any]]:
-        import pyarrow.parquet as pq
-
-        if "://" in str(path):
-            raise InputError(f"{path}: object-store URIs are read by the Ray executor (--executor ray)")
-        try:
-            handle = pq.ParquetFile(path)
-        except Exception as exc:
-            raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
-        names = handle.schema_arrow.names
-        if self.text_field not in names:
-            raise InputError(f"{path}: no column {self.text_field!r} (columns: {', '.join(names)}); "
-                             "name the text column with --text-field")
-        columns = [c for c in (self.text_field, self.id_field) if c in names]
-        row = 0
-        for batch in handle.iter_batches(batch_size=4096, columns=columns):
-            for record in batch.to_pylist():
-                row += 1
-                yield "rec", path.name, row, record
-
-    def _records(self, data: Iterable, name: str) -> Iterator[tuple[str, str, int, Any]]:
-        for row, record in enumerate(data, 1):
-            yield "rec", name, row, record
-
-
-def _kind_of(path: Path, strict: bool = True) -> str:
-    suffixes = path.suffixes
-    if suffixes and suffixes[-1] in (".gz", ".zst"):
-        suffixes = suffixes[:-1]
-    if suffixes and suffixes[-1] == ".parquet":
-        return "parquet"
-    if suffixes and suffixes[-1] in _JSONL_SUFFIXES:
-        return "jsonl"
-    if strict:
-        raise InputError(f"{path}: unknown corpus format (expected .jsonl, .jsonl.gz, .jsonl.zst or .parquet)")
-    return ""
-
-
 # -- workers --------------------------------------------------------------------------------
 
 _STATE: dict[str, Any] = {}
@@ -228,42 +85,6 @@ def _init_worker(kb_path: str | None, options: dict[str, Any], settings: dict[st
     _STATE["settings"] = settings
 
 
-def _document(kind: str, name: str, position: int, payload: Any, settings: dict[str, Any]) -> tuple[str, str]:
-    """Return `(doc_id, text)` of one item or raise `ValueError(reason)`."""
-    if kind == "raw":
-        try:
-            line = payload.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"broken JSON ({exc.msg}, column {exc.colno})") from None
-    else:
-        record = payload
-    if not isinstance(record, dict):
-        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
-    field = settings["text_field"]
-    if field not in record:
-        raise ValueError(f"missing field {field!r} (name the text field with --text-field)")
-    text = record[field]
-    if not isinstance(text, str):
-        raise ValueError(f"field {field!r} must be a string, got {type(text).__name__}")
-    if not text.strip():
-        raise ValueError(f"empty document (field {field!r} is blank)")
-    if len(text) > settings["max_doc_chars"]:
-        raise ValueError(f"document too long ({len(text):,} characters; the limit is "
-                         f"{settings['max_doc_chars']:,}, raise it with --max-doc-chars)")
-    doc_id = record.get(settings["id_field"])
-    if doc_id is None:
-        doc_id = f"{name}:{position}"
-    elif isinstance(doc_id, (str, int)) and not isinstance(doc_id, bool):
-        doc_id = str(doc_id)
-    else:
-        raise ValueError(f"field {settings['id_field']!r} must be a string or an integer, got {type(doc_id).__name__}")
-    return doc_id, text
-
-
 def _link_batch(batch: list[tuple[str, str, int, Any]]) -> list[tuple[str | None, Any]]:
     """Link a batch in a worker: `(doc_id, entities)` per good item, `(None, "where: reason")`
     per bad one."""
@@ -272,7 +93,7 @@ def _link_batch(batch: list[tuple[str, str, int, Any]]) -> list[tuple[str | None
     out: list[tuple[str | None, Any]] = []
     for kind, name, position, payload in batch:
         try:
-            doc_id, text = _document(kind, name, position, payload, settings)
+            doc_id, text = document(kind, name, position, payload, settings)
         except ValueError as exc:
             out.append((None, f"{settings['paths'].get(name, name)}:{position}: {exc}"))
             continue
@@ -319,10 +140,9 @@ def link_corpus(corpus: Any, kb: Any, out_dir: str | os.PathLike, *, workers: in
     options = dict(linker_options or {})
     linker = Linker(kb.prepare(), **options)
     skips = SkipCounter()
-    source = _Source(corpus, split=split, on_error=on_error, skips=skips, text_field=text_field,
-                     id_field=id_field)
-    settings = {"text_field": text_field, "id_field": id_field, "max_doc_chars": max_doc_chars,
-                "paths": {Path(str(p)).name: str(p) for k, p in source.parts if k in ("jsonl", "parquet")}}
+    source = Corpus(corpus, split=split, on_error=on_error, skips=skips, text_field=text_field,
+                    id_field=id_field, max_doc_chars=max_doc_chars)
+    settings = source.settings
     config = {"corpus": source.describe(), "split": split, "text_field": text_field, "id_field": id_field,
               "shard_size": shard_size, "max_doc_chars": max_doc_chars,
               "kb": {"entities": len(kb)}, "linker": linker.options()}
@@ -376,14 +196,14 @@ def _shard_name(k: int) -> str:
     return f"shard-{k:05d}.jsonl"
 
 
-def _batches(source: _Source, out_dir: Path, shard_size: int, batch_size: int
+def _batches(source: Corpus, out_dir: Path, shard_size: int, batch_size: int
              ) -> Iterator[tuple[int, bool, list]]:
     """Yield `(shard, done, batch)`; items of complete shards come with done=True (not linked)."""
     shard = 0
     count = 0
     done = (out_dir / _shard_name(0)).with_suffix(".json").exists()
     batch: list = []
-    for item in source:
+    for item in source.items():
         if count == shard_size:
             if batch or done:
                 yield shard, done, batch
@@ -458,51 +278,64 @@ def _collect_manifests(out_dir: Path, shards: Iterable[int]) -> list[dict[str, A
     return [json.loads((out_dir / _shard_name(k)).with_suffix(".json").read_text()) for k in sorted(set(shards))]
 
 
-def _run_local(source: _Source, linker: Any, out_dir: Path, *, settings: dict[str, Any], shard_size: int,
+def _run_local(source: Corpus, linker: Any, out_dir: Path, *, settings: dict[str, Any], shard_size: int,
                batch_size: int, workers: int | None, kb_path: str | None, on_error: OnError,
                progress: bool) -> tuple[list[dict[str, Any]], int]:
-    from tqdm import tqdm
-
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = max(1, int(workers))
-    bar = tqdm(desc="linking", unit=" docs", unit_scale=True, disable=not progress, file=sys.stderr,
-               dynamic_ncols=True)
-    writer = _ShardWriter(out_dir, on_error)
-    seen: list[int] = []
-    linked_now = 0
     pool = None
     try:
         if workers == 1:
             _STATE["linker"] = linker
             _STATE["settings"] = settings
-            results = ((shard, done, _link_batch(batch) if not done else []) for shard, done, batch
+            results = ((shard, _link_batch(batch) if not done else []) for shard, done, batch
                        in _batches(source, out_dir, shard_size, batch_size))
         else:
             pool = _pool(workers, linker, kb_path, settings)
-            results = _ordered(pool, _batches(source, out_dir, shard_size, batch_size), workers)
-        for shard, done, linked in results:
-            if shard not in seen:
+            results = ((shard, linked) for shard, _, linked
+                       in _ordered(pool, _batches(source, out_dir, shard_size, batch_size), workers))
+        seen, linked_now = write_shards(results, out_dir, on_error=on_error, skips=source.skips,
+                                        progress=progress, desc="linking")
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        _STATE.pop("linker", None)
+    return _collect_manifests(out_dir, seen), linked_now
+
+
+def write_shards(results: Iterable[tuple[int, list[tuple[str | None, Any]]]], out_dir: Path, *,
+                 on_error: OnError, skips: SkipCounter, progress: bool, desc: str) -> tuple[list[int], int]:
+    """Write `(shard, [(doc_id, entities) or (None, "FILE:LINE: reason")])` results, in corpus
+    order, into shards and their manifests (both executors). Results for a shard that was
+    complete before this run are dropped. Returns the shards seen and the records linked now."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit=" docs", unit_scale=True, disable=not progress, file=sys.stderr,
+               dynamic_ncols=True)
+    writer = _ShardWriter(out_dir, on_error)
+    seen: list[int] = []
+    linked_now = 0
+    try:
+        for shard, linked in results:
+            if not seen or seen[-1] != shard:
                 seen.append(shard)
-            if done:
-                continue
             if writer.shard != shard:
+                if (out_dir / _shard_name(shard)).with_suffix(".json").exists():
+                    continue  # complete in an earlier run
                 writer.open(shard)
             linked_now += len(linked)
             bar.update(writer.write(linked))
-            if writer.skips.skipped or source.skips.skipped:
-                bar.set_postfix(skipped=writer.skips.skipped + source.skips.skipped, refresh=False)
+            if writer.skips.skipped or skips.skipped:
+                bar.set_postfix(skipped=writer.skips.skipped + skips.skipped, refresh=False)
         writer.close()
     except BaseException:
         writer.abort()
         raise
     finally:
         bar.close()
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-        _STATE.pop("linker", None)
-    return _collect_manifests(out_dir, seen), linked_now
+    return seen, linked_now
 
 
 def _pool(workers: int, linker: Any, kb_path: str | None, settings: dict[str, Any]):

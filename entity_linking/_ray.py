@@ -1,7 +1,8 @@
 """`link_corpus(..., executor="ray")`: the same linking on Ray Data.
 
-Files are streamed inside Ray Data tasks (local paths, or object-store URIs that Arrow's
-filesystems understand), one task per file emitting blocks of records as it reads, so memory
+Files are streamed inside Ray Data tasks by the common corpus reader
+(`entity_linking._sources.iter_file`: local paths, or object-store URLs through fsspec or
+Arrow's filesystems), one task per file emitting blocks of records as it reads, so memory
 stays bounded and line numbers, default document ids and error messages are exactly those of
 the local executor (Ray's own readers drop the line numbers); a saved Hugging Face dataset goes
 through `ray.data.from_huggingface`. Linking runs in actors that
@@ -17,15 +18,14 @@ large corpora into many files, as The Pile, C4 and Dolma already are.
 
 from __future__ import annotations
 
-import gzip
-import io
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from entity_linking._corpus import _link_batch, _ShardWriter, _Source, _STATE, _collect_manifests, _shard_name
+from entity_linking._corpus import _STATE, _collect_manifests, _link_batch, write_shards
+from entity_linking._sources import Corpus, iter_file
 from entity_linking.io import InputError, OnError
 
 
@@ -33,55 +33,16 @@ RECORDS_PER_BLOCK = 4096
 """Records per block that a reading task emits (it streams its file, never holding it whole)."""
 
 
-def _file_records(path: str, text_field: str, id_field: str) -> Iterator[tuple[str, str, int, bytes, str]]:
-    """One file (a local path or an object-store URI), streamed: `(kind, name, position,
-    payload, error)` per record, kind "raw"; or kind "error" where the file turns out unusable
-    (position 0) or truncated (then nothing follows)."""
-    from pyarrow import fs
-
-    filesystem, where = fs.FileSystem.from_uri(path) if "://" in path else (fs.LocalFileSystem(), path)
-    name = Path(where).name
-    suffixes = Path(where).suffixes
-    compression = suffixes[-1] if suffixes and suffixes[-1] in (".gz", ".zst") else ""
-    if (suffixes[:-1] if compression else suffixes)[-1:] == [".parquet"]:
-        import pyarrow.parquet as pq
-
-        with filesystem.open_input_file(where) as stream:
-            handle = pq.ParquetFile(stream)
-            names = handle.schema_arrow.names
-            if text_field not in names:
-                yield ("error", name, 0, b"", f"no column {text_field!r} (columns: {', '.join(names)}); name the "
-                                              "text column with --text-field")
-                return
-            position = 0
-            for batch in handle.iter_batches(batch_size=RECORDS_PER_BLOCK,
-                                             columns=[c for c in (text_field, id_field) if c in names]):
-                for record in batch.to_pylist():
-                    position += 1
-                    yield "raw", name, position, _record_bytes(record), ""
-        return
-    with filesystem.open_input_stream(where, compression=None) as stream:
-        handle: Any = io.BufferedReader(stream, buffer_size=1 << 20)
-        magic = handle.peek(4)[:4]
-        if compression == ".gz" and magic[:2] == b"\x1f\x8b":
-            handle = gzip.GzipFile(fileobj=handle)
-        elif compression == ".zst" and magic == b"\x28\xb5\x2f\xfd":
-            import zstandard
-
-            handle = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(handle))
-        lineno = 0
-        while True:
-            try:
-                raw = handle.readline()
-            except Exception as exc:  # same as the local reader: EOFError, BadGzipFile, ZstdError
-                yield "error", name, lineno + 1, b"", f"file is truncated or corrupt ({exc})"
-                return
-            if not raw:
-                return
-            lineno += 1
-            if raw.isspace():
-                continue
-            yield "raw", name, lineno, raw, ""
+def _file_records(path: str, name: str, kind: str, text_field: str, id_field: str
+                  ) -> Iterator[tuple[str, str, int, bytes, str]]:
+    """One file through the common reader (`entity_linking._sources.iter_file`), with Parquet
+    rows as JSON bytes so that every row's payload has one type."""
+    for item_kind, item_name, position, payload, error in iter_file(path, name, kind, text_field=text_field,
+                                                                    id_field=id_field):
+        if item_kind == "rec":
+            yield "raw", item_name, position, _record_bytes(payload), ""
+        else:
+            yield item_kind, item_name, position, payload, error
 
 
 def _split_file(batch: dict[str, Any], text_field: str, id_field: str, shard_size: int,
@@ -90,12 +51,12 @@ def _split_file(batch: dict[str, Any], text_field: str, id_field: str, shard_siz
     `index`, the record's place in the whole corpus when the file's `offset` is known (else
     -1). Records of the shards in `done` (complete in an earlier run) are left out, so they
     are neither sent on nor linked again."""
-    path = str(batch["path"][0])
+    path, name, kind = str(batch["path"][0]), str(batch["name"][0]), str(batch["kind"][0])
     offset = int(batch["offset"][0])
     skip = set(done)
     block: dict[str, list] = {key: [] for key in ("kind", "name", "position", "payload", "error", "index")}
     n = 0
-    for kind, name, position, payload, error in _file_records(path, text_field, id_field):
+    for kind, name, position, payload, error in _file_records(path, name, kind, text_field, id_field):
         index = -1
         if kind == "raw" and offset >= 0:
             index = offset + n
@@ -113,7 +74,8 @@ def _split_file(batch: dict[str, Any], text_field: str, id_field: str, shard_siz
 
 def _count_records(row: dict[str, Any], text_field: str, id_field: str) -> dict[str, Any]:
     """map: the number of records in a file (what the local executor counts for its shards)."""
-    records = sum(1 for kind, *_ in _file_records(row["path"], text_field, id_field) if kind == "raw")
+    records = sum(1 for kind, *_ in _file_records(row["path"], row["name"], row["kind"], text_field, id_field)
+                  if kind == "raw")
     return {"path": row["path"], "records": records}
 
 
@@ -185,13 +147,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def run_ray(source: _Source, linker: Any, out_dir: Path, *, settings: dict[str, Any], shard_size: int,
+def run_ray(source: Corpus, linker: Any, out_dir: Path, *, settings: dict[str, Any], shard_size: int,
             batch_size: int, workers: int | None, kb_path: str | None, on_error: OnError,
             progress: bool) -> tuple[list[dict[str, Any]], int]:
     """Link on Ray; return the manifests of all shards and the number of records linked now."""
     import json
-
-    from tqdm import tqdm
 
     ray, workers = start_ray(workers)
     context = ray.data.DataContext.get_current()
@@ -205,14 +165,14 @@ def run_ray(source: _Source, linker: Any, out_dir: Path, *, settings: dict[str, 
         kb_path = tmp.name
         linker.kb.save(kb_path)
 
-    files = [str(where) if "://" in str(where) else str(Path(where).resolve())
-             for kind, where in source.parts if kind in ("jsonl", "parquet")]
+    files = [{"path": str(p.where) if "://" in str(p.where) else str(Path(p.where).resolve()),
+              "name": p.name, "kind": p.kind} for p in source.parts if p.kind in ("jsonl", "parquet")]
     # Shards complete in an earlier run: their records are left out before linking, which needs
     # each record's place in the corpus, so a resumed job first counts the records of each file.
     done = sorted(int(p.name[6:11]) for p in out_dir.glob("shard-?????.json"))
     total = None
     if len(files) != len(source.parts):
-        hf = [where for kind, where in source.parts if kind == "hf_disk"]
+        hf = [p.where for p in source.parts if p.kind == "hf_disk"]
         if len(hf) != len(source.parts) or len(hf) != 1:
             raise InputError("--executor ray reads .jsonl[.gz|.zst] and .parquet files and saved Hugging Face "
                              "datasets; use --executor local for other corpora")
@@ -223,7 +183,7 @@ def run_ray(source: _Source, linker: Any, out_dir: Path, *, settings: dict[str, 
         fields = {"text_field": settings["text_field"], "id_field": settings["id_field"]}
         offsets = [-1] * len(files)
         if done:
-            counted = ray.data.from_items([{"path": f} for f in files]).map(
+            counted = ray.data.from_items(files).map(
                 _count_records, fn_kwargs=fields, num_cpus=0.5).take_all()
             total = 0
             for i, row in enumerate(counted):  # in file order (preserve_order)
@@ -234,7 +194,7 @@ def run_ray(source: _Source, linker: Any, out_dir: Path, *, settings: dict[str, 
         # FILE:LINE error as the local executor; it emits blocks as it reads. Reading takes a small
         # CPU share so the linking actors, holding the other CPUs, never starve it (which stalls
         # the pipeline).
-        dataset = ray.data.from_items([{"path": f, "offset": o} for f, o in zip(files, offsets)]).map_batches(
+        dataset = ray.data.from_items([{**f, "offset": o} for f, o in zip(files, offsets)]).map_batches(
             _split_file, batch_size=1, fn_kwargs={**fields, "shard_size": shard_size, "done": done},
             num_cpus=0.1)
     # batches of at least 4096 records: Ray's per-batch overhead is milliseconds
@@ -242,11 +202,8 @@ def run_ray(source: _Source, linker: Any, out_dir: Path, *, settings: dict[str, 
         _LinkActor, fn_constructor_args=(kb_path, linker.options(), settings), batch_size=max(batch_size, 4096),
         compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=0.8, batch_format="numpy")
 
-    bar = tqdm(desc="linking (ray)", unit=" docs", unit_scale=True, disable=not progress, dynamic_ncols=True)
-    writer = _ShardWriter(out_dir, on_error)
-    seen: list[int] = []
-    count = linked_now = 0
-    try:
+    def results() -> Iterator[tuple[int, list]]:
+        count = 0
         for row in _rows(linked):
             status = row["status"]
             if status == "source_error":
@@ -258,23 +215,12 @@ def run_ray(source: _Source, linker: Any, out_dir: Path, *, settings: dict[str, 
                 count = row["index"]
             shard = count // shard_size
             count += 1
-            linked_now += 1
-            if shard not in seen:
-                seen.append(shard)
-            if (out_dir / _shard_name(shard)).with_suffix(".json").exists() and writer.shard != shard:
-                continue  # complete in an earlier run
-            if writer.shard != shard:
-                writer.open(shard)
-            if status == "ok":
-                bar.update(writer.write([(row["doc_id"], json.loads(row["value"]))]))
-            else:
-                bar.update(writer.write([(None, row["value"])]))
-        writer.close()
-    except BaseException:
-        writer.abort()
-        raise
+            yield shard, [(row["doc_id"], json.loads(row["value"])) if status == "ok" else (None, row["value"])]
+
+    try:
+        seen, linked_now = write_shards(results(), out_dir, on_error=on_error, skips=source.skips,
+                                        progress=progress, desc="linking (ray)")
     finally:
-        bar.close()
         if tmp is not None:
             tmp.cleanup()
     if total is not None:

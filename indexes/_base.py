@@ -145,14 +145,19 @@ def build_index(corpus: str | os.PathLike, linked_dir: str | os.PathLike | None,
                 es_config: str | os.PathLike | None = None, es_shards: int = 1,
                 es_replicas: int = 0, es_workers: int = 2, on_error: str = "fail",
                 executor: str = "local", workers: int | None = None,
-                progress: bool = True) -> dict[str, Any]:
+                progress: bool = True, text_field: str | None = None, id_field: str | None = None,
+                split: str | None = None) -> dict[str, Any]:
     """Index a linked corpus: per-document entity sets (for counts), document text (for
     `get_text`) and passages of about `passage_words` words (for BM25 search).
 
-    `corpus` is the corpus JSONL (`id`, `text`); `linked_dir` the folder written by
-    `ltprobe link-corpus` (read with `entity_linking.iter_linked`, in corpus order).
-    `passages`, when given, is a separate retrieval collection (JSONL `id`, `text`) that is
-    split into passages instead of the corpus documents. With `backend="elasticsearch"` the
+    `corpus` is any corpus the common reader takes (a file, folder or glob of
+    `.jsonl[.gz|.zst]` and `.parquet`, `hf:NAME[:CONFIG]`, an object-store URL; see
+    `entity_linking._sources`), read with `text_field`, `id_field` and `split` (default: those
+    the linked folder was made with, else `text`, `id`, `train`), so ids match the linked
+    shards; `linked_dir` the folder written by `ltprobe link-corpus` (read with
+    `entity_linking.iter_linked`, in corpus order). `passages`, when given, is a separate
+    retrieval collection (any such corpus with `id` and `text`) that is split into passages
+    instead of the corpus documents. With `backend="elasticsearch"` the
     documents go to `es_index` (and passages to `<es_index>-passages`) on `es_url`; `out`, if
     given, then receives an `index.json` that points there. `executor="ray"` (Elasticsearch
     only) sends the bulk requests from `workers` Ray actors (default: one per core; a cluster
@@ -161,6 +166,9 @@ def build_index(corpus: str | os.PathLike, linked_dir: str | os.PathLike | None,
     """
     if passage_words < 1:
         raise InputError(f"--passage-words must be at least 1, not {passage_words}")
+    from indexes._text import reader_fields
+
+    fields = reader_fields(linked_dir, text_field, id_field, split)
     if executor not in ("local", "ray"):
         raise InputError(f"unknown executor {executor!r}: choose local or ray")
     if backend == "embedded":
@@ -172,7 +180,8 @@ def build_index(corpus: str | os.PathLike, linked_dir: str | os.PathLike | None,
         from indexes._embedded import build_embedded
 
         return build_embedded(corpus, linked_dir, out, passages=passages,
-                              passage_words=passage_words, on_error=on_error, progress=progress)
+                              passage_words=passage_words, on_error=on_error, progress=progress,
+                              fields=fields)
     if backend == "elasticsearch":
         if not (es_url and es_index):
             raise InputError("--backend elasticsearch needs --es-url URL and --es-index NAME")
@@ -182,5 +191,6 @@ def build_index(corpus: str | os.PathLike, linked_dir: str | os.PathLike | None,
                                    config=es_config, shards=es_shards, replicas=es_replicas,
                                    workers=es_workers, passages=passages,
                                    passage_words=passage_words, on_error=on_error,
-                                   executor=executor, ray_workers=workers, progress=progress)
+                                   executor=executor, ray_workers=workers, progress=progress,
+                                   fields=fields)
     raise InputError(f"unknown backend {backend!r}: choose embedded or elasticsearch")

@@ -28,7 +28,10 @@ def register(commands: Any) -> None:
             "in milliseconds with no server; --backend elasticsearch writes to a cluster "
             "(documents into --es-index, passages into <es-index>-passages) and, with --out, an "
             "index.json that points to it.\n\n" + _ES_HELP))
-    p.add_argument("--corpus", required=True, help="corpus JSONL (`id`, `text`), also .jsonl.gz/.zst")
+    p.add_argument("--corpus", required=True,
+                   help="the corpus, as for `ltprobe link-corpus`: a file, folder or glob of .jsonl[.gz|.zst] "
+                        "and .parquet, hf:NAME[:CONFIG], or an object-store URL")
+    _add_fields(p)
     p.add_argument("--linked", help="linked-corpus folder written by `ltprobe link-corpus` "
                                     "(without it, documents have no entities: retrieval only)")
     p.add_argument("--out", help="index folder to write (required for the embedded backend)")
@@ -167,6 +170,15 @@ def register(commands: Any) -> None:
     p.add_argument("--dir", help="folder for the generated index (default: a temporary folder, removed)")
 
 
+def _add_fields(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text-field", default=None,
+                   help="field/column holding the text (default: as --linked was made, else text)")
+    p.add_argument("--id-field", default=None,
+                   help="field/column holding the document id (default: as --linked was made, else id)")
+    p.add_argument("--split", default=None,
+                   help="Hugging Face data set split (default: as --linked was made, else train)")
+
+
 def _add_es(p: argparse.ArgumentParser) -> None:
     p.add_argument("--es-url", help="Elasticsearch URL, e.g. https://host:9200 (no credentials in it)")
     p.add_argument("--es-index", help="Elasticsearch index name")
@@ -192,7 +204,8 @@ def _index(args: argparse.Namespace) -> int:
                        es_url=args.es_url, es_index=args.es_index, es_config=args.es_config,
                        es_shards=args.es_shards, es_replicas=args.es_replicas,
                        es_workers=args.es_workers, on_error=args.on_error,
-                       executor=args.executor, workers=args.workers)
+                       executor=args.executor, workers=args.workers, text_field=args.text_field,
+                       id_field=args.id_field, split=args.split)
     where = args.out or f"{info.get('url')} {info.get('index')}"
     print(f"indexed {info['n_docs']} documents ({info['n_mentions']} entity mentions) and "
           f"{info['n_passages']} passages into {where}", file=sys.stderr)

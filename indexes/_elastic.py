@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from entity_linking.io import InputError, SkipCounter, write_json
 from indexes._base import INDEX_INFO, DocumentIndex, Passage
-from indexes._text import iter_corpus, iter_texts, split_passages
+from indexes._text import iter_corpus, iter_texts, reader_fields, split_passages
 
 FORMAT_VERSION = 1
 """Version of the mapping this module writes (kept in the index's `_meta.ltprobe_format`)."""
@@ -250,15 +250,17 @@ class BulkActions:
                     "doc_id": doc_id, "passage_id": f"{doc_id}#{i}", "text": passage}}
 
 
-def ingestion_source(corpus: str | os.PathLike, linked_dir: str | os.PathLike | None,
-                     passages: str | os.PathLike | None, *, on_error: str, skips: SkipCounter
+def ingestion_source(corpus: Any, linked_dir: str | os.PathLike | None,
+                     passages: Any, *, on_error: str, skips: SkipCounter, fields: dict[str, Any] | None = None
                      ) -> tuple[Iterator[tuple[int, str, list[str], str]], Iterator[tuple[str, str]]]:
     """What an ingestion reads: `(seq, doc_id, entities, text)` of the linked corpus, then
     `(doc_id, text)` to cut into passages (the corpus again, or the `passages` collection).
-    Both are lazy; bad records go to `skips` once."""
+    Both are lazy; bad records go to `skips` once. `fields`: how to read the corpus
+    (`indexes._text.reader_fields`)."""
+    fields = fields or reader_fields(linked_dir)
     documents = ((seq, doc_id, entities, text) for seq, (doc_id, entities, text)
-                 in enumerate(iter_corpus(corpus, linked_dir, on_error=on_error, skips=skips)))
-    texts = (((d, t) for d, _, t in iter_corpus(corpus, None, on_error=on_error)) if passages is None
+                 in enumerate(iter_corpus(corpus, linked_dir, on_error=on_error, skips=skips, fields=fields)))
+    texts = (iter_texts(corpus, on_error=on_error, fields=fields) if passages is None
              else iter_texts(passages, on_error=on_error, skips=skips))
     return documents, texts
 
@@ -268,7 +270,8 @@ def build_elasticsearch(corpus: str | os.PathLike, linked_dir: str | os.PathLike
                         config: str | os.PathLike | None = None, shards: int = 1,
                         replicas: int = 0, workers: int = 2, passages: str | os.PathLike | None = None,
                         passage_words: int = 100, on_error: str = "fail", executor: str = "local",
-                        ray_workers: int | None = None, progress: bool = True) -> dict[str, Any]:
+                        ray_workers: int | None = None, progress: bool = True,
+                        fields: dict[str, Any] | None = None) -> dict[str, Any]:
     """Index a linked corpus into `es_index` (documents) and `es_index-passages` (passages).
 
     `workers`: parallel bulk streams per process. `executor="ray"` sends the bulk requests from
@@ -292,10 +295,11 @@ def build_elasticsearch(corpus: str | os.PathLike, linked_dir: str | os.PathLike
             counts, failed, ray_workers = ingest_ray(
                 corpus, linked_dir, passages, es_url=es_url, es_index=es_index, config=config,
                 passage_words=passage_words, on_error=on_error, skips=skips, bulk_workers=workers,
-                workers=ray_workers, progress=progress)
+                workers=ray_workers, progress=progress, fields=fields)
         else:
             actions = BulkActions(es_index, passage_words)
-            documents, texts = ingestion_source(corpus, linked_dir, passages, on_error=on_error, skips=skips)
+            documents, texts = ingestion_source(corpus, linked_dir, passages, on_error=on_error, skips=skips,
+                                                fields=fields)
             failed = []
             for label, stream in (("index", actions.documents(documents)), ("passages", actions.passages(texts))):
                 with tqdm(desc=label, unit=" docs", disable=not progress) as bar:

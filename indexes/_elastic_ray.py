@@ -35,7 +35,7 @@ def _block(rows: list[tuple]) -> dict[str, list]:
 
 
 def _read(batch: dict[str, Any], *, corpus: str, linked_dir: str | None, passages: str | None,
-          on_error: str, block: int) -> Iterator[dict[str, list]]:
+          on_error: str, block: int, fields: dict[str, Any] | None) -> Iterator[dict[str, list]]:
     """map_batches (a generator): the corpus as blocks of rows. kind "doc" is a document whose
     passages come from a separate collection, "doc+passages" one whose text is also cut into
     passages, "passages" a record of that collection; the last row ("skips", or "error" on a
@@ -45,7 +45,8 @@ def _read(batch: dict[str, Any], *, corpus: str, linked_dir: str | None, passage
     skips = SkipCounter()
     rows: list[tuple] = []
     try:
-        documents, texts = ingestion_source(corpus, linked_dir, passages, on_error=on_error, skips=skips)
+        documents, texts = ingestion_source(corpus, linked_dir, passages, on_error=on_error, skips=skips,
+                                            fields=fields)
         kind = "doc" if passages is not None else "doc+passages"
         for seq, doc_id, entities, text in documents:
             rows.append((kind, seq, doc_id, json.dumps(entities, ensure_ascii=False), text))
@@ -63,6 +64,16 @@ def _read(batch: dict[str, Any], *, corpus: str, linked_dir: str | None, passage
     else:
         rows.append(("skips", -1, "", "[]", json.dumps({"skipped": skips.skipped, "examples": skips.examples})))
     yield _block(rows)
+
+
+def _shared_path(value: Any) -> str | None:
+    """A local path made absolute; URLs, globs' patterns and `hf:` names as given."""
+    if value is None:
+        return None
+    text = str(value)
+    if "://" in text or text.startswith("hf:"):
+        return text
+    return os.path.abspath(text)
 
 
 class _IndexActor:
@@ -111,7 +122,8 @@ class _IndexActor:
 
 def ingest_ray(corpus: Any, linked_dir: Any, passages: Any, *, es_url: str, es_index: str,
                config: Any, passage_words: int, on_error: str, skips: SkipCounter, bulk_workers: int,
-               workers: int | None, progress: bool) -> tuple[dict[str, int], list[tuple[str, str]], int]:
+               workers: int | None, progress: bool, fields: dict[str, Any] | None = None
+               ) -> tuple[dict[str, int], list[tuple[str, str]], int]:
     """Send the corpus to `es_index` from `workers` Ray actors (into indices that exist);
     return `(counts, failed ids with reasons, workers)`. Bad records are added to `skips`."""
     from tqdm import tqdm
@@ -122,12 +134,13 @@ def ingest_ray(corpus: Any, linked_dir: Any, passages: Any, *, es_url: str, es_i
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     # paths as seen from the workers: absolute (a cluster needs them on shared storage)
-    where = {name: (str(os.path.abspath(value)) if value is not None else None)
+    where = {name: _shared_path(value)
              for name, value in (("corpus", corpus), ("linked_dir", linked_dir), ("passages", passages))}
     config = str(os.path.abspath(config)) if config is not None else None
     # the reader takes a small CPU share so that the actors, holding the other CPUs, never starve it
     blocks = ray.data.from_items([{"part": 0}]).map_batches(
-        _read, batch_size=1, fn_kwargs={**where, "on_error": on_error, "block": BLOCK}, num_cpus=0.1)
+        _read, batch_size=1, fn_kwargs={**where, "on_error": on_error, "block": BLOCK, "fields": fields},
+        num_cpus=0.1)
     results = blocks.map_batches(
         _IndexActor, fn_constructor_args=(es_url, config, es_index, passage_words, bulk_workers),
         batch_size=None, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=0.8,

@@ -49,7 +49,7 @@ from entity_linking.io import InputError, SkipCounter, write_json
 from indexes._base import (INDEX_INFO, DocumentIndex, Passage, check_version,
                            read_index_info)
 from indexes._strings import StringTable, write_strings
-from indexes._text import (iter_corpus, iter_texts, keep_token, query_terms, raw_tokens,
+from indexes._text import (iter_corpus, iter_texts, reader_fields, keep_token, query_terms, raw_tokens,
                            split_passages)
 
 FORMAT_VERSION = 3
@@ -678,8 +678,9 @@ class EmbeddedWriter:
 def build_embedded(corpus: str | os.PathLike, linked_dir: str | os.PathLike | None,
                    out: str | os.PathLike, *, passages: str | os.PathLike | None = None,
                    passage_words: int = 100, on_error: str = "fail",
-                   progress: bool = True) -> dict[str, Any]:
-    """Build the embedded index folder `out` (see `indexes.build_index`).
+                   progress: bool = True, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build the embedded index folder `out` (see `indexes.build_index`; `fields`: how to read
+    the corpus, `indexes._text.reader_fields`).
 
     The index is written to a temporary folder beside `out` and moved into place at the end,
     so an interrupted build never leaves a half-written index under the final name.
@@ -696,7 +697,8 @@ def build_embedded(corpus: str | os.PathLike, linked_dir: str | os.PathLike | No
     try:
         writer = EmbeddedWriter(tmp)
         passage_writer = PassageWriter(tmp / "passages")
-        docs = iter_corpus(corpus, linked_dir, on_error=on_error, skips=skips)
+        fields = fields or reader_fields(linked_dir)
+        docs = iter_corpus(corpus, linked_dir, on_error=on_error, skips=skips, fields=fields)
         for doc_id, entities, text in tqdm(docs, desc="index", unit=" docs", disable=not progress):
             writer.add(doc_id, entities, text)
             if passages is None:
@@ -710,6 +712,7 @@ def build_embedded(corpus: str | os.PathLike, linked_dir: str | os.PathLike | No
             "n_passages": passage_writer.n, "passage_words": passage_words,
             "passages_from": str(passages) if passages is not None else "corpus",
             "corpus": str(corpus), "linked": str(linked_dir) if linked_dir is not None else None,
+            "text_field": fields["text_field"], "id_field": fields["id_field"],
             "skipped_records": skips.skipped,
             "build_seconds": round(time.perf_counter() - started, 3),
         })

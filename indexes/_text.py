@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from entity_linking.io import InputError, SkipCounter, read_records
+from entity_linking.io import InputError, SkipCounter
 
 MAX_TOKEN_CHARS = 40
 """Longer tokens (hashes, URLs run together, ...) are dropped."""
@@ -76,26 +76,33 @@ def split_passages(text: str, words: int = 100) -> list[str]:
     return passages
 
 
-def corpus_doc_id(path: Path, lineno: int, record: dict[str, Any]) -> str:
-    """A document's id: the record's `id` as a string, else `"<file name>:<line>"` (design.md)."""
-    value = record.get("id")
-    if value is None:
-        return f"{path.name}:{lineno}"
-    return str(value)
+def reader_fields(linked_dir: str | os.PathLike | None, text_field: str | None = None,
+                  id_field: str | None = None, split: str | None = None) -> dict[str, Any]:
+    """How to read the corpus: the fields given, else those the linked folder was made with
+    (its manifest), else `text`/`id`/`train`; and the linker's document-length limit, so the
+    index skips exactly the records the linker skipped."""
+    linked: dict[str, Any] = {}
+    if linked_dir is not None and (Path(linked_dir) / "manifest.json").exists():
+        from entity_linking import read_manifest
+
+        linked = read_manifest(linked_dir).get("config", {})
+    from entity_linking._sources import DEFAULT_MAX_DOC_CHARS
+
+    return {"text_field": text_field or linked.get("text_field") or "text",
+            "id_field": id_field or linked.get("id_field") or "id",
+            "split": split or linked.get("split") or "train",
+            "max_doc_chars": linked.get("max_doc_chars") or DEFAULT_MAX_DOC_CHARS}
 
 
-def _check_text(record: dict[str, Any]) -> None:
-    if not isinstance(record.get("text"), str):
-        raise ValueError("missing field 'text' (a string)" if "text" not in record
-                         else f"field 'text' must be str, got {type(record['text']).__name__}")
+def iter_texts(corpus: Any, *, on_error: str = "fail", skips: SkipCounter | None = None,
+               fields: dict[str, Any] | None = None) -> Iterator[tuple[str, str]]:
+    """Yield `(doc_id, text)` for each document of a corpus (any form the common reader
+    `entity_linking._sources.Corpus` takes: files, folders, globs, Parquet, `hf:`, URLs);
+    `fields` as `reader_fields` returns (default: `text`, `id`)."""
+    from entity_linking._sources import Corpus
 
-
-def iter_texts(path: str | os.PathLike, *, on_error: str = "fail",
-               skips: SkipCounter | None = None) -> Iterator[tuple[str, str]]:
-    """Yield `(doc_id, text)` for each record of a JSONL file of documents (`id`, `text`)."""
-    path = Path(path)
-    for lineno, record in read_records(path, on_error=on_error, skips=skips, check=_check_text):  # type: ignore[arg-type]
-        yield corpus_doc_id(path, lineno, record), record["text"]
+    fields = fields or reader_fields(None)
+    yield from Corpus(corpus, on_error=on_error, skips=skips, **fields).documents()  # type: ignore[arg-type]
 
 
 def iter_linked_docs(linked_dir: str | os.PathLike) -> Iterator[tuple[str, list[str]]]:
@@ -109,17 +116,16 @@ def iter_linked_docs(linked_dir: str | os.PathLike) -> Iterator[tuple[str, list[
         yield str(doc_id), list(entities)
 
 
-def iter_corpus(corpus: str | os.PathLike, linked_dir: str | os.PathLike | None, *,
-                on_error: str = "fail", skips: SkipCounter | None = None
-                ) -> Iterator[tuple[str, list[str], str]]:
+def iter_corpus(corpus: Any, linked_dir: str | os.PathLike | None, *,
+                on_error: str = "fail", skips: SkipCounter | None = None,
+                fields: dict[str, Any] | None = None) -> Iterator[tuple[str, list[str], str]]:
     """Yield `(doc_id, entities, text)`: the corpus text joined with its linked entities.
 
     The linked shards are in corpus order; a document id that differs between the two means
     they come from different corpora (or different `--on-error` choices), which is an error.
     Without `linked_dir` every document has no entities (a retrieval-only index).
     """
-    corpus = Path(corpus)
-    texts = iter_texts(corpus, on_error=on_error, skips=skips)
+    texts = iter_texts(corpus, on_error=on_error, skips=skips, fields=fields or reader_fields(linked_dir))
     if linked_dir is None:
         for doc_id, text in texts:
             yield doc_id, [], text

@@ -14,13 +14,21 @@ Without CONFIG the embedded default (`demo`, probe/configs/demo.yaml, shipped in
 runs: a generated world, a small model trained on it (GPU where present, else every CPU core),
 the embedded index and vLLM (transformers where vLLM is not installed). CONFIG may also name a
 packaged config: `demo`, `study` (the full-size world and model: about an hour on 2 CPU cores,
-minutes on a GPU) or `smoke` (a few minutes; it learns little). Each stage skips work whose output is
-complete, so running again on the same folder resumes where a killed job stopped.
+minutes on a GPU) or `smoke` (a few minutes; it learns little). Each stage records what it was
+computed from (the settings that reach it, the size and time of its input files, the stages
+before it) in manifest.json: running again on the same folder skips the stages whose inputs did
+not change, recomputes the others and every stage after them (and says why), and resumes where
+a killed job stopped. Another job's outputs can stand in for stages (data.linked,
+data.qa_entities, data.counts, index.path): N evaluation jobs or M models then share one linking
+and one index.
 
 Examples:
   ltprobe run --out runs/demo
   ltprobe run study --out runs/study
   ltprobe run my_job.yaml --out runs/triviaqa --set model.options.tensor_parallel_size=4
+  ltprobe run my_job.yaml --out runs/triviaqa --set eval.shots=5     # recomputes eval, summary, report
+  ltprobe run my_job.yaml --out runs/model-b --set model.path=B --set index.path=runs/triviaqa/index \
+      --set data.qa_entities=runs/triviaqa/qa_entities.jsonl
 """
 
 
@@ -33,6 +41,10 @@ def register(commands) -> None:
                         help="override a config setting, e.g. --set eval.shots=4 (repeatable; "
                              "VALUE is read as YAML)")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument("--force", action="append", default=[], metavar="STAGE",
+                        help="recompute this stage (and the stages after it) even when nothing it depends "
+                             "on changed; repeatable. Stages: world, qa, link-qa, link-corpus, index, count, "
+                             "eval, summary, report")
     _register_more(commands)
 
 
@@ -40,7 +52,7 @@ def _run(args: argparse.Namespace) -> int:
     from probe._config import load_config
     from probe._run import run
 
-    run(load_config(args.config, args.overrides), args.out, quiet=args.quiet)
+    run(load_config(args.config, args.overrides), args.out, quiet=args.quiet, force=args.force)
     return 0
 
 

@@ -26,9 +26,17 @@ DEFAULTS: dict[str, Any] = {
         "split": None,       # data set split, for Hugging Face data sets
         "mapping": None,     # field mapping {question: ..., answers: ..., id: ...} for local files
         "limit": None,       # evaluate only the first N questions
-        "corpus": None,      # pretraining corpus: JSONL(.gz/.zst), Parquet or Hugging Face data set
+        "corpus": None,      # pretraining corpus: a file, folder or glob of .jsonl(.gz/.zst) and .parquet,
+                             # hf:NAME[:CONFIG] (Hugging Face, streamed) or an object-store URL (s3://...)
+        "text_field": "text",  # the corpus's text field/column
+        "id_field": "id",    # the corpus's document id field/column (missing: "<file>:<line>")
+        "corpus_split": "train",  # split of a Hugging Face corpus
         "kb": None,          # knowledge base: kb.jsonl or a folder saved by `ltprobe kb build`
         "passages": None,    # retrieval collection (JSONL id/text); null: the corpus's passages
+        # Another job's outputs, shared instead of computed again (job arrays, one job per model):
+        "linked": None,      # a linked corpus folder (`ltprobe link-corpus`): no linking here
+        "qa_entities": None,  # a qa_entities.jsonl (`ltprobe link-qa`) for the same QA set: no QA linking
+        "counts": None,      # a counts.jsonl for the same QA set: no counting
     },
     "model": {
         "path": None,        # model folder or hub id, or a list of them: several models, each evaluated
@@ -47,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "index": {
         "backend": "embedded",  # embedded | elasticsearch
+        "path": None,        # an existing index folder (another job's RUN/index): no linking or indexing here
         "es_url": None,
         "es_index": None,
         "stoplist": None,    # file of entity ids to leave out of counts (e.g. countries)

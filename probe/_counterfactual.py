@@ -50,7 +50,7 @@ def counterfactual(run_dir: str | Path, *, per_bucket: int = 30, control: int | 
     from indexes import open_index
     from probe._analysis import bucket_of
     from probe._report import write_report
-    from probe._run import evaluate_model
+    from probe._run import evaluate_model, index_dir_of
     from probe._train import TRAIN_MARKER, TrainConfig, train_model
 
     run = Path(run_dir)
@@ -76,7 +76,7 @@ def counterfactual(run_dir: str | Path, *, per_bucket: int = 30, control: int | 
         by_bucket.setdefault(bucket_of(counts[qid]["count"]), []).append(qid)
     sampled = {b: rng.sample(ids, min(per_bucket, len(ids))) for b, ids in sorted(by_bucket.items())}
 
-    index = open_index(run / "index")
+    index = open_index(index_dir_of(run, config))
     try:
         relevant = {qid: set(index.docs_with(counts[qid]["pair"])) for qid in eligible}
     finally:
@@ -110,7 +110,7 @@ def counterfactual(run_dir: str | Path, *, per_bucket: int = 30, control: int | 
         after_path.unlink()
         shutil.rmtree(out / "cache", ignore_errors=True)
     if not after_path.exists():
-        write_jsonl(after_path, evaluate_model(config, str(model), qa, index_dir=run / "index",
+        write_jsonl(after_path, evaluate_model(config, str(model), qa, index_dir=index_dir_of(run, config),
                                                qa_entities=run / "qa_entities.jsonl",
                                                cache_dir=out / "cache", settings=["closed_book"]))
     after = {p["id"]: bool(p["correct"]) for _, p in read_records(after_path)}

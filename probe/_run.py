@@ -2,66 +2,43 @@
 retrieval augmentation -> summary -> report.
 
 Each stage calls the same public function as its stage command and writes its outputs
-atomically, so an existing output means a finished stage: a re-run skips it, and a job
-killed anywhere resumes at the stage (and, for evaluation, the completion) where it stopped.
+atomically. Each stage is fingerprinted (`probe._stages`): a re-run skips the stages whose
+settings, inputs and earlier stages are unchanged, recomputes the others and those after
+them, and a job killed anywhere resumes at the stage (and, for evaluation, the completion)
+where it stopped. `manifest.json` records, stage by stage, what the files were computed from.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from entity_linking.io import InputError, read_records, write_json, write_jsonl
+from probe._stages import Stages, corpus_identity, identity
 
 
-def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False) -> dict[str, Any]:
+def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False,
+        force: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """Run the whole job described by `config` (see `probe._config.DEFAULTS`) into `out_dir`.
 
-    Returns the summary (also written to `summary.json`).
+    Each stage is fingerprinted (`probe._stages`): a re-run recomputes the stages whose
+    settings, input files or earlier stages changed, and those after them; `force` names
+    stages to recompute anyway. Returns the summary (also written to `summary.json`).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    log = _Log(quiet)
+    stages = Stages(out, force=force, quiet=quiet)
+    log = stages
     config = _with_available_backend(config)
     _write_manifest(out, config)
-    inputs = _inputs(config, out, log)
+    inputs = _inputs(config, out, stages)
     if len(inputs["models"]) > 1 and not config["eval"]["shard"]:
         model_parameters_of(config, inputs["models"])  # a missing parameter count fails before the stages
 
-    qa_path = out / "qa.jsonl"
-    log.stage("qa", [qa_path], lambda: _write_qa(config, inputs, qa_path))
-
-    qa_entities = out / "qa_entities.jsonl"
-    linked = out / "linked"
-    index_dir = out / "index"
-    counts_path = out / "counts.jsonl"
-
-    from entity_linking import link_corpus, link_qa
-    from indexes import build_index, open_index, write_counts
-
-    log.stage("link-qa", [qa_entities],
-              lambda: link_qa(qa_path, inputs["kb"], qa_entities))
-    log.stage("link-corpus", [linked / "manifest.json"],
-              lambda: link_corpus(inputs["corpus"], inputs["kb"], linked,
-                                  workers=config["linking"]["workers"]))
-    index_cfg = config["index"]
-    log.stage("index", [index_dir / "index.json"],
-              lambda: build_index(inputs["corpus"], linked, index_dir,
-                                  backend=index_cfg["backend"], passages=inputs["passages"],
-                                  es_url=index_cfg["es_url"], es_index=index_cfg["es_index"]))
-
-    def count() -> None:
-        index = open_index(index_dir)  # index.json says which backend, and where
-        try:
-            write_counts(index, qa_entities, counts_path, stoplist=index_cfg["stoplist"])
-        finally:
-            index.close()
-
-    log.stage("count", [counts_path], count)
+    paths = _data_stages(config, inputs, out, stages)
+    qa_path, qa_entities, index_dir = paths["qa"], paths["qa_entities"], paths["index"]
 
     predictions_path = out / "predictions.jsonl"
     models = inputs["models"]
@@ -76,18 +53,29 @@ def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False) -> 
                                           cache_dir=out / "cache", retrieval_out=out / "retrieval.json")
         write_jsonl(predictions_path, predictions)
 
-    log.stage("eval", [predictions_path], evaluate_all)
+    eval_cfg = config["eval"]
+    reads_index = bool({"rag", "oracle"} & set(eval_cfg["settings"]))
+    stages.run("eval", [predictions_path], evaluate_all,
+               settings={"model.backend": config["model"]["backend"], "model.options": config["model"]["options"],
+                         "eval": eval_cfg, "rag": config["rag"] if reads_index else None},
+               inputs={"models": [identity(m) for m in models]},
+               after=["qa", "link-qa", "index", "count"] if reads_index else ["qa"],
+               clear=[predictions_path, out / "retrieval.json"])
     if config["eval"]["shard"]:
         log(f"[summary] shard {config['eval']['shard']} done; `ltprobe merge` the shards' folders "
             "for the summary and report")
         return {}
 
     summary_path = out / "summary.json"
-    log.stage("summary", [summary_path], lambda: write_summary(config, inputs["model"], out, inputs["world"]))
+    stages.run("summary", [summary_path], lambda: write_summary(config, inputs["model"], out, inputs["world"]),
+               settings={"analysis": config["analysis"], "model.params": config["model"]["params"],
+                         "index.backend": config["index"]["backend"]},
+               inputs={"truth": identity(inputs["world"] / "truth.jsonl") if inputs["world"] else None},
+               after=["eval", "count"])
 
     from probe._report import write_report
 
-    log.stage("report", [out / "report.html"], lambda: write_report(out))
+    stages.run("report", [out / "report.html"], lambda: write_report(out), settings={}, after=["summary"])
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     if not quiet:
         _print_headline(summary, out)
@@ -107,25 +95,100 @@ def _with_available_backend(config: dict[str, Any]) -> dict[str, Any]:
     return {**config, "model": {**model, "backend": backend, "options": options}}
 
 
-class _Log:
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
+def _data_stages(config: dict[str, Any], inputs: dict[str, Any], out: Path, stages: Stages) -> dict[str, Path]:
+    """The stages before evaluation: QA set, QA linking, corpus linking, index, counts.
 
-    def __call__(self, message: str) -> None:
-        if not self.quiet:
-            print(f"ltprobe: {message}", file=sys.stderr, flush=True)
+    Outputs of another job named in the config stand in for the stages that would compute
+    them: `data.qa_entities` and `data.counts` are copied into this run folder (small files the
+    report and `ltprobe merge` read), `data.linked` and `index.path` are used where they are (no
+    `linked/` or `index/` is written here)."""
+    import shutil
 
-    def stage(self, name: str, outputs: list[Path], work: Callable[[], Any]) -> None:
-        if all(p.exists() for p in outputs):
-            self(f"[{name}] done already ({outputs[0]}), skipped")
-            return
-        self(f"[{name}] running")
-        started = time.time()
-        work()
-        self(f"[{name}] finished in {time.time() - started:.1f} s")
+    from entity_linking import link_corpus, link_qa
+    from indexes import build_index, open_index, write_counts
+
+    data, index_cfg = config["data"], config["index"]
+    qa_path = out / "qa.jsonl"
+    stages.run("qa", [qa_path], lambda: _write_qa(config, inputs, qa_path),
+               settings={f"data.{key}": data[key] for key in ("preset", "split", "mapping", "limit")},
+               inputs={"qa": identity(inputs["qa"])})
+
+    qa_entities = out / "qa_entities.jsonl"
+    linker_options = config["linking"]["options"]
+    if data["qa_entities"]:
+        given = _existing(data["qa_entities"], "data.qa_entities")
+        stages.run("link-qa", [qa_entities], lambda: shutil.copyfile(given, qa_entities),
+                   settings={"data.qa_entities": str(Path(given).resolve())},
+                   inputs={"qa_entities": identity(given)})
+    else:
+        stages.run("link-qa", [qa_entities],
+                   lambda: link_qa(qa_path, inputs["kb"], qa_entities, linker_options=linker_options),
+                   settings={"linking.options": linker_options}, inputs={"kb": identity(inputs["kb"])},
+                   after=["qa"])
+
+    fields = {"text_field": data["text_field"], "id_field": data["id_field"], "split": data["corpus_split"]}
+    field_settings = {"data.text_field": data["text_field"], "data.id_field": data["id_field"],
+                      "data.corpus_split": data["corpus_split"]}
+    if index_cfg["path"]:
+        index_dir = Path(_existing(index_cfg["path"], "index.path"))
+        stages.skip("link-corpus", "index.path names an existing index")
+        stages.given("index", "index.path", index_dir / "index.json" if index_dir.is_dir() else index_dir)
+    else:
+        linked = out / "linked"
+        if data["linked"]:
+            linked = Path(_existing(data["linked"], "data.linked"))
+            stages.given("link-corpus", "data.linked", linked / "manifest.json" if linked.is_dir() else linked)
+        else:
+            stages.run("link-corpus", [linked / "manifest.json"],
+                       lambda: link_corpus(inputs["corpus"], inputs["kb"], linked,
+                                           workers=config["linking"]["workers"], linker_options=linker_options,
+                                           **fields),
+                       settings={"linking.options": linker_options, **field_settings},
+                       inputs={"corpus": corpus_identity(inputs["corpus"]), "kb": identity(inputs["kb"])},
+                       clear=[linked])
+        index_dir = out / "index"
+        stages.run("index", [index_dir / "index.json"],
+                   lambda: build_index(inputs["corpus"], linked, index_dir, backend=index_cfg["backend"],
+                                       passages=inputs["passages"], es_url=index_cfg["es_url"],
+                                       es_index=index_cfg["es_index"], **fields),
+                   settings={"index.backend": index_cfg["backend"], "index.es_url": index_cfg["es_url"],
+                             "index.es_index": index_cfg["es_index"], **field_settings},
+                   inputs={"corpus": corpus_identity(inputs["corpus"]),
+                           "passages": corpus_identity(inputs["passages"]) if inputs["passages"] else None},
+                   after=["link-corpus"], clear=[index_dir])
+
+    counts_path = out / "counts.jsonl"
+    if data["counts"]:
+        given_counts = _existing(data["counts"], "data.counts")
+        stages.run("count", [counts_path], lambda: shutil.copyfile(given_counts, counts_path),
+                   settings={"data.counts": str(Path(given_counts).resolve())},
+                   inputs={"counts": identity(given_counts)})
+    else:
+        def count() -> None:
+            index = open_index(index_dir)  # index.json says which backend, and where
+            try:
+                write_counts(index, qa_entities, counts_path, stoplist=index_cfg["stoplist"])
+            finally:
+                index.close()
+
+        stages.run("count", [counts_path], count, settings={},
+                   inputs={"stoplist": identity(index_cfg["stoplist"])}, after=["index", "link-qa"])
+    return {"qa": qa_path, "qa_entities": qa_entities, "index": index_dir, "counts": counts_path}
 
 
-def _inputs(config: dict[str, Any], out: Path, log: _Log) -> dict[str, Any]:
+def _existing(path: str, setting: str) -> str:
+    if not Path(path).exists():
+        raise InputError(f"{setting}: {path}: no such file or folder")
+    return path
+
+
+def index_dir_of(run_dir: str | Path, config: dict[str, Any]) -> Path:
+    """The index a run used: `index.path` when its config names one, else RUN/index."""
+    given = ((config or {}).get("index") or {}).get("path")
+    return Path(given) if given else Path(run_dir) / "index"
+
+
+def _inputs(config: dict[str, Any], out: Path, stages: Stages) -> dict[str, Any]:
     """Where the QA set, corpus, KB, retrieval collection and model come from."""
     data, model = config["data"], config["model"]
     inputs: dict[str, Any] = {"world": None}
@@ -133,13 +196,18 @@ def _inputs(config: dict[str, Any], out: Path, log: _Log) -> dict[str, Any]:
         from probe._world import WorldConfig, generate_world
 
         world = out / "world"
-        log.stage("world", [world / "truth.jsonl"],
-                  lambda: generate_world(world, WorldConfig(**config["world"])))
+        stages.run("world", [world / "truth.jsonl"],
+                   lambda: generate_world(world, WorldConfig(**config["world"])),
+                   settings={"world": config["world"]}, clear=[world])
         inputs.update(world=world, qa=world / "qa.jsonl", corpus=world / "corpus.jsonl",
                       kb=world / "kb.jsonl", passages=world / "encyclopedia.jsonl",
                       train_files=[world / "corpus.jsonl", world / "reading.jsonl"])
     else:
-        missing = [key for key in ("qa", "corpus", "kb") if not data[key]]
+        # another job's index (index.path) needs no corpus; its QA entities and linked corpus no KB
+        index_given = bool(config["index"]["path"])
+        needed = {"qa": True, "corpus": not index_given,
+                  "kb": not (data["qa_entities"] and (index_given or data["linked"]))}
+        missing = [key for key in ("qa", "corpus", "kb") if needed[key] and not data[key]]
         if missing:
             raise InputError(f"{config['_source']}: without `world`, data.{missing[0]} must be given")
         inputs.update(qa=data["qa"], corpus=data["corpus"], kb=data["kb"],
@@ -157,7 +225,7 @@ def _inputs(config: dict[str, Any], out: Path, log: _Log) -> dict[str, Any]:
 
         model_dir = out / "model"
         # train_model caches itself: it returns at once when the folder matches config and inputs.
-        log("[train] model (cached when already trained)")
+        stages("[train] model (cached when already trained)")
         train_model(model_dir, inputs["train_files"], TrainConfig(**model["train"]))
         models.append(str(model_dir))
     models += paths
@@ -307,9 +375,8 @@ def merge(shard_dirs: list[str | Path], out_dir: str | Path) -> dict[str, Any]:
         raise InputError(f"merge: the shards {shards} do not cover 0..n-1 of one n exactly once")
     first = manifests[0]
     for d, m in zip(dirs[1:], manifests[1:]):
-        if {**m, "eval": {**m["eval"], "shard": None}, "_source": None} != \
-                {**first, "eval": {**first["eval"], "shard": None}, "_source": None}:
-            raise InputError(f"{d}: its config differs from {dirs[0]} (beyond eval.shard)")
+        if _results_config(m) != _results_config(first):
+            raise InputError(f"{d}: its config differs from {dirs[0]} (beyond eval.shard and shared work)")
         if (d / "counts.jsonl").read_bytes() != (dirs[0] / "counts.jsonl").read_bytes():
             raise InputError(f"{d}: its counts.jsonl differs from {dirs[0]}'s")
 
@@ -342,6 +409,15 @@ def merge(shard_dirs: list[str | Path], out_dir: str | Path) -> dict[str, Any]:
     return summary
 
 
+def _results_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A config less what does not change a shard's results: its shard, its file name, and the
+    other job's work it reuses (`data.linked`, `data.qa_entities`, `data.counts`, `index.path`;
+    the counts themselves are compared)."""
+    data = {k: v for k, v in (config.get("data") or {}).items() if k not in ("linked", "qa_entities", "counts")}
+    index = {k: v for k, v in (config.get("index") or {}).items() if k != "path"}
+    return {**config, "eval": {**config["eval"], "shard": None}, "_source": None, "data": data, "index": index}
+
+
 def counts_of(run_dir: Path) -> list[dict[str, Any]]:
     """The records of a run folder's counts.jsonl."""
     return [r for _, r in read_records(run_dir / "counts.jsonl")]
@@ -362,12 +438,14 @@ def _write_manifest(out: Path, config: dict[str, Any]) -> None:
     from probe._provenance import environment
 
     manifest_path = out / "manifest.json"
-    starts = []
+    starts, stages = [], None
     if manifest_path.exists():
-        starts = json.loads(manifest_path.read_text(encoding="utf-8")).get("starts", [])
+        previous = json.loads(manifest_path.read_text(encoding="utf-8"))
+        starts, stages = previous.get("starts", []), previous.get("stages")
     starts.append(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     write_json(manifest_path, {
         "config": config, **environment(), "starts": starts,
+        **({"stages": stages} if stages is not None else {}),  # what each stage's files came from
         "seeds": {"world": (config["world"] or {}).get("seed"), "eval": config["eval"]["seed"],
                   "analysis": config["analysis"]["seed"],
                   "train": (config["model"]["train"] or {}).get("seed")},
