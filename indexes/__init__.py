@@ -16,6 +16,8 @@ _LAZY = {
     "ElasticsearchIndex": "indexes._elastic:ElasticsearchIndex",
     "PhraseCounts": "indexes._elastic:PhraseCounts",
     "EmbeddedIndex": "indexes._embedded:EmbeddedIndex",
+    "import_kandpal": "indexes._kandpal:import_kandpal",
+    "iter_entity_map": "indexes._kandpal:iter_entity_map",
     "split_passages": "indexes._text:split_passages",
     "tokenize": "indexes._text:tokenize",
 }
