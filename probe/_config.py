@@ -49,7 +49,9 @@ DEFAULTS: dict[str, Any] = {
         "backend": "embedded",  # embedded | elasticsearch
         "es_url": None,
         "es_index": None,
-        "stoplist": None,    # file of entity ids to leave out of counts (e.g. countries)
+        "stoplist": None,    # entity ids to leave out of counts: a file, or `countries` (the
+                             # original study's 184 countries, shipped with ltprobe)
+        "stoplist_sides": "question",  # question (the original study) | both
     },
     "eval": {
         "settings": ["closed_book", "rag", "oracle"],

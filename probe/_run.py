@@ -56,7 +56,8 @@ def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False) -> 
     def count() -> None:
         index = open_index(index_dir)  # index.json says which backend, and where
         try:
-            write_counts(index, qa_entities, counts_path, stoplist=index_cfg["stoplist"])
+            write_counts(index, qa_entities, counts_path, stoplist=index_cfg["stoplist"],
+                         stoplist_sides=index_cfg["stoplist_sides"])
         finally:
             index.close()
 
