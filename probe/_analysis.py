@@ -444,3 +444,25 @@ def summarize_models(predictions: Sequence[Mapping[str, Any]], counts: Iterable[
                                  for name, preds in by_model.items() if parameters.get(name)],
                                 counts, max_count=max_count, target_accuracy=target_accuracy, setting=setting)
     return result
+
+
+def count_dependence_lines(summary: Mapping[str, Any]) -> list[str]:
+    """`count_dependence` of a summary in plain lines (what `ltprobe run` and `ltprobe eval` print)."""
+    lines = []
+    for key, other in (("count_dependence", "rag"), ("count_dependence_oracle", "oracle")):
+        cd = summary.get(key)
+        if not isinstance(cd, Mapping) or cd.get("slope_difference") is None:
+            continue
+        ci = cd.get("slope_difference_ci")
+        text = (f"count dependence ({other}): slope difference (closed_book - {other}) "
+                f"{cd['slope_difference']:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""))
+        if cd.get("reduction") is not None:
+            rci = cd.get("reduction_ci")
+            text += f"; reduction {cd['reduction']:.2f}" + (f" [{rci[0]:.2f}, {rci[1]:.2f}]" if rci else "")
+        else:
+            text += f"; no reduction ratio: {cd.get('note')}"
+        nonzero = cd.get("nonzero") or {}
+        if nonzero.get("slope_difference") is not None:
+            text += f"; on count >= 1: {nonzero['slope_difference']:+.3f}"
+        lines.append(text)
+    return lines

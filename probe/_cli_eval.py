@@ -293,6 +293,10 @@ def _finish(args: argparse.Namespace, out: Path, predictions: list[dict], stats:
                       f"{s['n']} questions; slope per decade {'n/a' if slope is None else f'{slope:+.3f}'}")
         if summary.get("count_dependence_reduction") is not None:
             print(f"count dependence reduction: {summary['count_dependence_reduction']:.2f}")
+        from probe._analysis import count_dependence_lines
+
+        for line in count_dependence_lines(summary):
+            print(line)
         scaling = summary.get("scaling")
         if scaling is not None and scaling["slope"] is not None:
             r2 = "n/a" if scaling["r2"] is None else f"{scaling['r2']:.2f}"

@@ -373,6 +373,10 @@ def _print_headline(summary: dict[str, Any], out: Path) -> None:
     if summary.get("count_dependence_reduction") is not None:
         print(f"count dependence reduction (1 - slope_rag / slope_closed_book): "
               f"{summary['count_dependence_reduction']:.2f}")
+    from probe._analysis import count_dependence_lines
+
+    for line in count_dependence_lines(summary):
+        print(line)
     scaling = summary.get("scaling")
     if scaling:
         for point in scaling["points"]:
