@@ -92,8 +92,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--counts", help="counts.jsonl of `ltprobe count`: also write summary.json")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--max-tokens", type=int, default=16, help="tokens to generate at most (16)")
-    parser.add_argument("--scoring", choices=["em", "contains"], default="em",
-                        help="which score is `correct`: SQuAD exact match (em, default) or alias containment")
+    parser.add_argument("--scoring", choices=["em", "contains"], default=None,
+                        help="which score is `correct`: SQuAD exact match (em) or alias containment "
+                             "(contains); default: the QA set's own (contains for --preset popqa, as "
+                             "PopQA scored, else em)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shot pool and shot choice (0)")
     parser.add_argument("--pool-size", type=int, default=16,
                         help="questions set aside as the in-context example pool, never scored (16)")
@@ -341,7 +343,7 @@ def _eval(args: argparse.Namespace) -> int:
         stats: dict[str, Any] = {}
         predictions = evaluate(qa, generator, setting="closed_book", shots=args.shots,
                                pool_size=args.pool_size, seed=args.seed, max_tokens=args.max_tokens,
-                               scoring=args.scoring, chat=args.chat, cache_dir=out / "cache",
+                               scoring=_scoring(args), chat=args.chat, cache_dir=out / "cache",
                                shard=args.shard, chunk_size=args.chunk_size, progress=not args.quiet,
                                stats=stats)
         return predictions, [stats]
@@ -379,7 +381,7 @@ def _rag(args: argparse.Namespace) -> int:
                  "oracle_sources": oracle_stats or None}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "retrieval.json", retrieval)
-    common = dict(pool_size=args.pool_size, seed=args.seed, max_tokens=args.max_tokens, scoring=args.scoring,
+    common = dict(pool_size=args.pool_size, seed=args.seed, max_tokens=args.max_tokens, scoring=_scoring(args),
                   chat=args.chat, cache_dir=out / "cache", shard=args.shard, chunk_size=args.chunk_size,
                   progress=not args.quiet)
 
@@ -544,3 +546,10 @@ def local_qa_texts(n_facts: int, seed: int = 0) -> list[str]:
         else:
             texts.append(f"Q: What is the favourite colour of {name}?\nA: {rng.choice(colours)}\n\n")
     return texts
+
+
+def _scoring(args: argparse.Namespace) -> str:
+    """--scoring, or the QA set's own: containment for PopQA (as published), else exact match."""
+    from probe._data import default_scoring
+
+    return args.scoring or default_scoring(args.preset)

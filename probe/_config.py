@@ -57,7 +57,8 @@ DEFAULTS: dict[str, Any] = {
         "settings": ["closed_book", "rag", "oracle"],
         "shots": 3,          # closed-book in-context examples
         "max_tokens": 16,
-        "scoring": "em",     # em (SQuAD-normalized exact match) | contains (alias containment)
+        "scoring": None,     # em (SQuAD-normalized exact match) | contains (alias containment);
+                             # null: the QA set's own (contains for the popqa preset, else em)
         "pool_size": 16,     # questions set aside (never scored) to draw in-context examples from
         "chat": False,       # wrap prompts in the model's chat template (instruction-tuned models)
         "seed": 0,

@@ -195,7 +195,10 @@ def evaluate_model(config: dict[str, Any], model: str, qa: list[dict[str, Any]],
     unknown = set(settings) - {"closed_book", "rag", "oracle"}
     if unknown:
         raise InputError(f"eval.settings: unknown setting(s) {sorted(unknown)}; use closed_book, rag, oracle")
-    common = dict(max_tokens=eval_cfg["max_tokens"], scoring=eval_cfg["scoring"], seed=eval_cfg["seed"],
+    from probe._data import default_scoring
+
+    scoring = eval_cfg["scoring"] or default_scoring(config["data"]["preset"])
+    common = dict(max_tokens=eval_cfg["max_tokens"], scoring=scoring, seed=eval_cfg["seed"],
                   pool_size=eval_cfg["pool_size"], chat=eval_cfg["chat"], cache_dir=cache_dir,
                   shard=eval_cfg["shard"])
     generator = get_generator(model_cfg["backend"], model, **model_cfg["options"])
