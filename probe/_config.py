@@ -55,7 +55,9 @@ DEFAULTS: dict[str, Any] = {
     },
     "eval": {
         "settings": ["closed_book", "rag", "oracle"],
-        "shots": 3,          # closed-book in-context examples
+        "shots": 4,          # in-context examples (closed-book; retrieval too unless rag.shots is set)
+        "prompt_format": "qa",  # qa (`Q: ...\nA: ...`, passages as lines before each question: one
+                                # skeleton for every setting) | rag | a JSON format file
         "max_tokens": 16,
         "scoring": None,     # em (SQuAD-normalized exact match) | contains (alias containment);
                              # null: the QA set's own (contains for the popqa preset, else em)
@@ -66,7 +68,10 @@ DEFAULTS: dict[str, Any] = {
     },
     "rag": {
         "k": 3,              # retrieved passages per question
-        "shots": 0,          # in-context examples in retrieval prompts
+        "shots": None,       # in-context examples in retrieval and oracle prompts (null: eval.shots)
+        "prompt_format": None,  # format of retrieval and oracle prompts (null: eval.prompt_format)
+        "filter_shots": False,  # true: only shots whose passages contain their answer (the default,
+                                # false, is the original study's: every shot with its own passages)
     },
     "analysis": {
         "min_bucket": 20,    # buckets with fewer questions are flagged in the summary and report

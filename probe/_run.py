@@ -201,11 +201,16 @@ def evaluate_model(config: dict[str, Any], model: str, qa: list[dict[str, Any]],
     common = dict(max_tokens=eval_cfg["max_tokens"], scoring=scoring, seed=eval_cfg["seed"],
                   pool_size=eval_cfg["pool_size"], chat=eval_cfg["chat"], cache_dir=cache_dir,
                   shard=eval_cfg["shard"])
+    # one prompt skeleton and the same shots for every setting unless the config says otherwise
+    with_passages = dict(shots=eval_cfg["shots"] if rag_cfg["shots"] is None else rag_cfg["shots"],
+                         prompt_format=rag_cfg["prompt_format"] or eval_cfg["prompt_format"],
+                         filter_shots=rag_cfg["filter_shots"], k=rag_cfg["k"])
     generator = get_generator(model_cfg["backend"], model, **model_cfg["options"])
     predictions: list[dict[str, Any]] = []
     try:
         if "closed_book" in settings:
-            predictions += evaluate(qa, generator, setting="closed_book", shots=eval_cfg["shots"], **common)
+            predictions += evaluate(qa, generator, setting="closed_book", shots=eval_cfg["shots"],
+                                    prompt_format=eval_cfg["prompt_format"], **common)
         if "rag" in settings or "oracle" in settings:
             index = open_index(index_dir)
             try:
@@ -216,12 +221,12 @@ def evaluate_model(config: dict[str, Any], model: str, qa: list[dict[str, Any]],
                         write_json(retrieval_out, retrieval_quality(
                             passages, qa, rag_cfg["k"], counts=counts_of(retrieval_out.parent),
                             qa_entities=qa_entities))
-                    predictions += evaluate(qa, generator, setting="rag", shots=rag_cfg["shots"],
-                                            passages=passages, k=rag_cfg["k"], **common)
+                    predictions += evaluate(qa, generator, setting="rag", passages=passages,
+                                            **with_passages, **common)
                 if "oracle" in settings:
                     passages = oracle_passages(index, qa, qa_entities, k=rag_cfg["k"])
-                    predictions += evaluate(qa, generator, setting="oracle", shots=rag_cfg["shots"],
-                                            passages=passages, k=rag_cfg["k"], **common)
+                    predictions += evaluate(qa, generator, setting="oracle", passages=passages,
+                                            **with_passages, **common)
             finally:
                 index.close()
     finally:
