@@ -18,12 +18,14 @@ entity's array, the entity names and two integers per entity, never the whole ma
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
 import struct
 import tempfile
 import time
+import zlib
 from array import array
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -40,48 +42,121 @@ class EntityMap:
     """An entity-map `.npz` opened for reading: `len()` members, iterated as `(entity,
     document indices)` one member at a time, in file order.
 
-    Reads the zip members directly: `numpy.load`'s `NpzFile` looks keys up in a list (quadratic
-    over millions of members) and parses each `.npy` header with `ast`; here the common 1-d
-    header is parsed with a pattern and anything else with `ast.literal_eval`. No pickle is ever
-    read (object arrays are refused, as `allow_pickle=False` would).
+    A `.npz` is a zip of `.npy` files. Its central directory is read record by record as the
+    members are iterated, never held (Python's `zipfile` keeps an object per member: 650 MB
+    for 1,000,000 entities; `numpy.load`'s `NpzFile` also looks keys up in a list, quadratic
+    over millions of members). Stored and deflated members (`savez`, `savez_compressed`),
+    zip64 and CRC checks are handled here; `.npy` headers are parsed with a pattern for the
+    common 1-d case and `ast.literal_eval` otherwise. No pickle is ever read (object arrays
+    are refused, as `allow_pickle=False` would).
     """
 
     def __init__(self, path: str | os.PathLike):
-        import zipfile
-
         self.path = Path(path)
         if not self.path.exists():
             raise InputError(f"{self.path}: no such entity map")
+        self._file = open(self.path, "rb")
         try:
-            self._archive = zipfile.ZipFile(self.path)
-        except (zipfile.BadZipFile, OSError) as exc:
+            self._cd_offset, self._entries = _central_directory(self._file)
+        except ValueError as exc:
+            self._file.close()
             raise InputError(f"{self.path}: not an .npz entity map ({exc})") from None
-        self._members = [info for info in self._archive.infolist() if info.filename.endswith(".npy")]
 
     def __len__(self) -> int:
-        return len(self._members)
+        return self._entries
 
     def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
-        import zipfile
-
-        for info in self._members:
-            name = info.filename
+        handle, position = self._file, self._cd_offset
+        for _ in range(self._entries):
+            handle.seek(position)
+            head = handle.read(46)
+            if len(head) < 46 or head[:4] != b"PK\x01\x02":
+                raise InputError(f"{self.path}: damaged zip directory at byte {position}")
+            (flags, method, crc, csize, usize, name_len, extra_len, comment_len,
+             offset) = (*struct.unpack("<HH", head[8:12]), *struct.unpack("<III", head[16:28]),
+                        *struct.unpack("<HHH", head[28:34]), struct.unpack("<I", head[42:46])[0])
+            raw_name, extra = handle.read(name_len), handle.read(extra_len)
+            position += 46 + name_len + extra_len + comment_len
+            name = raw_name.decode("utf-8" if flags & 0x800 else "cp437")
+            if not name.endswith(".npy"):
+                continue
+            if 0xFFFFFFFF in (csize, usize, offset):
+                usize, csize, offset = _zip64_sizes(extra, usize, csize, offset)
             try:
-                with self._archive.open(info) as handle:
-                    values = _read_npy(handle)
-            except (ValueError, SyntaxError, OSError, zipfile.BadZipFile, EOFError) as exc:
+                values = _read_npy(io.BytesIO(self._member(offset, method, csize, crc)))
+            except (ValueError, SyntaxError, OSError, EOFError, zlib.error) as exc:
                 raise InputError(f"{self.path}: member {name!r}: not a readable integer array ({exc})") from None
             yield name[:-4], values
 
+    def _member(self, offset: int, method: int, csize: int, crc: int) -> bytes:
+        handle = self._file
+        handle.seek(offset)
+        local = handle.read(30)
+        if len(local) < 30 or local[:4] != b"PK\x03\x04":
+            raise ValueError("damaged local header")
+        name_len, extra_len = struct.unpack("<HH", local[26:30])
+        handle.seek(offset + 30 + name_len + extra_len)
+        data = handle.read(csize)
+        if len(data) != csize:
+            raise ValueError("member data is truncated")
+        if method == 8:
+            data = zlib.decompress(data, -15)
+        elif method != 0:
+            raise ValueError(f"zip compression method {method} (only stored and deflated are read)")
+        if zlib.crc32(data) != crc:
+            raise ValueError("CRC check failed: the file is damaged")
+        return data
+
     def close(self) -> None:
-        self._archive.close()
-        self._members = []
+        self._file.close()
 
     def __enter__(self) -> EntityMap:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _central_directory(handle: Any) -> tuple[int, int]:
+    """Offset of a zip file's central directory and its number of records (zip64 too)."""
+    handle.seek(0, os.SEEK_END)
+    size = handle.tell()
+    tail_size = min(size, 22 + 65535 + 20)  # the end record, its comment, a zip64 locator
+    handle.seek(size - tail_size)
+    tail = handle.read(tail_size)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        raise ValueError("no zip end-of-directory record")
+    entries, cd_size, cd_offset = struct.unpack("<HII", tail[at + 10:at + 20])
+    if 0xFFFF == entries or 0xFFFFFFFF in (cd_size, cd_offset):
+        locator = tail[at - 20:at] if at >= 20 else b""
+        if locator[:4] != b"PK\x06\x07":
+            raise ValueError("zip64 directory locator missing")
+        (record_offset,) = struct.unpack("<Q", locator[8:16])
+        handle.seek(record_offset)
+        record = handle.read(56)
+        if len(record) < 56 or record[:4] != b"PK\x06\x06":
+            raise ValueError("damaged zip64 end-of-directory record")
+        entries, cd_size, cd_offset = struct.unpack("<QQQ", record[32:56])
+    return cd_offset, entries
+
+
+def _zip64_sizes(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int, int, int]:
+    """Sizes and offset from a central-directory record's zip64 extra field."""
+    i = 0
+    while i + 4 <= len(extra):
+        kind, length = struct.unpack("<HH", extra[i:i + 4])
+        if kind == 1:
+            values = list(struct.unpack(f"<{length // 8}Q", extra[i + 4:i + 4 + length // 8 * 8]))
+            if usize == 0xFFFFFFFF:
+                usize = values.pop(0)
+            if csize == 0xFFFFFFFF:
+                csize = values.pop(0)
+            if offset == 0xFFFFFFFF:
+                offset = values.pop(0)
+            break
+        i += 4 + length
+    return usize, csize, offset
 
 
 _HEADER = re.compile(r"\{'descr': '([<>|=]?[iu][1248])', 'fortran_order': (?:False|True), "

@@ -223,3 +223,32 @@ def test_bench_import_smoke(capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["counts_agree"] is True and result["n_entities"] == 300
     assert result["entities_per_s"] > 0 and result["import_peak_rss_mb"] > 0
+
+
+def test_zip64_maps_with_more_members_than_a_plain_zip_directory_holds(tmp_path):
+    """Over 65,535 members the .npz needs zip64 end records (The Pile's map has millions)."""
+    from indexes._kandpal import EntityMap
+    from indexes._kandpal_bench import write_entity_map
+
+    path = tmp_path / "big.npz"
+    write_entity_map(path, 66_000, 132_000, 1000, seed=3, progress=False)
+    loaded = np.load(path, allow_pickle=False)
+    with EntityMap(path) as entity_map:
+        assert len(entity_map) == 66_000
+        seen = 0
+        for n, (name, values) in enumerate(entity_map):
+            if n % 6_000 == 0 or n == 65_999:
+                assert np.array_equal(values, loaded[name])
+            seen += 1
+    assert seen == 66_000
+
+
+def test_a_damaged_member_is_refused(tmp_path, capsys):
+    path = tmp_path / "m.npz"
+    np.savez(path, **{DBP + "A": np.arange(50, dtype=np.int64)})
+    data = bytearray(path.read_bytes())
+    at = bytes(data).index(np.arange(50, dtype=np.int64).tobytes()) + 8
+    data[at] ^= 0xFF  # one document index changed on disk
+    path.write_bytes(bytes(data))
+    assert main(["import", "kandpal", "--entity-map", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert "CRC check failed" in capsys.readouterr().err
