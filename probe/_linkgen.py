@@ -92,8 +92,9 @@ class SearchConfig:
     """Longer values are discarded as not a value."""
     max_exclude: int = 50
     """At most this many accepted values are listed as "do not generate these"."""
-    reranker: Reranker = "auto"
-    """likelihood, count, combined; auto: combined when an index is given, else likelihood."""
+    reranker: Reranker = "likelihood"
+    """likelihood (LINK's, the default whatever else is given: the head/tail statistic is a
+    likelihood gap), count, combined; auto: combined when an index is given, else likelihood."""
     count_weight: float = 0.5
     """Weight of the count in the combined reranker (the likelihood gets 1 - weight)."""
     order: Literal["auto", "premise", "conclusion"] = "auto"

@@ -261,7 +261,7 @@ def test_generate_statements_writes_outputs_and_resumes(tmp_path):
     assert first["rule"] == "rule2" and first["statement"].startswith("If PersonX is allergic to ")
     assert first["statement_full"].startswith("If PersonX is allergic to ")
     entry = summary["rules"]["rule2"]
-    assert summary["reranker"] == "combined"
+    assert summary["reranker"] == "likelihood"  # LINK's default, also with an index (issue 16)
     head_mean = sum(r["loglik"] for r in rows[:2]) / 2
     tail_mean = sum(r["loglik"] for r in rows[2:]) / 2
     assert entry["loglik"]["gap"] == pytest.approx(head_mean - tail_mean)
