@@ -427,6 +427,11 @@ def _rag(args: argparse.Namespace) -> int:
         by = {s: [p for p in predictions if p["setting"] == s and p["model"] == primary]
               for s in ("closed_book", "rag")}
         extra["adaptive_retrieval"] = adaptive_retrieval(by["closed_book"], by["rag"], counts, seed=args.seed)
+        from probe._rag import adaptive_retrieval_by_relation
+
+        per_relation = adaptive_retrieval_by_relation(by["closed_book"], by["rag"], counts, qa, seed=args.seed)
+        if per_relation is not None:
+            extra["adaptive_retrieval_by_relation"] = per_relation
     _finish(args, out, predictions, stats, counts, skips, extra, parameters=_by_name(parameters, names))
     r = retrieval["recall_at_k"]["overall"]
     print("recall@k: " + ", ".join(f"{k}: {v:.3f}" for k, v in r.items() if v is not None))

@@ -267,6 +267,14 @@ def write_summary(config: dict[str, Any], model: str, out: Path, world: Path | N
     if all(by_setting.values()):
         summary["adaptive_retrieval"] = adaptive_retrieval(by_setting["closed_book"], by_setting["rag"],
                                                            counts, seed=analysis["seed"])
+        if (out / "qa.jsonl").exists():
+            from probe._rag import adaptive_retrieval_by_relation
+
+            per_relation = adaptive_retrieval_by_relation(
+                by_setting["closed_book"], by_setting["rag"], counts,
+                [r for _, r in read_records(out / "qa.jsonl")], seed=analysis["seed"])
+            if per_relation is not None:
+                summary["adaptive_retrieval_by_relation"] = per_relation
     if world is not None:
         summary["truth_agreement"] = truth_agreement(counts, world / "truth.jsonl")
     write_json(out / "summary.json", summary)

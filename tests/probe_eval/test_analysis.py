@@ -175,3 +175,26 @@ def test_adaptive_retrieval_finds_the_crossover():
     assert result["always"]["accuracy"] < 1.0 and result["never"]["accuracy"] < 1.0
     assert result["retrieved_share"] == pytest.approx(sum(low[int(i)] for i in range(n)) / n, abs=0.1)
     assert 90 <= result["threshold"] <= 101
+
+
+def test_adaptive_retrieval_per_relation_on_count_and_popularity():
+    """PopQA's choice: a threshold per relation, on popularity where the QA set has it, and on
+    the count; both reported. Relation a crosses over at count 100, relation b at 10."""
+    from probe._rag import adaptive_retrieval_by_relation
+
+    n = 2000
+    raw = [(i * 37) % 500 for i in range(n)]
+    qa = [{"id": str(i), "relation": "a" if i % 2 else "b", "pop": 10 * raw[i]} for i in range(n)]
+    low = [raw[i] < (100 if i % 2 else 30) for i in range(n)]
+    counts = [{"id": str(i), "count": raw[i], "status": "ok"} for i in range(n)]
+    closed, rag = _preds("closed_book", [not x for x in low]), _preds("rag", low)
+    result = adaptive_retrieval_by_relation(closed, rag, counts, qa, seed=1)
+    by_count, by_pop = result["count"], result["popularity"]
+    assert 90 <= by_count["thresholds"]["a"] <= 101 and 20 <= by_count["thresholds"]["b"] <= 31
+    assert 900 <= by_pop["thresholds"]["a"] <= 1010 and 200 <= by_pop["thresholds"]["b"] <= 310
+    assert by_count["adaptive"]["accuracy"] >= 0.99 and by_pop["adaptive"]["accuracy"] >= 0.99
+    pooled = adaptive_retrieval(closed, rag, counts, seed=1)
+    assert pooled["adaptive"]["accuracy"] < 0.97  # one pooled threshold cannot fit both relations
+    no_pop = adaptive_retrieval_by_relation(closed, rag, counts, [dict(r, pop=None) for r in qa], seed=1)
+    assert no_pop["popularity"] is None and no_pop["count"]["thresholds"]
+    assert adaptive_retrieval_by_relation(closed, rag, counts, [{"id": r["id"]} for r in qa]) is None
