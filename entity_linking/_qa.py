@@ -4,10 +4,13 @@
 - Answer entities: link `question + "\\n" + "\\n".join(answers)` (the question is context
   for disambiguating the answer aliases) and keep the mentions that start after the question;
   entities that are also question entities are dropped.
-- Salient answer entities: those linked in the most answer aliases (ties: all kept).
+- Salient answer entities: those with the most answer mentions (every mention votes, as in
+  the original study; ties: all kept).
 
 `qa_entities.jsonl` records: `{"id", "q_entities", "a_entities", "a_entity_votes": {id: n},
-"q_mentions": [[text, id], ...]}`.
+"q_mentions": [[text, id], ...]}`; `a_entity_votes` counts the mentions of every entity linked
+in the answers, question entities included (`ltprobe count` drops those left in the question
+after its stop-list, as the original did).
 """
 
 from __future__ import annotations
@@ -29,25 +32,15 @@ def link_qa_record(linker: Any, question: str, answers: list[str]) -> dict[str, 
     votes: dict[str, int] = {}
     if answers:
         text = question + "\n" + "\n".join(answers)
-        # line k of the answers starts at line_starts[k]; a mention votes once per alias line
-        line_starts = []
-        offset = len(question) + 1
-        for alias in answers:
-            line_starts.append(offset)
-            offset += len(alias) + 1
-        voted: set[tuple[int, str]] = set()
-        import bisect
-
-        exclude = set(q_entities)
+        # every answer mention votes, as in the original study (methods.md §5); question
+        # entities vote too, so that counting with a question-side stop-list can restore them
         for m in linker.link(text):
-            if m.start < len(question) + 1 or m.kb_id in exclude:
-                continue
-            line = bisect.bisect_right(line_starts, m.start) - 1
-            if (line, m.kb_id) not in voted:
-                voted.add((line, m.kb_id))
+            if m.start >= len(question) + 1:
                 votes[m.kb_id] = votes.get(m.kb_id, 0) + 1
-    top = max(votes.values(), default=0)
-    return {"q_entities": q_entities, "a_entities": [e for e, n in votes.items() if n == top],
+    exclude = set(q_entities)
+    answer_votes = {e: n for e, n in votes.items() if e not in exclude}
+    top = max(answer_votes.values(), default=0)
+    return {"q_entities": q_entities, "a_entities": [e for e, n in answer_votes.items() if n == top],
             "a_entity_votes": votes, "q_mentions": [[m.text, m.kb_id] for m in q_mentions]}
 
 

@@ -21,6 +21,8 @@ _LAZY = {
     "EmbeddedPhraseCounts": "indexes._phrase_index:EmbeddedPhraseCounts",
     "PhraseMatcher": "indexes._phrases:PhraseMatcher",
     "phrase_key": "indexes._phrases:phrase_key",
+    "import_kandpal": "indexes._kandpal:import_kandpal",
+    "iter_entity_map": "indexes._kandpal:iter_entity_map",
     "split_passages": "indexes._text:split_passages",
     "tokenize": "indexes._text:tokenize",
 }

@@ -59,7 +59,10 @@ def register(commands: Any) -> None:
         description=(
             "Count, for each QA pair, the documents that contain both a question entity and a "
             "salient answer entity (the maximum over entity pairs), plus the question-only and "
-            "answer-only counts. QA pairs without a linked question or answer entity get status "
+            "answer-only counts, as the original study's count_relevant_docs.py: salient answers "
+            "are those with the most mentions (a_entity_votes; ties kept), a_count runs over every "
+            "answer entity not in the question, and --stoplist removes entities from the question "
+            "side. QA pairs without a linked question or answer entity get status "
             "no_q_entity / no_a_entity and count null.\n\nWith --phrases, count without linking: "
             "a document counts for an entity when it contains any of the entity's names from --kb "
             "as a phrase (one definition for every backend: lowercased Unicode words, "
@@ -72,8 +75,7 @@ def register(commands: Any) -> None:
     _add_index_source(p)
     p.add_argument("--qa-entities", required=True, help="qa_entities.jsonl from `ltprobe link-qa`")
     p.add_argument("--out", required=True, help="counts.jsonl to write")
-    p.add_argument("--stoplist", help="file of entity ids to ignore, one a line (e.g. the 184 "
-                                      "countries the original study left out)")
+    _add_stoplist(p)
     p.add_argument("--phrases", action="store_true",
                    help="count by alias phrases (match_phrase) instead of linked entities")
     p.add_argument("--kb", help="kb.jsonl whose name and aliases are the phrases (with --phrases)")
@@ -123,7 +125,7 @@ def register(commands: Any) -> None:
     p.add_argument("qa_id", metavar="QA_ID", help="id of the QA pair in --qa-entities")
     _add_index_source(p)
     p.add_argument("--qa-entities", required=True, help="qa_entities.jsonl from `ltprobe link-qa`")
-    p.add_argument("--stoplist", help="file of entity ids to ignore (as for `ltprobe count`)")
+    _add_stoplist(p)
     p.add_argument("--limit", type=int, default=10, help="at most this many documents (default 10)")
     p.add_argument("--chars", type=int, default=300, help="characters of text per document (default 300)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -185,6 +187,15 @@ def _add_es(p: argparse.ArgumentParser) -> None:
     p.add_argument("--es-config", help="config file with Elasticsearch credentials and TLS settings")
 
 
+def _add_stoplist(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stoplist", help="entity ids to leave out: a file (one id a line) or `countries`, "
+                                      "the 184 countries the original study left out (DBpedia URIs "
+                                      "and Wikidata ids, shipped with ltprobe)")
+    p.add_argument("--stoplist-sides", choices=["question", "both"], default="question",
+                   help="where the stop-list removes entities: question (the original study: a "
+                        "question whose answer is a country keeps it; default) or both")
+
+
 def _add_index_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", help="index folder from `ltprobe index` (either backend)")
     _add_es(p)
@@ -231,7 +242,7 @@ def _count(args: argparse.Namespace) -> int:
         index = _open(args)
     try:
         summary = write_counts(index, args.qa_entities, args.out, stoplist=args.stoplist,
-                               on_error=args.on_error)
+                               stoplist_sides=args.stoplist_sides, on_error=args.on_error)
     finally:
         index.close()
     print(f"wrote {summary['n']} counts to {args.out}: {summary['ok']} ok, {summary['no_q_entity']} "
@@ -316,7 +327,8 @@ def _docs(args: argparse.Namespace) -> int:
 
     record = find_qa_record(args.qa_entities, args.qa_id)
     with _open(args) as index:
-        result = relevant_docs(index, record, limit=args.limit, stoplist=args.stoplist)
+        result = relevant_docs(index, record, limit=args.limit, stoplist=args.stoplist,
+                               stoplist_sides=args.stoplist_sides)
     if args.json:
         for doc in result["docs"]:
             doc["text"] = (doc["text"] or "")[:args.chars]

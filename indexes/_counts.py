@@ -1,11 +1,20 @@
 """Relevant-document counts of QA pairs (methods.md §1) and the way back to the documents.
 
-For a QA pair with question entities Q and salient answer entities A (after the stop-list):
-`count` is the largest number of documents containing both q and a over (q, a) in Q x A, and
-`pair` the pair that gave it (the first in Q-then-A order on ties); `q_count` and `a_count` are
-the largest single-entity document frequencies in Q and in A. A pair with no question entity
-(`no_q_entity`) or no answer entity (`no_a_entity`) is reported with `count` null rather than
-silently counted as 0.
+The published heuristic (Kandpal et al.'s `count_relevant_docs.py`), exactly:
+- Q = the question entities, less the stop-list (the original left out 184 countries);
+- the answer candidates = the answer entities not in Q, each with its number of mentions
+  (`a_entity_votes`: every answer mention counts); the *salient* answers A = those with the
+  most mentions, ties kept. A record without `a_entity_votes` gives each `a_entities` one vote;
+- `count` = the largest number of documents containing both q and a over (q, a) in Q x A, and
+  `pair` the pair that gave it (the first in Q-then-A order on ties); `q_count` = the largest
+  document frequency in Q; `a_count` = the largest over *all* answer candidates;
+- an entity the index has never seen is in no document.
+
+The stop-list acts on the question side only, as in the original (a question whose answer is
+a country keeps it); `stoplist_sides="both"` also removes stop-listed answers. Where ltprobe
+differs on purpose: a pair with no question entity (`no_q_entity`) or no answer entity
+(`no_a_entity`) is reported with `count` null rather than silently counted as 0.
+`load_stoplist("countries")` is the original's 184 countries (DBpedia URIs and Wikidata ids).
 """
 
 from __future__ import annotations
@@ -22,11 +31,21 @@ from indexes._base import DocumentIndex, open_index
 _BATCH = 5000  # QA pairs per batch of count queries (Elasticsearch sends them via _msearch)
 
 
+STOPLISTS = {"countries": "countries.txt"}
+"""Stop-lists shipped with ltprobe (`indexes/data/`), by name: `countries` is the 184 country
+entities of the original study, as DBpedia URIs and Wikidata ids."""
+
+
 def load_stoplist(path: str | os.PathLike) -> set[str]:
-    """Entity ids to leave out of counts: one id a line; blank lines and `#` comment lines ignored."""
+    """Entity ids to leave out of counts: one id a line; blank lines and `#` comment lines ignored.
+
+    `path` is a file, or the name of a shipped stop-list (`countries`).
+    """
     path = Path(path)
+    if not path.exists() and str(path) in STOPLISTS:
+        path = Path(__file__).resolve().parent / "data" / STOPLISTS[str(path)]
     if not path.exists():
-        raise InputError(f"{path}: no such stop-list file")
+        raise InputError(f"{path}: no such stop-list file (or a shipped one: {', '.join(STOPLISTS)})")
     ids = set()
     with open(path, encoding="utf-8") as handle:
         for line in handle:
@@ -41,6 +60,10 @@ def _check_qa_entities(record: dict[str, Any]) -> None:
         value = record.get(key)
         if not isinstance(value, list) or not all(isinstance(e, str) for e in value):
             raise ValueError(f"field {key!r} must be a list of entity id strings")
+    votes = record.get("a_entity_votes")
+    if votes is not None and not (isinstance(votes, dict) and all(
+            isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in votes.values())):
+        raise ValueError("field 'a_entity_votes' must map entity ids to positive mention counts")
 
 
 def read_qa_entities(path: str | os.PathLike, *, on_error: str = "fail",
@@ -53,21 +76,28 @@ def read_qa_entities(path: str | os.PathLike, *, on_error: str = "fail",
 
 def count_qa(index: DocumentIndex, qa_entities: Iterable[dict[str, Any]] | str | os.PathLike, *,
              stoplist: Iterable[str] | str | os.PathLike | None = None,
-             progress: bool = False) -> list[dict[str, Any]]:
+             stoplist_sides: str = "question", progress: bool = False) -> list[dict[str, Any]]:
     """Count records (`counts.jsonl` shape) for QA entity records, in input order.
 
-    `qa_entities` is an iterable of `{"id", "q_entities", "a_entities"}` records or the path of
-    such a JSONL file; `stoplist` a set of entity ids or the path of a stop-list file.
+    `qa_entities` is an iterable of `{"id", "q_entities", "a_entities"[, "a_entity_votes"]}`
+    records or the path of such a JSONL file; `stoplist` a set of entity ids, the path of a
+    stop-list file or a shipped stop-list's name (`countries`); `stoplist_sides` `"question"`
+    (the original) or `"both"`.
     """
-    return list(iter_counts(index, qa_entities, stoplist=stoplist, progress=progress))
+    return list(iter_counts(index, qa_entities, stoplist=stoplist, stoplist_sides=stoplist_sides,
+                            progress=progress))
 
 
 def iter_counts(index: DocumentIndex, qa_entities: Iterable[dict[str, Any]] | str | os.PathLike, *,
                 stoplist: Iterable[str] | str | os.PathLike | None = None,
+                stoplist_sides: str = "question",
                 on_error: str = "fail", skips: SkipCounter | None = None,
                 progress: bool = False) -> Iterator[dict[str, Any]]:
     """Like `count_qa`, but yields records batch by batch (bounded memory for millions of pairs)."""
     from tqdm import tqdm
+
+    if stoplist_sides not in ("question", "both"):
+        raise InputError(f"stop-list sides must be 'question' or 'both', not {stoplist_sides!r}")
 
     if isinstance(qa_entities, (str, os.PathLike)):
         qa_entities = read_qa_entities(qa_entities, on_error=on_error, skips=skips)
@@ -78,23 +108,38 @@ def iter_counts(index: DocumentIndex, qa_entities: Iterable[dict[str, Any]] | st
     records = iter(qa_entities)
     try:
         while batch := list(islice(records, _BATCH)):
-            yield from _count_batch(index, batch, stop)
+            yield from _count_batch(index, batch, stop, stoplist_sides == "both")
             bar.update(len(batch))
     finally:
         bar.close()
 
 
+def answer_candidates(record: dict[str, Any], q: Iterable[str]) -> dict[str, int]:
+    """The answer entities of a QA entity record not in `q`, with their mention votes (in
+    first-mention order): `a_entity_votes` when the record has them, else one vote per
+    `a_entities` id."""
+    votes = record.get("a_entity_votes")
+    if not votes:
+        votes = dict.fromkeys(record.get("a_entities") or [], 1)
+    in_q = set(q)
+    return {e: n for e, n in votes.items() if e not in in_q}
+
+
 def _count_batch(index: DocumentIndex, batch: list[dict[str, Any]],
-                 stop: frozenset[str]) -> list[dict[str, Any]]:
+                 stop: frozenset[str], both_sides: bool = False) -> list[dict[str, Any]]:
     sides = []
     pairs: list[tuple[str, str]] = []
     singles: dict[str, int] = {}
     for record in batch:
         q = list(dict.fromkeys(e for e in record.get("q_entities") or [] if e not in stop))
-        a = list(dict.fromkeys(e for e in record.get("a_entities") or [] if e not in stop))
-        sides.append((q, a, len(pairs)))
+        candidates = answer_candidates(record, q)
+        if both_sides:
+            candidates = {e: n for e, n in candidates.items() if e not in stop}
+        top = max(candidates.values(), default=0)
+        a = [e for e, n in candidates.items() if n == top]  # the salient answers, ties kept
+        sides.append((q, a, list(candidates), len(pairs)))
         pairs.extend((qe, ae) for qe in q for ae in a)
-        for e in q + a:
+        for e in q + list(candidates):
             singles.setdefault(e, 0)
     names = list(singles)
     for name, df in zip(names, index.doc_freqs(names)):
@@ -102,11 +147,11 @@ def _count_batch(index: DocumentIndex, batch: list[dict[str, Any]],
     pair_counts = index.count_cooccurrence(pairs)
     annotate = getattr(index, "annotate", None)
     out = []
-    for record, (q, a, start) in zip(batch, sides):
+    for record, (q, a, every_a, start) in zip(batch, sides):
         result: dict[str, Any] = {
             "id": record["id"], "count": None,
             "q_count": max(singles[e] for e in q) if q else None,
-            "a_count": max(singles[e] for e in a) if a else None,
+            "a_count": max(singles[e] for e in every_a) if every_a else None,
             "pair": None,
         }
         if not q:
@@ -127,7 +172,8 @@ def _count_batch(index: DocumentIndex, batch: list[dict[str, Any]],
 
 def write_counts(index: DocumentIndex | str | os.PathLike, qa_entities: str | os.PathLike,
                  out: str | os.PathLike, *, stoplist: Iterable[str] | str | os.PathLike | None = None,
-                 on_error: str = "fail", progress: bool = True) -> dict[str, Any]:
+                 stoplist_sides: str = "question", on_error: str = "fail",
+                 progress: bool = True) -> dict[str, Any]:
     """Write `counts.jsonl` for a `qa_entities.jsonl` file (atomically); return a summary.
 
     `index` is an open `DocumentIndex` or an index folder. The summary has the number of
@@ -139,7 +185,8 @@ def write_counts(index: DocumentIndex | str | os.PathLike, qa_entities: str | os
     summary: dict[str, Any] = {"ok": 0, "no_q_entity": 0, "no_a_entity": 0}
     try:
         def tally() -> Iterator[dict[str, Any]]:
-            for record in iter_counts(opened, qa_entities, stoplist=stoplist, on_error=on_error,
+            for record in iter_counts(opened, qa_entities, stoplist=stoplist,
+                                      stoplist_sides=stoplist_sides, on_error=on_error,
                                       skips=skips, progress=progress):
                 summary[record["status"]] += 1
                 yield record
@@ -163,15 +210,15 @@ def find_qa_record(qa_entities: str | os.PathLike, qa_id: str) -> dict[str, Any]
 
 
 def relevant_docs(index: DocumentIndex, record: dict[str, Any], *, limit: int | None = 10,
-                  stoplist: Iterable[str] | str | os.PathLike | None = None
-                  ) -> dict[str, Any]:
+                  stoplist: Iterable[str] | str | os.PathLike | None = None,
+                  stoplist_sides: str = "question") -> dict[str, Any]:
     """The relevant documents of one QA entity record: those containing the counted pair.
 
     Returns `{"id", "status", "pair", "count", "docs": [{"id", "text"}]}` with at most
     `limit` documents (in corpus order); `text` is the full document text (None when the index
     keeps no text for it).
     """
-    counted = count_qa(index, [record], stoplist=stoplist)[0]
+    counted = count_qa(index, [record], stoplist=stoplist, stoplist_sides=stoplist_sides)[0]
     docs = []
     if counted["status"] == "ok":
         for doc_id in index.docs_with(counted["pair"], limit=limit):

@@ -727,6 +727,32 @@ def build_embedded(corpus: str | os.PathLike, linked_dir: str | os.PathLike | No
     return info
 
 
+class NumberedDocs:
+    """The document ids of an index whose documents are numbered (an imported entity map,
+    `index.json` `"doc_ids": "numbers"`): document n's id is `str(n)`; no table on disk."""
+
+    def __init__(self, n_docs: int):
+        self._n = n_docs
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: int) -> str:
+        return str(i)
+
+    def find(self, s: str) -> int | None:
+        if not (s.isascii() and s.isdigit()) or (len(s) > 1 and s[0] == "0"):
+            return None
+        n = int(s)
+        return n if n < self._n else None
+
+    def find_many(self, strings: Sequence[str]) -> list[int | None]:
+        return [self.find(s) for s in strings]
+
+    def close(self) -> None:
+        pass
+
+
 class EmbeddedIndex(DocumentIndex):
     """Read side of the embedded index folder. Opening maps files; nothing is loaded."""
 
@@ -741,7 +767,9 @@ class EmbeddedIndex(DocumentIndex):
             raise InputError(f"{self.path}: a {self._info.get('backend')} index, not an embedded one")
         check_version(self._info, FORMAT_VERSION, str(self.path / INDEX_INFO))
         try:
-            self._docs = StringTable(self.path, "docs")
+            self._docs: StringTable | NumberedDocs = (
+                NumberedDocs(int(self._info.get("n_docs", 0))) if self._info.get("doc_ids") == "numbers"
+                else StringTable(self.path, "docs"))
             self._entities = StringTable(self.path, "entities")
             self._df = np.asarray(np.load(self.path / "df.npy", mmap_mode="r"))
             self._postings_off = np.asarray(np.load(self.path / "postings.off.npy", mmap_mode="r"))
@@ -854,7 +882,7 @@ class EmbeddedIndex(DocumentIndex):
             return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
         names = ["postings.bin", "postings.off.npy", "df.npy"] + [
             f"{t}.{s}" for t in ("docs", "entities") for s in ("bin", "off.npy", "hash.npy", "order.npy")]
-        return sum((self.path / n).stat().st_size for n in names)
+        return sum((self.path / n).stat().st_size for n in names if (self.path / n).exists())
 
     def close(self) -> None:
         for closable in (self._docs, self._entities):

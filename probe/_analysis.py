@@ -15,7 +15,16 @@
 - Questions whose count status is not `ok` (no linked question or answer entity) are left out
   of buckets, slope and correlation and counted in `n_unlinked`; `accuracy` is over all.
 - `count_dependence_reduction` = 1 - slope_rag / slope_closed_book, its interval from paired
-  bootstrap resamples of the questions scored in both settings.
+  bootstrap resamples of the questions scored in both settings (kept for the contract; the
+  ratio blows up or flips sign when the closed-book slope is near 0, so read `count_dependence`).
+- `count_dependence` (issue 16): `slope_difference` = slope_closed_book - slope_rag with a
+  paired bootstrap interval (the same resampled questions for both settings); `reduction` =
+  1 - slope_rag / slope_closed_book with its interval only where the closed-book slope's
+  paired-bootstrap interval excludes 0, else null with the reason in `note`. Beside them the
+  same difference fitted on questions with count >= 1 (`nonzero`, slope on log10(count)) and
+  the zero-count questions' accuracy per setting (`zero_count`).
+- Per setting, `slope_per_decade_nonzero` / `slope_nonzero_ci`: the slope on log10(count)
+  over questions with count >= 1, and `zero_count` `{"n", "accuracy", "ci"}` beside it.
 """
 
 from __future__ import annotations
@@ -191,6 +200,10 @@ def summarize_setting(predictions: Sequence[Mapping[str, Any]], counts: Mapping[
     n = len(predictions)
     n_correct = sum(bool(p["correct"]) for p in predictions)
     slope = slope_per_decade(xs, ys)
+    nonzero = [(x, y) for x, y in zip(xs, ys) if x >= 1]
+    zero = [y for x, y in zip(xs, ys) if x == 0]
+    nz_x = [x - 1 for x, _ in nonzero]  # log10((x - 1) + 1) = log10(x): decades of the count itself
+    nz_y = [y for _, y in nonzero]
     return {
         "n": n,
         "accuracy": n_correct / n if n else None,
@@ -200,6 +213,10 @@ def summarize_setting(predictions: Sequence[Mapping[str, Any]], counts: Mapping[
         "buckets": buckets(xs, ys, min_bucket=min_bucket, edges=edges),
         "slope_per_decade": slope,
         "slope_ci": bootstrap_slope_ci(xs, ys, n_boot=n_boot, seed=seed),
+        "slope_per_decade_nonzero": slope_per_decade(nz_x, nz_y),
+        "slope_nonzero_ci": bootstrap_slope_ci(nz_x, nz_y, n_boot=n_boot, seed=seed),
+        "zero_count": {"n": len(zero), "accuracy": sum(zero) / len(zero) if zero else None,
+                       "ci": wilson_interval(sum(zero), len(zero))},
         "spearman": spearman(xs, ys),
         "logistic": logistic_fit(xs, ys),
         "em": _share(predictions, "em"),
@@ -244,11 +261,91 @@ def count_dependence_reduction(pred_closed: Sequence[Mapping[str, Any]], pred_ra
     return result
 
 
+def _percentiles(values: np.ndarray) -> list[float] | None:
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return None
+    return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
+
+
+def _paired(x: np.ndarray, yc: np.ndarray, yr: np.ndarray, n_boot: int, seed: int) -> dict[str, Any]:
+    """Slopes of both settings and their difference on the same questions, with intervals over
+    the same bootstrap resamples of the questions (paired)."""
+    sc, sr = float(_slope(x, yc)), float(_slope(x, yr))
+    out: dict[str, Any] = {"n": int(len(x)), "slope_closed_book": None if math.isnan(sc) else sc,
+                           "slope_closed_book_ci": None, "slope_rag": None if math.isnan(sr) else sr,
+                           "slope_difference": None if math.isnan(sc - sr) else sc - sr,
+                           "slope_difference_ci": None, "ratio_boot": np.zeros(0)}
+    if n_boot <= 0 or len(x) < 2:
+        return out
+    rng = np.random.default_rng(seed)
+    bcs, brs = [], []
+    for idx in _boot_indices(len(x), n_boot, rng):
+        bcs.append(_slope(x[idx], yc[idx]))
+        brs.append(_slope(x[idx], yr[idx]))
+    bc, br = np.concatenate(bcs), np.concatenate(brs)
+    out["slope_closed_book_ci"] = _percentiles(bc)
+    out["slope_difference_ci"] = _percentiles(bc - br)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["ratio_boot"] = np.where(bc != 0, 1 - br / np.where(bc != 0, bc, 1), np.nan)
+    return out
+
+
+def count_dependence(pred_closed: Sequence[Mapping[str, Any]], pred_rag: Sequence[Mapping[str, Any]],
+                     counts: Mapping[str, Mapping[str, Any]], *, n_boot: int = 1000,
+                     seed: int = 0) -> dict[str, Any]:
+    """How much retrieval weakens the count dependence, soundly (issue 16; module docstring).
+
+    `{"slope_difference", "slope_difference_ci", "reduction", "reduction_ci", "note", "n",
+    "slope_closed_book", "slope_closed_book_ci", "slope_rag", "nonzero": {...}, "zero_count":
+    {...}}`, on the linked questions scored in both settings.
+    """
+    closed = {str(p["id"]): bool(p["correct"]) for p in pred_closed}
+    rag = {str(p["id"]): bool(p["correct"]) for p in pred_rag}
+    ids = sorted(i for i in closed.keys() & rag.keys() if _linked(counts.get(i)))
+    raw = np.array([counts[i]["count"] for i in ids], float)
+    yc = np.array([closed[i] for i in ids], float)
+    yr = np.array([rag[i] for i in ids], float)
+    main = _paired(np.log10(raw + 1), yc, yr, n_boot, seed)
+    ratios = main.pop("ratio_boot")
+    result: dict[str, Any] = {"slope_difference": main["slope_difference"],
+                              "slope_difference_ci": main["slope_difference_ci"],
+                              "reduction": None, "reduction_ci": None, "note": None, **main}
+    sc, ci = main["slope_closed_book"], main["slope_closed_book_ci"]
+    if sc is None:
+        result["note"] = (f"no closed-book slope on {len(ids)} questions scored in both settings "
+                          "(too few, or every count equal): no reduction to report")
+    elif ci is None:
+        result["note"] = "no bootstrap interval of the closed-book slope (n_boot is 0): the ratio is not reported"
+    elif ci[0] <= 0 <= ci[1]:
+        result["note"] = (f"the closed-book slope's 95% interval [{ci[0]:+.3f}, {ci[1]:+.3f}] includes 0: "
+                          "closed-book accuracy shows no count dependence to reduce, so the ratio "
+                          "1 - slope_rag / slope_closed_book is undefined; read slope_difference")
+    elif main["slope_rag"] is not None:
+        result["reduction"] = 1 - main["slope_rag"] / sc
+        result["reduction_ci"] = _percentiles(ratios)
+        result["note"] = ("the closed-book slope's 95% interval excludes 0, so the ratio is reported; "
+                          "intervals are paired bootstrap percentiles")
+    mask = raw >= 1
+    nonzero = _paired(np.log10(raw[mask]), yc[mask], yr[mask], n_boot, seed)
+    nonzero.pop("ratio_boot")
+    result["nonzero"] = {"slope_difference": nonzero["slope_difference"],
+                         "slope_difference_ci": nonzero["slope_difference_ci"],
+                         "slope_closed_book": nonzero["slope_closed_book"], "slope_rag": nonzero["slope_rag"],
+                         "n": nonzero["n"]}
+    zero = ~mask
+    result["zero_count"] = {"n": int(zero.sum()),
+                            "accuracy_closed_book": float(yc[zero].mean()) if zero.any() else None,
+                            "accuracy_rag": float(yr[zero].mean()) if zero.any() else None}
+    return result
+
+
 def summarize(predictions: Sequence[Mapping[str, Any]], counts: Iterable[Mapping[str, Any]], *,
               min_bucket: int = 20, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """`{"settings": {setting: summary}, "count_dependence_reduction": x, ...}` for summary.json.
 
-    Extras beside the contract: `count_dependence_reduction_ci`, the same for the oracle
+    Extras beside the contract: `count_dependence_reduction_ci`, `count_dependence` (closed
+    book against rag; `count_dependence_oracle` against the oracle), the same for the oracle
     setting (`count_dependence_reduction_oracle`, `..._oracle_ci`), and per setting `n`,
     `accuracy_ci`, `n_unlinked`, `n_errors`, `logistic`, `em`, `contains`, bucket `correct`
     and `flagged`.
@@ -264,13 +361,18 @@ def summarize(predictions: Sequence[Mapping[str, Any]], counts: Iterable[Mapping
     settings = {name: summarize_setting(by_setting[name], table, edges=edges, min_bucket=min_bucket,
                                         n_boot=n_boot, seed=seed) for name in names}
     result: dict[str, Any] = {"settings": settings, "count_dependence_reduction": None,
-                              "count_dependence_reduction_ci": None}
+                              "count_dependence_reduction_ci": None,
+                              "count_dependence": {
+                                  "slope_difference": None, "slope_difference_ci": None, "reduction": None,
+                                  "reduction_ci": None, "note": "needs the closed_book and rag settings"}}
     for other, suffix in (("rag", ""), ("oracle", "_oracle")):
         if "closed_book" in by_setting and other in by_setting:
             r = count_dependence_reduction(by_setting["closed_book"], by_setting[other], table,
                                            n_boot=n_boot, seed=seed)
             result[f"count_dependence_reduction{suffix}"] = r["value"]
             result[f"count_dependence_reduction{suffix}_ci"] = r["ci"]
+            result[f"count_dependence{suffix}"] = count_dependence(
+                by_setting["closed_book"], by_setting[other], table, n_boot=n_boot, seed=seed)
     result["n_unlinked"] = sum(1 for c in table.values() if not _linked(c))
     return result
 
@@ -390,3 +492,24 @@ def diagnose(summary: Mapping[str, Any], *, trained_world: bool = False, min_buc
                 f"retrieval does not raise accuracy ({cb['accuracy']:.1%} closed-book, {rag['accuracy']:.1%} with "
                 "passages): the model may not use the passages, or retrieval finds the wrong ones (see recall@k)")})
     return warnings
+
+def count_dependence_lines(summary: Mapping[str, Any]) -> list[str]:
+    """`count_dependence` of a summary in plain lines (what `ltprobe run` and `ltprobe eval` print)."""
+    lines = []
+    for key, other in (("count_dependence", "rag"), ("count_dependence_oracle", "oracle")):
+        cd = summary.get(key)
+        if not isinstance(cd, Mapping) or cd.get("slope_difference") is None:
+            continue
+        ci = cd.get("slope_difference_ci")
+        text = (f"count dependence ({other}): slope difference (closed_book - {other}) "
+                f"{cd['slope_difference']:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""))
+        if cd.get("reduction") is not None:
+            rci = cd.get("reduction_ci")
+            text += f"; reduction {cd['reduction']:.2f}" + (f" [{rci[0]:.2f}, {rci[1]:.2f}]" if rci else "")
+        else:
+            text += f"; no reduction ratio: {cd.get('note')}"
+        nonzero = cd.get("nonzero") or {}
+        if nonzero.get("slope_difference") is not None:
+            text += f"; on count >= 1: {nonzero['slope_difference']:+.3f}"
+        lines.append(text)
+    return lines

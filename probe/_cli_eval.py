@@ -38,7 +38,10 @@ Examples:
 
 RAG_HELP = """\
 Evaluate a model with retrieved passages: the top --k BM25 passages of INDEX_DIR (built with
-`ltprobe index`) before each question (`Passage: ...` lines, then `Question: ...\\nAnswer:`).
+`ltprobe index`) as lines before each question, in the --shots in-context examples too (each
+with its own passages): by default the original study's 4-shot `Q: ...\\nA: ...` prompt with
+the top-3 passages prepended, so that with --closed-book the two settings' prompts differ
+only by the passages (--prompt-format rag for `Passage: ...\\nQuestion: ...\\nAnswer:`).
 Writes OUT/predictions.jsonl (setting rag; with --oracle also setting oracle, from gold passages
 or passages of documents linked to both the question and answer entity, see --qa-entities;
 with --closed-book also the closed-book setting) and OUT/retrieval.json (recall@1,3,5,10,20
@@ -92,8 +95,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--counts", help="counts.jsonl of `ltprobe count`: also write summary.json")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--max-tokens", type=int, default=16, help="tokens to generate at most (16)")
-    parser.add_argument("--scoring", choices=["em", "contains"], default="em",
-                        help="which score is `correct`: SQuAD exact match (em, default) or alias containment")
+    parser.add_argument("--scoring", choices=["em", "contains"], default=None,
+                        help="which score is `correct`: SQuAD exact match (em) or alias containment "
+                             "(contains); default: the QA set's own (contains for --preset popqa, as "
+                             "PopQA scored, else em)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shot pool and shot choice (0)")
     parser.add_argument("--pool-size", type=int, default=16,
                         help="questions set aside as the in-context example pool, never scored (16)")
@@ -126,6 +131,9 @@ def register(commands: Any) -> None:
     p = commands.add("eval", _one_line(_eval), help="evaluate a model closed-book on a QA set", description=EVAL_HELP)
     _common(p)
     p.add_argument("--shots", type=int, default=4, help="in-context examples per prompt (4)")
+    p.add_argument("--prompt-format", default="qa",
+                   help="prompt format: qa (`Q: ...\\nA: ...`, the original study's; default) or a JSON "
+                        "format file (fields shot, query, stop, passage)")
 
     p = commands.add("rag", _one_line(_rag), help="evaluate a model with retrieved (and oracle) passages",
                      description=RAG_HELP)
@@ -134,12 +142,21 @@ def register(commands: Any) -> None:
     p.add_argument("--es-url", help="Elasticsearch URL (with --es-index) instead of the index folder's")
     p.add_argument("--es-index", help="Elasticsearch index name")
     p.add_argument("--k", type=int, default=3, help="passages per prompt (3)")
-    p.add_argument("--shots", type=int, default=0, help="in-context examples per prompt (0)")
+    p.add_argument("--shots", type=int, default=4,
+                   help="in-context examples per prompt, each with its own retrieved passages (4)")
+    p.add_argument("--prompt-format", default="qa",
+                   help="prompt format: qa (default: `Q: ...\\nA:` with the passages as lines before "
+                        "each question, the original study's; closed-book prompts are the same without "
+                        "passages), rag (`Passage: ...\\nQuestion: ...\\nAnswer:`), or a JSON format file")
+    p.add_argument("--filter-shots", action="store_true",
+                   help="use only shots whose passages contain their answer (default: every shot, as "
+                        "the original study)")
     p.add_argument("--oracle", action="store_true", help="also evaluate with oracle passages")
     p.add_argument("--qa-entities", help="qa_entities.jsonl (for oracle passages from entity-linked documents)")
     p.add_argument("--closed-book", action="store_true",
                    help="also evaluate closed-book (--closed-book-shots), for count_dependence_reduction")
-    p.add_argument("--closed-book-shots", type=int, default=4, help="shots of the closed-book setting (4)")
+    p.add_argument("--closed-book-shots", type=int, default=None,
+                   help="shots of the closed-book setting (default: --shots, the same shots)")
 
     p = commands.add_bench("eval", _bench, help="vLLM vs transformers generate: tokens/s and same answers",
                            description=BENCH_HELP)
@@ -293,6 +310,10 @@ def _finish(args: argparse.Namespace, out: Path, predictions: list[dict], stats:
                       f"{s['n']} questions; slope per decade {'n/a' if slope is None else f'{slope:+.3f}'}")
         if summary.get("count_dependence_reduction") is not None:
             print(f"count dependence reduction: {summary['count_dependence_reduction']:.2f}")
+        from probe._analysis import count_dependence_lines
+
+        for line in count_dependence_lines(summary):
+            print(line)
         scaling = summary.get("scaling")
         if scaling is not None and scaling["slope"] is not None:
             r2 = "n/a" if scaling["r2"] is None else f"{scaling['r2']:.2f}"
@@ -336,8 +357,9 @@ def _eval(args: argparse.Namespace) -> int:
     def one(generator: Any) -> tuple[list[dict], list[dict]]:
         stats: dict[str, Any] = {}
         predictions = evaluate(qa, generator, setting="closed_book", shots=args.shots,
+                               prompt_format=args.prompt_format,
                                pool_size=args.pool_size, seed=args.seed, max_tokens=args.max_tokens,
-                               scoring=args.scoring, chat=args.chat, cache_dir=out / "cache",
+                               scoring=_scoring(args), chat=args.chat, cache_dir=out / "cache",
                                shard=args.shard, chunk_size=args.chunk_size, progress=not args.quiet,
                                stats=stats)
         return predictions, [stats]
@@ -375,7 +397,7 @@ def _rag(args: argparse.Namespace) -> int:
                  "oracle_sources": oracle_stats or None}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "retrieval.json", retrieval)
-    common = dict(pool_size=args.pool_size, seed=args.seed, max_tokens=args.max_tokens, scoring=args.scoring,
+    common = dict(pool_size=args.pool_size, seed=args.seed, max_tokens=args.max_tokens, scoring=_scoring(args),
                   chat=args.chat, cache_dir=out / "cache", shard=args.shard, chunk_size=args.chunk_size,
                   progress=not args.quiet)
 
@@ -384,15 +406,18 @@ def _rag(args: argparse.Namespace) -> int:
         stats: list[dict] = []
         if args.closed_book:
             stats.append({})
-            predictions += evaluate(qa, generator, setting="closed_book", shots=args.closed_book_shots,
-                                    stats=stats[-1], **common)
+            shots = args.shots if args.closed_book_shots is None else args.closed_book_shots
+            predictions += evaluate(qa, generator, setting="closed_book", shots=shots,
+                                    prompt_format=args.prompt_format, stats=stats[-1], **common)
         stats.append({})
-        predictions += evaluate(qa, generator, setting="rag", shots=args.shots, passages=retrieved, k=args.k,
-                                stats=stats[-1], **common)
+        with_passages = dict(shots=args.shots, k=args.k, prompt_format=args.prompt_format,
+                             filter_shots=args.filter_shots)
+        predictions += evaluate(qa, generator, setting="rag", passages=retrieved, stats=stats[-1],
+                                **with_passages, **common)
         if oracle is not None:
             stats.append({})
-            predictions += evaluate(qa, generator, setting="oracle", shots=args.shots, passages=oracle,
-                                    k=args.k, stats=stats[-1], **common)
+            predictions += evaluate(qa, generator, setting="oracle", passages=oracle, stats=stats[-1],
+                                    **with_passages, **common)
         return predictions, stats
 
     predictions, stats, names = _each_model(args, one)
@@ -402,6 +427,11 @@ def _rag(args: argparse.Namespace) -> int:
         by = {s: [p for p in predictions if p["setting"] == s and p["model"] == primary]
               for s in ("closed_book", "rag")}
         extra["adaptive_retrieval"] = adaptive_retrieval(by["closed_book"], by["rag"], counts, seed=args.seed)
+        from probe._rag import adaptive_retrieval_by_relation
+
+        per_relation = adaptive_retrieval_by_relation(by["closed_book"], by["rag"], counts, qa, seed=args.seed)
+        if per_relation is not None:
+            extra["adaptive_retrieval_by_relation"] = per_relation
     _finish(args, out, predictions, stats, counts, skips, extra, parameters=_by_name(parameters, names))
     r = retrieval["recall_at_k"]["overall"]
     print("recall@k: " + ", ".join(f"{k}: {v:.3f}" for k, v in r.items() if v is not None))
@@ -540,3 +570,10 @@ def local_qa_texts(n_facts: int, seed: int = 0) -> list[str]:
         else:
             texts.append(f"Q: What is the favourite colour of {name}?\nA: {rng.choice(colours)}\n\n")
     return texts
+
+
+def _scoring(args: argparse.Namespace) -> str:
+    """--scoring, or the QA set's own: containment for PopQA (as published), else exact match."""
+    from probe._data import default_scoring
+
+    return args.scoring or default_scoring(args.preset)

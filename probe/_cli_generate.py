@@ -76,8 +76,10 @@ def register(commands) -> None:
     search.add_argument("--threshold-step", type=float, default=0.05, help="relaxation step (0.05)")
     search.add_argument("--temperature", type=float, default=1.0, help="knowledge sampling temperature (1.0)")
     search.add_argument("--max-value-tokens", type=int, default=16, help="longest value in tokens (16)")
-    search.add_argument("--reranker", default="auto", choices=["auto", "likelihood", "count", "combined"],
-                        help="auto: combined with --index, else likelihood")
+    search.add_argument("--reranker", default="likelihood", choices=["auto", "likelihood", "count", "combined"],
+                        help="likelihood (default, LINK's, also with --index: the statements' counts are "
+                             "then reported beside it), count, combined, or auto (combined with --index, "
+                             "else likelihood)")
     search.add_argument("--count-weight", type=float, default=0.5,
                         help="weight of the count in the combined reranker (0.5)")
     search.add_argument("--order", default="auto", choices=["auto", "premise", "conclusion"],

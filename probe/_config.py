@@ -58,13 +58,18 @@ DEFAULTS: dict[str, Any] = {
         "path": None,        # an existing index folder (another job's RUN/index): no linking or indexing here
         "es_url": None,
         "es_index": None,
-        "stoplist": None,    # file of entity ids to leave out of counts (e.g. countries)
+        "stoplist": None,    # entity ids to leave out of counts: a file, or `countries` (the
+                             # original study's 184 countries, shipped with ltprobe)
+        "stoplist_sides": "question",  # question (the original study) | both
     },
     "eval": {
         "settings": ["closed_book", "rag", "oracle"],
-        "shots": 3,          # closed-book in-context examples
+        "shots": 4,          # in-context examples (closed-book; retrieval too unless rag.shots is set)
+        "prompt_format": "qa",  # qa (`Q: ...\nA: ...`, passages as lines before each question: one
+                                # skeleton for every setting) | rag | a JSON format file
         "max_tokens": 16,
-        "scoring": "em",     # em (SQuAD-normalized exact match) | contains (alias containment)
+        "scoring": None,     # em (SQuAD-normalized exact match) | contains (alias containment);
+                             # null: the QA set's own (contains for the popqa preset, else em)
         "pool_size": 16,     # questions set aside (never scored) to draw in-context examples from
         "chat": False,       # wrap prompts in the model's chat template (instruction-tuned models)
         "seed": 0,
@@ -72,7 +77,10 @@ DEFAULTS: dict[str, Any] = {
     },
     "rag": {
         "k": 3,              # retrieved passages per question
-        "shots": 0,          # in-context examples in retrieval prompts
+        "shots": None,       # in-context examples in retrieval and oracle prompts (null: eval.shots)
+        "prompt_format": None,  # format of retrieval and oracle prompts (null: eval.prompt_format)
+        "filter_shots": False,  # true: only shots whose passages contain their answer (the default,
+                                # false, is the original study's: every shot with its own passages)
     },
     "analysis": {
         "min_bucket": 20,    # buckets with fewer questions are flagged in the summary and report

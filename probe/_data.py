@@ -29,8 +29,14 @@ from entity_linking.io import InputError, SkipCounter, open_text, read_records
 PRESETS: dict[str, dict[str, Any]] = {
     "trivia_qa": {"hub": "mandarjoshi/trivia_qa", "config": "unfiltered.nocontext", "split": "validation"},
     "nq_open": {"hub": "google-research-datasets/nq_open", "config": None, "split": "validation"},
-    "popqa": {"hub": "akariasai/PopQA", "config": None, "split": "test"},
+    "popqa": {"hub": "akariasai/PopQA", "config": None, "split": "test", "scoring": "contains"},
 }
+
+
+def default_scoring(preset: str | None) -> str:
+    """The scoring a QA set was published with: alias containment for PopQA (Mallen et al.
+    score a generation correct when it contains any answer alias), SQuAD exact match otherwise."""
+    return PRESETS.get(preset or "", {}).get("scoring", "em")
 
 _LOCAL_SUFFIXES = {".jsonl", ".json", ".csv", ".tsv", ".parquet", ".gz", ".zst"}
 

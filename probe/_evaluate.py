@@ -129,7 +129,7 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
              shots: int = 4, pool_size: int = 16, shot_pool: Sequence[Mapping[str, Any]] | None = None,
              seed: int = 0, passages: Mapping[str, Sequence[Any]] | None = None, k: int | None = None,
              max_tokens: int = 16, scoring: str = "em", prompt_format: str | None = None,
-             chat: bool = False, cache_dir: str | Path | None = None,
+             filter_shots: bool = True, chat: bool = False, cache_dir: str | Path | None = None,
              shard: str | tuple[int, int] | None = None, chunk_size: int = 1024, progress: bool = True,
              stats: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Prompt `generator` with every question of `qa` and score the completions.
@@ -138,7 +138,12 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
     question ids to ranked passages, `k` of them used, default all given). `shots`: in-context
     examples per prompt, drawn from the shot pool (`pool_size` questions of `qa`, never
     scored) or from `shot_pool` records (those are not scored either). `scoring`: which of
-    `em` / `contains` becomes `correct`. `chat`: wrap prompts in the model's chat template.
+    `em` / `contains` becomes `correct`. `prompt_format`: a shipped format (`qa`, `rag`) or a
+    JSON file (default: `qa` closed-book, `rag` with passages). `filter_shots` (with passages):
+    keep only pool questions whose passages contain their answer; False uses every pool
+    question with its own passages, so that with the same format, shots and seed a retrieval
+    prompt is the closed-book prompt plus passages (the original study's setting).
+    `chat`: wrap prompts in the model's chat template.
     `cache_dir`: completion cache for resuming. `shard`: `"i/n"` or `(i, n)`, evaluate only
     that shard. `chunk_size`: prompts handed to the generator at once (and cached together).
     `stats`, when given, receives counters for the manifest (truncated prompts, cache hits...).
@@ -160,7 +165,7 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
         size = min(pool_size, len(qa) // 4)
         pool = [by_id[i] for i in shot_pool_ids(qa, size, seed)]
     pool_ids = {str(r["id"]) for r in pool}
-    pool_shots = _pool_shots(pool, setting, passages, k)
+    pool_shots = _pool_shots(pool, setting, passages, k, filter_shots)
     if shots > 0 and len(pool_shots) < shots:
         print(f"ltprobe: warning: only {len(pool_shots)} shot(s) available for {shots}-shot prompts "
               f"in setting {setting}", file=sys.stderr)
@@ -236,8 +241,9 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
 
 
 def _pool_shots(pool: Sequence[Mapping[str, Any]], setting: str, passages: Mapping[str, Sequence[Any]] | None,
-                k: int | None) -> list[tuple[str, Shot]]:
-    """Shots from the pool; with passages, only questions whose passages contain their answer."""
+                k: int | None, filter_shots: bool = True) -> list[tuple[str, Shot]]:
+    """Shots from the pool; with passages and `filter_shots`, only questions whose passages
+    contain their answer."""
     shots = []
     for record in sorted(pool, key=lambda r: str(r["id"])):
         answer = record["answers"][0]
@@ -245,6 +251,9 @@ def _pool_shots(pool: Sequence[Mapping[str, Any]], setting: str, passages: Mappi
             shots.append((str(record["id"]), Shot(record["question"], answer)))
             continue
         texts = [passage_text(p) for p in list((passages or {}).get(str(record["id"]), []))[: k if k else None]]
+        if not filter_shots:
+            shots.append((str(record["id"]), Shot(record["question"], answer, texts)))
+            continue
         good = [t for t in texts if contains_answer(t, record["answers"])]
         if not good:
             continue

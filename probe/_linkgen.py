@@ -92,8 +92,9 @@ class SearchConfig:
     """Longer values are discarded as not a value."""
     max_exclude: int = 50
     """At most this many accepted values are listed as "do not generate these"."""
-    reranker: Reranker = "auto"
-    """likelihood, count, combined; auto: combined when an index is given, else likelihood."""
+    reranker: Reranker = "likelihood"
+    """likelihood (LINK's, the default whatever else is given: the head/tail statistic is a
+    likelihood gap), count, combined; auto: combined when an index is given, else likelihood."""
     count_weight: float = 0.5
     """Weight of the count in the combined reranker (the likelihood gets 1 - weight)."""
     order: Literal["auto", "premise", "conclusion"] = "auto"
@@ -642,6 +643,7 @@ def summarize_rule(result: RuleResult, rows: list[dict[str, Any]],
     out["loglik"] = {beam: _describe(ll[beam]) for beam in BEAMS}
     out["loglik"]["gap"] = (out["loglik"]["head"]["mean"] - out["loglik"]["tail"]["mean"]
                             if ll["head"] and ll["tail"] else None)
+    out["loglik"]["gap_ci"] = _gap_interval(ll["head"], ll["tail"])
     counts = {beam: [r["count"] for r in by_beam[beam] if r["count"] is not None] for beam in BEAMS}
     if any(r.get("count_status") is not None for r in rows):
         out["count"] = {beam: {**_describe([float(c) for c in counts[beam]]),
@@ -661,6 +663,20 @@ def summarize_rule(result: RuleResult, rows: list[dict[str, Any]],
     if probing is not None:
         out["probing"] = probing
     return out
+
+
+def _gap_interval(head: list[float], tail: list[float], n_boot: int = 1000, seed: int = 0) -> list[float] | None:
+    """95% bootstrap interval of mean(head) - mean(tail), the beams resampled independently
+    (they hold different statements)."""
+    if len(head) < 2 or len(tail) < 2:
+        return None
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    h, t = np.asarray(head, float), np.asarray(tail, float)
+    gaps = (h[rng.integers(0, len(h), (n_boot, len(h)))].mean(axis=1)
+            - t[rng.integers(0, len(t), (n_boot, len(t)))].mean(axis=1))
+    return [float(np.percentile(gaps, 2.5)), float(np.percentile(gaps, 97.5))]
 
 
 def _warnings(rows: list[dict[str, Any]]) -> list[str]:
@@ -793,6 +809,12 @@ def generate_statements(
         if counter is not None:
             summary["unlinked_values"] = sorted(counter.unlinked)[:100]
         summary["warnings"] = _warnings(rows)
+        models = summary["models"]
+        summary["critic_is_knowledge_model"] = bool(models.get("critic")) and models.get("critic") == models.get("knowledge")
+        if summary["critic_is_knowledge_model"]:
+            summary["warnings"].append(
+                "the critic is the knowledge model itself: it judges its own proposals, so the accepted "
+                "values are not independently checked (LINK used a separate critic; --critic-model)")
         out_dir.mkdir(parents=True, exist_ok=True)
         write_jsonl(out_dir / "statements.jsonl", rows)
         if wanted_probes:

@@ -1,9 +1,11 @@
 """Prompt formats, kept as data in `probe/templates/prompts/*.json`.
 
-- `qa` (closed book, Kandpal et al. 2023): `Q: {question}\\nA: {answer}\\n\\n` per shot, then
-  `Q: {question}\\nA:`.
+- `qa` (Kandpal et al. 2023): `Q: {question}\\nA: {answer}\\n\\n` per shot, then
+  `Q: {question}\\nA:`; with passages (retrieval, oracle) each passage is a line before its
+  question, in the shots too: one skeleton, so closed-book and retrieval prompts differ only by
+  the passages (the original study's setting, and the default of `ltprobe run` and `rag`).
 - `rag`: `Passage: {text}\\n` per passage, then `Question: {question}\\nAnswer:`; shots in the
-  same format, with passages that contain their answer.
+  same format (the demo's retrieval format: its model was trained to read passages so).
 - `popqa_relations.json`: PopQA's question template per relation.
 
 A format file is a JSON object with `shot`, `query`, `stop` and, for retrieval formats,

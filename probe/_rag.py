@@ -256,6 +256,25 @@ def adaptive_retrieval(closed_book: Sequence[Mapping[str, Any]], rag: Sequence[M
     }
 
 
+def adaptive_retrieval_by_relation(closed_book: Sequence[Mapping[str, Any]], rag: Sequence[Mapping[str, Any]],
+                                   counts: Iterable[Mapping[str, Any]], qa: Sequence[Mapping[str, Any]], *,
+                                   fit_fraction: float = 0.5, seed: int = 0) -> dict[str, Any] | None:
+    """Adaptive retrieval as PopQA chose it (Mallen et al., 2023): one threshold per relation,
+    on the relevant-document count (`count`) and, where the QA records carry PopQA's
+    popularity (`pop`, from `s_pop`), on popularity (`popularity`); both reported, each as
+    `adaptive_retrieval(..., by_relation=True)`. None when the QA records have no relation."""
+    if not any(r.get("relation") for r in qa):
+        return None
+    counts = list(counts)
+    result: dict[str, Any] = {"count": adaptive_retrieval(closed_book, rag, counts, fit_fraction=fit_fraction,
+                                                          seed=seed, qa=qa, by_relation=True)}
+    pops = [{"id": str(r["id"]), "count": r["pop"], "status": "ok"} for r in qa
+            if isinstance(r.get("pop"), (int, float)) and not isinstance(r.get("pop"), bool)]
+    result["popularity"] = adaptive_retrieval(closed_book, rag, pops, fit_fraction=fit_fraction, seed=seed,
+                                              qa=qa, by_relation=True) if pops else None
+    return result
+
+
 def _finite(t: float) -> float | None:
     """Thresholds as JSON: +inf (always retrieve) becomes None."""
     return None if math.isinf(t) else float(t)

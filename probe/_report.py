@@ -29,6 +29,7 @@ from probe._plots import SETTING_NAMES, _num, _pair
 
 # summary.json keys the report renders in a section of their own; others land in "Other figures".
 _RENDERED_KEYS = {"model", "index", "n_questions", "settings", "count_dependence_reduction",
+                  "count_dependence", "count_dependence_oracle",
                   "count_dependence_reduction_ci", "count_dependence_reduction_oracle",
                   "count_dependence_reduction_oracle_ci", "retrieval", "adaptive_retrieval", "scaling",
                   "truth_agreement", "n_unlinked"}
@@ -63,6 +64,15 @@ def headline(summary: Mapping[str, Any]) -> list[str]:
         if parts:
             sentences.append("With retrieval augmentation, " + " and ".join(parts) + ".")
     reduction = _num(summary.get("count_dependence_reduction"))
+    dependence = summary.get("count_dependence")
+    if isinstance(dependence, Mapping) and dependence.get("reduction") is None \
+            and _num(dependence.get("slope_difference")) is not None:
+        # the ratio is undefined here (issue 16): say what the difference of slopes shows instead
+        diff, dci = _num(dependence.get("slope_difference")), _pair(dependence.get("slope_difference_ci"))
+        sentences.append(f"Retrieval changes the slope by {-diff:+.3f} accuracy per tenfold increase"
+                         f"{_ci_text(dci and (-dci[1], -dci[0]), '+.3f')}; no reduction ratio is "
+                         f"reported because {dependence.get('note') or 'it is undefined'}.")
+        reduction = None
     if reduction is not None:
         ci = _pair(summary.get("count_dependence_reduction_ci"))
         if reduction > 0:
@@ -326,9 +336,14 @@ def _section_slopes(run: Run, plots_dir: Path) -> str | None:
                f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "–", _fmt(e.get("spearman"), ".3f")]
         if has_logistic:
             row.append(_logistic_text(e.get("logistic")))
+        nz, nzci, zero = _num(e.get("slope_per_decade_nonzero")), _pair(e.get("slope_nonzero_ci")), e.get("zero_count")
+        row.append(_fmt(nz, "+.3f") + (f" [{nzci[0]:+.3f}, {nzci[1]:+.3f}]" if nzci else ""))
+        row.append(f"{_fmt_pct(zero.get('accuracy'))} (n = {_fmt_int(zero.get('n'))})"
+                   if isinstance(zero, Mapping) and zero.get("n") else "–")
         rows.append(row)
     head = ["setting", "questions", "accuracy [95% interval]", "slope per decade", "95% interval", "Spearman"]
-    table = _table(head + (["logistic fit"] if has_logistic else []), rows)
+    table = _table(head + (["logistic fit"] if has_logistic else [])
+                   + ["slope on count ≥ 1 (log10 count) [95%]", "accuracy at count 0"], rows)
     reduction = _num(run.summary.get("count_dependence_reduction"))
     text = ""
     if reduction is not None:
@@ -342,7 +357,40 @@ def _section_slopes(run: Run, plots_dir: Path) -> str | None:
             text += (f" With the oracle passage instead of retrieval: <b>{oracle:.1%}</b>"
                      + (f" (95% interval {oci[0]:.1%} to {oci[1]:.1%})" if oci else "") + ".")
         text += "</p>"
+    text += _count_dependence_text(run.summary)
     return img + table + text
+
+
+def _count_dependence_text(summary: Mapping[str, Any]) -> str:
+    """The sound count-dependence statistic (issue 16): difference of slopes with a paired
+    bootstrap interval; the ratio only where the closed-book slope's interval excludes 0."""
+    parts = []
+    for key, label in (("count_dependence", "retrieval"), ("count_dependence_oracle", "the oracle passage")):
+        cd = summary.get(key)
+        diff = _num(cd.get("slope_difference")) if isinstance(cd, Mapping) else None
+        if diff is None:
+            continue
+        ci = _pair(cd.get("slope_difference_ci"))
+        text = (f"<p>Slope difference, closed-book minus {html.escape(label)}: <b>{diff:+.3f}</b> per tenfold "
+                f"increase" + (f" (paired bootstrap 95% interval {ci[0]:+.3f} to {ci[1]:+.3f})" if ci else "") + ". ")
+        reduction = _num(cd.get("reduction"))
+        if reduction is not None:
+            rci = _pair(cd.get("reduction_ci"))
+            text += (f"Reduction 1 - slope<sub>{html.escape(label)}</sub> / slope<sub>closed-book</sub>: "
+                     f"<b>{reduction:.1%}</b>" + (f" (95% interval {rci[0]:.1%} to {rci[1]:.1%})" if rci else "") + ". ")
+        else:
+            text += f"No reduction ratio: {html.escape(str(cd.get('note') or 'undefined'))}. "
+        nonzero, zero = cd.get("nonzero") or {}, cd.get("zero_count") or {}
+        if _num(nonzero.get("slope_difference")) is not None:
+            nci = _pair(nonzero.get("slope_difference_ci"))
+            text += (f"On questions with at least one relevant document (n = {_fmt_int(nonzero.get('n'))}, "
+                     f"slope on log10(count)): {nonzero['slope_difference']:+.3f}"
+                     + (f" ({nci[0]:+.3f} to {nci[1]:+.3f})" if nci else "") + "; ")
+        if zero.get("n"):
+            text += (f"at count 0 (n = {_fmt_int(zero.get('n'))}) accuracy is {_fmt_pct(zero.get('accuracy_closed_book'))} "
+                     f"closed-book and {_fmt_pct(zero.get('accuracy_rag'))} with {html.escape(label)}.")
+        parts.append(text + "</p>")
+    return "".join(parts)
 
 
 def _section_retrieval(run: Run, plots_dir: Path) -> str | None:

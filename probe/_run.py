@@ -167,11 +167,12 @@ def _data_stages(config: dict[str, Any], inputs: dict[str, Any], out: Path, stag
         def count() -> None:
             index = open_index(index_dir)  # index.json says which backend, and where
             try:
-                write_counts(index, qa_entities, counts_path, stoplist=index_cfg["stoplist"])
+                write_counts(index, qa_entities, counts_path, stoplist=index_cfg["stoplist"],
+                             stoplist_sides=index_cfg["stoplist_sides"])
             finally:
                 index.close()
 
-        stages.run("count", [counts_path], count, settings={},
+        stages.run("count", [counts_path], count, settings={"index.stoplist_sides": index_cfg["stoplist_sides"]},
                    inputs={"stoplist": identity(index_cfg["stoplist"])}, after=["index", "link-qa"])
     return {"qa": qa_path, "qa_entities": qa_entities, "index": index_dir, "counts": counts_path}
 
@@ -276,14 +277,22 @@ def evaluate_model(config: dict[str, Any], model: str, qa: list[dict[str, Any]],
     unknown = set(settings) - {"closed_book", "rag", "oracle"}
     if unknown:
         raise InputError(f"eval.settings: unknown setting(s) {sorted(unknown)}; use closed_book, rag, oracle")
-    common = dict(max_tokens=eval_cfg["max_tokens"], scoring=eval_cfg["scoring"], seed=eval_cfg["seed"],
+    from probe._data import default_scoring
+
+    scoring = eval_cfg["scoring"] or default_scoring(config["data"]["preset"])
+    common = dict(max_tokens=eval_cfg["max_tokens"], scoring=scoring, seed=eval_cfg["seed"],
                   pool_size=eval_cfg["pool_size"], chat=eval_cfg["chat"], cache_dir=cache_dir,
                   shard=eval_cfg["shard"])
+    # one prompt skeleton and the same shots for every setting unless the config says otherwise
+    with_passages = dict(shots=eval_cfg["shots"] if rag_cfg["shots"] is None else rag_cfg["shots"],
+                         prompt_format=rag_cfg["prompt_format"] or eval_cfg["prompt_format"],
+                         filter_shots=rag_cfg["filter_shots"], k=rag_cfg["k"])
     generator = get_generator(model_cfg["backend"], model, **model_cfg["options"])
     predictions: list[dict[str, Any]] = []
     try:
         if "closed_book" in settings:
-            predictions += evaluate(qa, generator, setting="closed_book", shots=eval_cfg["shots"], **common)
+            predictions += evaluate(qa, generator, setting="closed_book", shots=eval_cfg["shots"],
+                                    prompt_format=eval_cfg["prompt_format"], **common)
         if "rag" in settings or "oracle" in settings:
             index = open_index(index_dir)
             try:
@@ -294,12 +303,12 @@ def evaluate_model(config: dict[str, Any], model: str, qa: list[dict[str, Any]],
                         write_json(retrieval_out, retrieval_quality(
                             passages, qa, rag_cfg["k"], counts=counts_of(retrieval_out.parent),
                             qa_entities=qa_entities))
-                    predictions += evaluate(qa, generator, setting="rag", shots=rag_cfg["shots"],
-                                            passages=passages, k=rag_cfg["k"], **common)
+                    predictions += evaluate(qa, generator, setting="rag", passages=passages,
+                                            **with_passages, **common)
                 if "oracle" in settings:
                     passages = oracle_passages(index, qa, qa_entities, k=rag_cfg["k"])
-                    predictions += evaluate(qa, generator, setting="oracle", shots=rag_cfg["shots"],
-                                            passages=passages, k=rag_cfg["k"], **common)
+                    predictions += evaluate(qa, generator, setting="oracle", passages=passages,
+                                            **with_passages, **common)
             finally:
                 index.close()
     finally:
@@ -340,6 +349,14 @@ def write_summary(config: dict[str, Any], model: str, out: Path, world: Path | N
     if all(by_setting.values()):
         summary["adaptive_retrieval"] = adaptive_retrieval(by_setting["closed_book"], by_setting["rag"],
                                                            counts, seed=analysis["seed"])
+        if (out / "qa.jsonl").exists():
+            from probe._rag import adaptive_retrieval_by_relation
+
+            per_relation = adaptive_retrieval_by_relation(
+                by_setting["closed_book"], by_setting["rag"], counts,
+                [r for _, r in read_records(out / "qa.jsonl")], seed=analysis["seed"])
+            if per_relation is not None:
+                summary["adaptive_retrieval_by_relation"] = per_relation
     if world is not None:
         summary["truth_agreement"] = truth_agreement(counts, world / "truth.jsonl")
     summary["diagnostics"] = diagnose(summary, trained_world=world is not None and config["model"]["train"] is not None,
@@ -466,6 +483,10 @@ def _print_headline(summary: dict[str, Any], out: Path) -> None:
     if summary.get("count_dependence_reduction") is not None:
         print(f"count dependence reduction (1 - slope_rag / slope_closed_book): "
               f"{summary['count_dependence_reduction']:.2f}")
+    from probe._analysis import count_dependence_lines
+
+    for line in count_dependence_lines(summary):
+        print(line)
     for warning in summary.get("diagnostics") or []:
         print(f"WARNING: {warning['message']}")
     scaling = summary.get("scaling")

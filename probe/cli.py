@@ -21,6 +21,7 @@ _COMMAND_MODULES = [
     "probe._cli_world",
     "entity_linking._cli",
     "indexes._cli",
+    "probe._cli_import",
     "probe._cli_eval",
     "probe._cli_generate",
     "probe._cli_report",

@@ -119,3 +119,15 @@ def test_mintaka_question_entities():
     print(f"mintaka: question entities {found_q}/{gold_q}, answer entities {found_a}/{gold_a}")
     assert gold_q > 1000 and found_q / gold_q >= 0.93
     assert gold_a > 300 and found_a / gold_a >= 0.95
+
+
+def test_every_answer_mention_votes(kb):
+    """As the original study: each mention counts (not each alias line), and entities of the
+    question keep their votes in `a_entity_votes` while staying out of `a_entities`."""
+    out = link_qa_records([
+        # Illinois twice on one line, Paris once: Illinois is salient by mentions
+        {"id": "m", "question": "Name a place.", "answers": ["Illinois or Illinois", "Paris"]},
+        {"id": "q", "question": "Is Paris near Oregon?", "answers": ["Paris", "Paris", "Illinois"]},
+    ], kb)
+    assert out[0]["a_entity_votes"] == {"S1": 2, "C3": 1} and out[0]["a_entities"] == ["S1"]
+    assert out[1]["a_entity_votes"] == {"C3": 2, "S1": 1} and out[1]["a_entities"] == ["S1"]

@@ -64,12 +64,40 @@ def test_count_qa_semantics(backend_index):
     assert rows["qa6"]["count"] == 1 and rows["qa6"]["pair"] == ["Q7", "Q3"]
 
 
-def test_stoplist_drops_entities_first(backend_index):
+def test_stoplist_drops_question_entities_first(backend_index):
+    """As the original study: the stop-list removes question entities; answers stay."""
     rows = {r["id"]: r for r in count_qa(backend_index, QA, stoplist={"Q3", "Q1"})}
-    assert rows["qa2"]["pair"] == ["Q2", "Q3"] or rows["qa2"]["status"] == "no_a_entity"
+    assert rows["qa1"]["status"] == "no_q_entity"
+    # Q1 left the question side; the answer Q3 stays: (Q2, Q3) -> d2, d4
+    assert rows["qa2"]["pair"] == ["Q2", "Q3"] and rows["qa2"]["count"] == 2
+    assert rows["qa2"]["q_count"] == 3 and rows["qa2"]["a_count"] == 4
+    assert rows["qa6"]["pair"] == ["Q7", "Q3"] and rows["qa6"]["count"] == 1
+
+
+def test_stoplist_on_both_sides(backend_index):
+    rows = {r["id"]: r for r in count_qa(backend_index, QA, stoplist={"Q3", "Q1"}, stoplist_sides="both")}
     assert rows["qa2"]["status"] == "no_a_entity"  # Q3 was the only answer entity
     assert rows["qa1"]["status"] == "no_q_entity"
     assert rows["qa6"]["pair"] == ["Q7", "Q2"] and rows["qa6"]["count"] == 1
+
+
+def test_mention_votes_pick_salient_answers_and_a_count_spans_all(backend_index):
+    """Salient answers: the most mentions (ties kept); a_count over every answer entity."""
+    records = [
+        # Q2 has 2 mentions, Q3 1: only Q2 is salient, but a_count is Q3's 4 documents
+        {"id": "v1", "q_entities": ["Q1"], "a_entities": ["Q2"], "a_entity_votes": {"Q3": 1, "Q2": 2}},
+        # a tie: both salient; (Q7, Q3) = 1 first, (Q7, Q2) = 1
+        {"id": "v2", "q_entities": ["Q7"], "a_entities": ["Q3", "Q2"], "a_entity_votes": {"Q3": 1, "Q2": 1}},
+        # the answer mention of the question entity Q1 is dropped unless a stop-list removes Q1
+        {"id": "v3", "q_entities": ["Q1", "Q2"], "a_entities": ["Q3"], "a_entity_votes": {"Q1": 3, "Q3": 1}},
+    ]
+    rows = {r["id"]: r for r in count_qa(backend_index, records)}
+    assert rows["v1"]["pair"] == ["Q1", "Q2"] and rows["v1"]["count"] == 2 and rows["v1"]["a_count"] == 4
+    assert rows["v2"]["pair"] == ["Q7", "Q3"] and rows["v2"]["a_count"] == 4
+    assert rows["v3"]["pair"] == ["Q1", "Q3"] and rows["v3"]["count"] == 2 and rows["v3"]["a_count"] == 4
+    stopped = {r["id"]: r for r in count_qa(backend_index, records, stoplist={"Q1"})}
+    # Q1 is no longer a question entity, so its 3 answer mentions make it the salient answer
+    assert stopped["v3"]["pair"] == ["Q2", "Q1"] and stopped["v3"]["count"] == 2
 
 
 def test_relevant_docs_are_the_counted_documents(backend_index):

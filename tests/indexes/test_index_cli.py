@@ -80,8 +80,12 @@ def test_stoplist_of_the_original_study(tmp_path):
     qa.write_text(json.dumps({"id": "1", "q_entities": [curie], "a_entities": [france, paris]}) + "\n"
                   + json.dumps({"id": "2", "q_entities": [curie], "a_entities": [france]}) + "\n")
     assert main(["index", "--corpus", str(corpus), "--linked", str(linked), "--out", str(tmp_path / "ix")]) == 0
+    # the original removes countries from the question side only: France stays an answer
     for extra, expected in (([], [(2, "ok"), (2, "ok")]),
-                            (["--stoplist", str(stoplist)], [(1, "ok"), (None, "no_a_entity")])):
+                            (["--stoplist", str(stoplist)], [(2, "ok"), (2, "ok")]),
+                            (["--stoplist", "countries"], [(2, "ok"), (2, "ok")]),
+                            (["--stoplist", "countries", "--stoplist-sides", "both"],
+                             [(1, "ok"), (None, "no_a_entity")])):
         assert main(["count", "--index", str(tmp_path / "ix"), "--qa-entities", str(qa),
                      "--out", str(tmp_path / "counts.jsonl"), *extra]) == 0
         rows = [json.loads(line) for line in (tmp_path / "counts.jsonl").read_text().splitlines()]

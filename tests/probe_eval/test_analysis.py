@@ -5,7 +5,8 @@ import math
 
 import pytest
 
-from probe._analysis import (bucket_of, buckets, bootstrap_slope_ci, count_dependence_reduction, decade_edges,
+from probe._analysis import (bucket_of, buckets, bootstrap_slope_ci, count_dependence, count_dependence_reduction,
+                             decade_edges,
                              logistic_fit, scaling, slope_per_decade, spearman, summarize, wilson_interval)
 from probe._rag import adaptive_retrieval
 
@@ -78,6 +79,51 @@ def test_count_dependence_reduction_paired():
     assert r["ci"][0] <= 0.5 <= r["ci"][1]
 
 
+def test_count_dependence_slope_difference_and_ratio_with_paired_intervals():
+    counts = {str(i): {"id": str(i), "count": c, "status": "ok"} for i, c in enumerate([0, 0, 9, 9, 99, 99] * 20)}
+    closed = _preds("closed_book", [0, 0, 0, 1, 1, 1] * 20)         # slope 0.5
+    rag_half = _preds("rag", [0, 1, 1, 1, 1, 1] * 20)               # slope 0.25
+    r = count_dependence(closed, rag_half, counts, n_boot=300)
+    assert r["slope_difference"] == pytest.approx(0.25) and r["n"] == 120
+    lo, hi = r["slope_difference_ci"]
+    assert 0 < lo <= 0.25 <= hi
+    assert r["reduction"] == pytest.approx(0.5) and r["reduction_ci"][0] <= 0.5 <= r["reduction_ci"][1]
+    assert r["slope_closed_book_ci"][0] > 0 and "excludes 0" in r["note"]
+    # paired: the same resampled questions for both settings. With rag = closed-book answers
+    # on every question, each resample's difference is exactly 0, so the interval is [0, 0]
+    # (independent resamples would spread it around 0).
+    same = count_dependence(closed, _preds("rag", [0, 0, 0, 1, 1, 1] * 20), counts, n_boot=300)
+    assert same["slope_difference_ci"] == [0.0, 0.0] and same["reduction"] == pytest.approx(0.0)
+    # count >= 1 only (slope on log10(count), not log10(count + 1)) and zero-count beside it
+    assert r["nonzero"]["n"] == 80 and r["nonzero"]["slope_closed_book"] == pytest.approx(0.5 / (math.log10(99) - math.log10(9)))
+    assert r["nonzero"]["slope_rag"] == pytest.approx(0.0)
+    assert r["zero_count"] == {"n": 40, "accuracy_closed_book": 0.0, "accuracy_rag": 0.5}
+
+
+def test_count_dependence_ratio_is_null_with_a_reason_when_closed_book_is_flat():
+    """A small model: closed-book accuracy barely depends on the count. The old ratio is huge
+    and meaningless; `reduction` is null and the note says why; the difference is still there."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = 400
+    raw = rng.integers(0, 1000, size=n)
+    counts = {str(i): {"id": str(i), "count": int(c), "status": "ok"} for i, c in enumerate(raw)}
+    closed = _preds("closed_book", (rng.random(n) < 0.1).tolist())  # no dependence at all
+    rag = _preds("rag", (rng.random(n) < 0.6).tolist())
+    r = count_dependence(closed, rag, counts, n_boot=400)
+    lo, hi = r["slope_closed_book_ci"]
+    assert lo <= 0 <= hi
+    assert r["reduction"] is None and r["reduction_ci"] is None
+    assert "includes 0" in r["note"] and "slope_difference" in r["note"]
+    assert r["slope_difference"] is not None and r["slope_difference_ci"] is not None
+    old = count_dependence_reduction(closed, rag, counts, n_boot=0)["value"]
+    assert old is not None  # the contract's ratio is still computed, for comparison
+    # too few questions: no slope, a reason
+    tiny = count_dependence(closed[:1], rag[:1], counts, n_boot=10)
+    assert tiny["reduction"] is None and "no closed-book slope" in tiny["note"]
+
+
 def test_summarize_has_the_contract_fields_and_excludes_unlinked():
     ids = range(60)
     counts = [{"id": str(i), "count": [0, 9, 99][i % 3], "status": "ok"} for i in ids]
@@ -95,6 +141,11 @@ def test_summarize_has_the_contract_fields_and_excludes_unlinked():
     assert cb["slope_per_decade"] > 0 and cb["slope_ci"][0] > 0
     assert summary["settings"]["rag"]["slope_per_decade"] == pytest.approx(0.0)
     assert summary["count_dependence_reduction"] == pytest.approx(1.0)
+    cd = summary["count_dependence"]
+    assert set(cd) >= {"slope_difference", "slope_difference_ci", "reduction", "reduction_ci", "note"}
+    assert cd["reduction"] == pytest.approx(1.0) and cd["slope_difference"] == pytest.approx(cb["slope_per_decade"])
+    assert cb["zero_count"]["n"] == 19 and cb["zero_count"]["accuracy"] == 0.0
+    assert cb["slope_per_decade_nonzero"] == pytest.approx(0.0)  # 9 and 99 both right
     assert list(summary["settings"]) == ["closed_book", "rag"]
 
 
@@ -124,3 +175,26 @@ def test_adaptive_retrieval_finds_the_crossover():
     assert result["always"]["accuracy"] < 1.0 and result["never"]["accuracy"] < 1.0
     assert result["retrieved_share"] == pytest.approx(sum(low[int(i)] for i in range(n)) / n, abs=0.1)
     assert 90 <= result["threshold"] <= 101
+
+
+def test_adaptive_retrieval_per_relation_on_count_and_popularity():
+    """PopQA's choice: a threshold per relation, on popularity where the QA set has it, and on
+    the count; both reported. Relation a crosses over at count 100, relation b at 10."""
+    from probe._rag import adaptive_retrieval_by_relation
+
+    n = 2000
+    raw = [(i * 37) % 500 for i in range(n)]
+    qa = [{"id": str(i), "relation": "a" if i % 2 else "b", "pop": 10 * raw[i]} for i in range(n)]
+    low = [raw[i] < (100 if i % 2 else 30) for i in range(n)]
+    counts = [{"id": str(i), "count": raw[i], "status": "ok"} for i in range(n)]
+    closed, rag = _preds("closed_book", [not x for x in low]), _preds("rag", low)
+    result = adaptive_retrieval_by_relation(closed, rag, counts, qa, seed=1)
+    by_count, by_pop = result["count"], result["popularity"]
+    assert 90 <= by_count["thresholds"]["a"] <= 101 and 20 <= by_count["thresholds"]["b"] <= 31
+    assert 900 <= by_pop["thresholds"]["a"] <= 1010 and 200 <= by_pop["thresholds"]["b"] <= 310
+    assert by_count["adaptive"]["accuracy"] >= 0.99 and by_pop["adaptive"]["accuracy"] >= 0.99
+    pooled = adaptive_retrieval(closed, rag, counts, seed=1)
+    assert pooled["adaptive"]["accuracy"] < 0.97  # one pooled threshold cannot fit both relations
+    no_pop = adaptive_retrieval_by_relation(closed, rag, counts, [dict(r, pop=None) for r in qa], seed=1)
+    assert no_pop["popularity"] is None and no_pop["count"]["thresholds"]
+    assert adaptive_retrieval_by_relation(closed, rag, counts, [{"id": r["id"]} for r in qa]) is None

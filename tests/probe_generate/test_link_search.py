@@ -261,10 +261,15 @@ def test_generate_statements_writes_outputs_and_resumes(tmp_path):
     assert first["rule"] == "rule2" and first["statement"].startswith("If PersonX is allergic to ")
     assert first["statement_full"].startswith("If PersonX is allergic to ")
     entry = summary["rules"]["rule2"]
-    assert summary["reranker"] == "combined"
+    assert summary["reranker"] == "likelihood"  # LINK's default, also with an index (issue 16)
     head_mean = sum(r["loglik"] for r in rows[:2]) / 2
     tail_mean = sum(r["loglik"] for r in rows[2:]) / 2
     assert entry["loglik"]["gap"] == pytest.approx(head_mean - tail_mean)
+    lo, hi = entry["loglik"]["gap_ci"]  # bootstrap over each beam's statements
+    assert lo <= entry["loglik"]["gap"] <= hi
+    # one model plays every role here: the summary and the report's warnings say so
+    assert summary["critic_is_knowledge_model"] is True
+    assert any("critic is the knowledge model" in w for w in summary["warnings"])
     known = {beam: [r["count"] for r in rows if r["beam"] == beam and r["count_status"] == "ok"]
              for beam in ("head", "tail")}
     unlinked = [r for r in rows if r["count_status"] == "unlinked"]

@@ -133,7 +133,7 @@ def test_generate_statements_opens_index_and_kb(tmp_path, world_index):
                                   kb=kb_path, config=SearchConfig(beam_size=2, samples_per_call=20, progress=False),
                                   probe_templates=[])
     entry = summary["rules"]["world"]
-    assert summary["reranker"] == "combined" and summary["index"] == str(index_path)
+    assert summary["reranker"] == "likelihood" and summary["index"] == str(index_path)
     assert entry["count"]["head"]["n"] == 2 and entry["count"]["gap_log10"] is not None
     assert not (tmp_path / "out" / "probing.jsonl").exists() and "probing" not in entry
 
@@ -216,7 +216,7 @@ def test_generate_cli_end_to_end_vllm(tmp_path, tiny_model, world_index):
         assert scores == sorted(scores, reverse=(beam == "head"))  # head best first, tail rarest first
     summary = json.loads((out / "generation_summary.json").read_text())
     entry = summary["rules"]["world"]
-    assert summary["models"]["knowledge"] == str(tiny_model) and summary["reranker"] == "combined"
+    assert summary["models"]["knowledge"] == str(tiny_model) and summary["reranker"] == "likelihood"
     assert entry["loglik"]["gap"] is not None
     probes = [json.loads(line) for line in (out / "probing.jsonl").read_text().splitlines()]
     assert len(probes) == len(rows) * 3 * 2

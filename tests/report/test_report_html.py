@@ -247,3 +247,20 @@ def test_ltprobe_main_prints_one_line_for_user_errors(tmp_path, capsys):
         pytest.skip(f"ltprobe's parser cannot be built yet: {exc}")
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and "no such run folder" in err[0]
+
+
+def test_count_dependence_is_reported_and_the_ratio_withheld_when_undefined(full_report, synthetic_run):
+    """Issue 16: the slope difference with its paired interval; no ratio where the closed-book
+    slope's interval includes 0, and the reason in its place."""
+    text = full_report.read_text()
+    summary = json.loads((full_report.parent / "summary.json").read_text())
+    cd = summary["count_dependence"]
+    assert "Slope difference, closed-book minus retrieval" in text
+    assert f"{cd['slope_difference']:+.3f}" in text and "at count 0" in text
+    assert "slope on count ≥ 1" in text
+    flat = json.loads((synthetic_run / "summary.json").read_text())
+    flat["count_dependence"].update(reduction=None, reduction_ci=None,
+                                    note="the closed-book slope's 95% interval [-0.010, +0.050] includes 0")
+    sentence = " ".join(headline(flat))
+    assert "no reduction ratio is reported because the closed-book slope's 95% interval" in sentence
+    assert "Retrieval reduces the dependence" not in sentence
