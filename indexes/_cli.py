@@ -69,6 +69,14 @@ def register(commands: Any) -> None:
                    help="count by alias phrases (match_phrase) instead of linked entities")
     p.add_argument("--kb", help="kb.jsonl whose name and aliases are the phrases (with --phrases)")
     p.add_argument("--text-field", default="text", help="text field of the index (with --phrases)")
+    p.add_argument("--order", help="a training order: the train_order.npz `ltprobe train` writes into its "
+                                   "model folder (or the folder), or a .npy of document numbers by position "
+                                   "(with --docs-per-step); --out then gets, per QA pair, the relevant "
+                                   "documents seen before each of --steps: {id, status, pair, count, steps, "
+                                   "seen, exposures}")
+    p.add_argument("--steps", help="with --order: steps S1,S2,... (documents trained on in steps 0..S-1 count)")
+    p.add_argument("--docs-per-step", type=int,
+                   help="with a .npy --order: documents (or fixed-length instances) per optimizer step")
     add_on_error(p)
 
     p = commands.add(
@@ -164,6 +172,8 @@ def _count(args: argparse.Namespace) -> int:
                                   load_aliases(args.kb), field=args.text_field)
     else:
         index = _open(args)
+    if args.order or args.steps:
+        return _count_by_step(args, index)
     try:
         summary = write_counts(index, args.qa_entities, args.out, stoplist=args.stoplist,
                                on_error=args.on_error)
@@ -172,6 +182,24 @@ def _count(args: argparse.Namespace) -> int:
     print(f"wrote {summary['n']} counts to {args.out}: {summary['ok']} ok, {summary['no_q_entity']} "
           f"without a question entity, {summary['no_a_entity']} without an answer entity",
           file=sys.stderr)
+    if summary["skipped"]:
+        print(summary["skipped_summary"], file=sys.stderr)
+    return 0
+
+
+def _count_by_step(args: argparse.Namespace, index: Any) -> int:
+    from entity_linking.io import InputError
+    from indexes._order import load_order, parse_steps, write_counts_by_step
+
+    try:
+        if not (args.order and args.steps):
+            raise InputError("--order and --steps go together (counts before each step of a training order)")
+        order = load_order(args.order, docs_per_step=args.docs_per_step)
+        summary = write_counts_by_step(index, args.qa_entities, order, parse_steps(args.steps), args.out,
+                                       stoplist=args.stoplist, on_error=args.on_error)
+    finally:
+        index.close()
+    print(f"wrote {summary['n']} counts by step ({order.steps} steps in the order) to {args.out}", file=sys.stderr)
     if summary["skipped"]:
         print(summary["skipped_summary"], file=sys.stderr)
     return 0
