@@ -90,6 +90,10 @@ def register(commands: Any) -> None:
     p.add_argument("--limit", type=int, default=10, help="at most this many documents (default 10)")
     p.add_argument("--chars", type=int, default=300, help="characters of text per document (default 300)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--errors", metavar="ERRORS.jsonl",
+                   help="errors.jsonl of `ltprobe attribute`: show the documents behind the QA pair's wrong "
+                        "answer instead (those holding the question entity and the predicted entity)")
+    p.add_argument("--setting", default="closed_book", help="with --errors: which setting's answer (closed_book)")
 
     p = commands.add_bench(
         "count", _bench_count, help="count throughput of the embedded index vs numpy sorted arrays",
@@ -222,6 +226,8 @@ def _docs(args: argparse.Namespace) -> int:
     record = find_qa_record(args.qa_entities, args.qa_id)
     with _open(args) as index:
         result = relevant_docs(index, record, limit=args.limit, stoplist=args.stoplist)
+        if args.errors:
+            return _error_docs(args, index, result)
     if args.json:
         for doc in result["docs"]:
             doc["text"] = (doc["text"] or "")[:args.chars]
@@ -237,6 +243,36 @@ def _docs(args: argparse.Namespace) -> int:
         text = " ".join((doc["text"] or "(no text stored)").split())
         excerpt = text if len(text) <= args.chars else text[:args.chars].rstrip() + " ..."
         print(f"\n[{doc['id']}]\n{excerpt}")
+    return 0
+
+
+def _error_docs(args: argparse.Namespace, index: Any, gold: dict) -> int:
+    """`ltprobe docs QA_ID --errors FILE`: the documents behind a wrong answer, beside the gold count."""
+    from entity_linking.io import InputError, read_records
+
+    error = next((r for _, r in read_records(args.errors) if str(r["id"]) == str(args.qa_id)
+                  and r.get("setting") == args.setting), None)
+    if error is None:
+        raise InputError(f"{args.errors}: no wrong {args.setting} answer to QA pair {args.qa_id!r}")
+    docs = []
+    if error.get("pred_pair"):
+        docs = [{"id": d, "text": index.get_text(d)} for d in index.docs_with(error["pred_pair"], limit=args.limit)]
+    if args.json:
+        for doc in docs:
+            doc["text"] = (doc["text"] or "")[:args.chars]
+        print(json.dumps({**error, "gold_pair": gold["pair"], "docs": docs}, ensure_ascii=False))
+        return 0
+    print(f"QA pair {args.qa_id} ({args.setting}): answered {error['completion']!r} ({error['status']})")
+    if not error.get("pred_pair"):
+        print("no predicted entity to show documents for")
+        return 0
+    q, a = error["pred_pair"]
+    print(f"{error['pred_count']} documents contain both {q} and the predicted {a} (the gold answer: "
+          f"{error['gold_count']}{'; the predicted answer is more frequent' if error['more_frequent'] else ''})"
+          + (f"; the first {len(docs)}:" if docs else ""))
+    for doc in docs:
+        text = " ".join((doc["text"] or "(no text stored)").split())
+        print(f"\n[{doc['id']}]\n" + (text if len(text) <= args.chars else text[:args.chars].rstrip() + " ..."))
     return 0
 
 

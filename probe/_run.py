@@ -71,11 +71,14 @@ def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False) -> 
         for model in models:  # one model loaded at a time; the completion cache is keyed by model
             if len(models) > 1:
                 log(f"[eval] model {model}")
+            checkpoint = model in inputs.get("checkpoints", ())
             predictions += evaluate_model(config, model, qa, index_dir=index_dir, qa_entities=qa_entities,
-                                          cache_dir=out / "cache", retrieval_out=out / "retrieval.json")
+                                          cache_dir=out / "cache", retrieval_out=out / "retrieval.json",
+                                          settings=["closed_book"] if checkpoint else None)
         write_jsonl(predictions_path, predictions)
 
     log.stage("eval", [predictions_path], evaluate_all)
+    _learning_stages(config, inputs, out, log)
     if config["eval"]["shard"]:
         log(f"[summary] shard {config['eval']['shard']} done; `ltprobe merge` the shards' folders "
             "for the summary and report")
@@ -146,6 +149,14 @@ def _inputs(config: dict[str, Any], out: Path, log: _Log) -> dict[str, Any]:
         log("[train] model (cached when already trained)")
         train_model(model_dir, inputs["train_files"], TrainConfig(**model["train"]))
         models.append(str(model_dir))
+        if config["learning"]["checkpoints"]:  # issue 19: its checkpoints, evaluated closed-book
+            from probe._learning import checkpoint_folders
+
+            inputs["checkpoints"] = [str(p) for p in checkpoint_folders(model_dir)]
+            if not inputs["checkpoints"]:
+                raise InputError(f"{config['_source']}: learning.checkpoints needs model.train.save_steps "
+                                 "(the steps to save checkpoints at)")
+            models += inputs["checkpoints"]
     models += paths
     if not models:
         raise InputError(f"{config['_source']}: set model.path (a model folder or hub id) or model.train")
@@ -154,6 +165,36 @@ def _inputs(config: dict[str, Any], out: Path, log: _Log) -> dict[str, Any]:
     inputs["models"] = models
     inputs["model"] = models[0]  # the primary model
     return inputs
+
+
+def _learning_stages(config: dict[str, Any], inputs: dict[str, Any], out: Path, log: _Log) -> None:
+    """Issue 19's stages after evaluation: relevant documents seen by each model's training
+    step (`counts_by_step.jsonl`, when there is a training order and a model with a known step)
+    and the attribution of wrong answers (`errors.jsonl`, with `analysis.error_attribution`)."""
+    from probe._learning import model_step
+
+    learning = config["learning"]
+    order = learning["order"] or (out / "model" / "train_order.npz" if config["model"]["train"] is not None
+                                  and learning["checkpoints"] else None)
+    steps = sorted({s for s in (model_step(m) for m in inputs["models"]) if s is not None})
+    if order is not None and steps:
+        from indexes import open_index
+        from indexes._order import load_order, write_counts_by_step
+
+        def count_by_step() -> None:
+            with open_index(out / "index") as index:
+                write_counts_by_step(index, out / "qa_entities.jsonl",
+                                     load_order(order, docs_per_step=learning["docs_per_step"]), steps,
+                                     out / "counts_by_step.jsonl", stoplist=config["index"]["stoplist"])
+
+        log.stage("count-by-step", [out / "counts_by_step.jsonl"], count_by_step)
+    if config["analysis"]["error_attribution"]:
+        from probe._learning import write_errors
+
+        log.stage("errors", [out / "errors.jsonl"],
+                  lambda: write_errors(out / "predictions.jsonl", out / "qa.jsonl", out / "qa_entities.jsonl",
+                                       out / "counts.jsonl", out / "index", inputs["kb"], out / "errors.jsonl",
+                                       model=inputs["model"]))
 
 
 def model_parameters_of(config: dict[str, Any], models: list[str]) -> dict[str, float]:
@@ -196,7 +237,7 @@ def evaluate_model(config: dict[str, Any], model: str, qa: list[dict[str, Any]],
         raise InputError(f"eval.settings: unknown setting(s) {sorted(unknown)}; use closed_book, rag, oracle")
     common = dict(max_tokens=eval_cfg["max_tokens"], scoring=eval_cfg["scoring"], seed=eval_cfg["seed"],
                   pool_size=eval_cfg["pool_size"], chat=eval_cfg["chat"], cache_dir=cache_dir,
-                  shard=eval_cfg["shard"])
+                  shard=eval_cfg["shard"], gold_logprob=eval_cfg.get("gold_logprob", False))
     generator = get_generator(model_cfg["backend"], model, **model_cfg["options"])
     predictions: list[dict[str, Any]] = []
     try:
@@ -260,6 +301,11 @@ def write_summary(config: dict[str, Any], model: str, out: Path, world: Path | N
                                                            counts, seed=analysis["seed"])
     if world is not None:
         summary["truth_agreement"] = truth_agreement(counts, world / "truth.jsonl")
+    from probe._learning import add_learning_views  # issue 19: learning, error_attribution, gold_logprob_slope
+
+    add_learning_views(summary, predictions, counts, primary=models[0] if models else model,
+                       counts_by_step=out / "counts_by_step.jsonl", errors=out / "errors.jsonl",
+                       min_bucket=analysis["min_bucket"], n_boot=analysis["n_boot"], seed=analysis["seed"])
     write_json(out / "summary.json", summary)
     return summary
 

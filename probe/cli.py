@@ -22,6 +22,7 @@ _COMMAND_MODULES = [
     "entity_linking._cli",
     "indexes._cli",
     "probe._cli_eval",
+    "probe._cli_learning",
     "probe._cli_generate",
     "probe._cli_report",
 ]
