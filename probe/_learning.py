@@ -294,6 +294,9 @@ def add_learning_views(summary: dict[str, Any], predictions: Sequence[Mapping[st
                                     {m: model_step(m) for m in models}, min_bucket=min_bucket)
         if learning is not None:
             summary["learning"] = learning
+            scaling = summary.get("scaling")
+            if scaling and len({p["parameters"] for p in scaling.get("points", [])}) <= 1:
+                summary["scaling"] = None  # checkpoints of one model: no sizes to scale across
     if errors is not None and Path(errors).exists():
         summary["error_attribution"] = error_attribution_summary([r for _, r in read_records(errors)])
     return summary

@@ -45,6 +45,7 @@ def test_run_evaluates_checkpoints_and_writes_learning(learning_run):
     assert models == [str(out / "model"), str(out / "model" / "checkpoints" / "step-5"),
                       str(out / "model" / "checkpoints" / "step-10")]
     learning = summary["learning"]
+    assert summary["scaling"] is None  # checkpoints of one model have one size
     assert [c["step"] for c in learning["checkpoints"]] == [5, 10, 20]
     # documents seen grow with the step, per question
     by_step = {r["id"]: r for _, r in read_records(out / "counts_by_step.jsonl")}
