@@ -145,3 +145,19 @@ def test_bad_orders_are_input_errors(tmp_path):
     with pytest.raises(InputError, match="--steps"):
         parse_steps("a,b")
     assert parse_steps("30, 10,10") == [10, 30]
+
+
+def test_packing_reports_each_rows_documents():
+    """`_pack(members=...)`: per row, the documents whose tokens it holds (dropped ones left out)."""
+    import random
+
+    from probe._train import _pack
+
+    docs = [[10 + i] * n for i, n in enumerate([3, 5, 2, 9, 4, 1, 6])]  # doc i's tokens are all 10 + i
+    for keep in (None, [True, False, True, True, False, True, True]):
+        members: list[list[int]] = []
+        rows = _pack(docs, 8, 0, random.Random(3), keep, members)
+        assert len(members) == len(rows)
+        for row, inside in zip(rows, members):
+            assert sorted(inside) == sorted({t - 10 for t in row if t != 0})
+            assert keep is None or all(keep[i] for i in inside)
