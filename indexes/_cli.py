@@ -93,6 +93,14 @@ def register(commands: Any) -> None:
                    help="documents of the rarer side scanned for a capped frequent side (default 10,000)")
     p.add_argument("--max-diff-tokens", type=int,
                    help="window mode: the engine's own AND count of phrases within N tokens (not documents)")
+    p.add_argument("--order", help="a training order: the train_order.npz `ltprobe train` writes into its "
+                                   "model folder (or the folder), or a .npy of document numbers by position "
+                                   "(with --docs-per-step); --out then gets, per QA pair, the relevant "
+                                   "documents seen before each of --steps: {id, status, pair, count, steps, "
+                                   "seen, exposures}")
+    p.add_argument("--steps", help="with --order: steps S1,S2,... (documents trained on in steps 0..S-1 count)")
+    p.add_argument("--docs-per-step", type=int,
+                   help="with a .npy --order: documents (or fixed-length instances) per optimizer step")
     add_on_error(p)
 
     p = commands.add(
@@ -129,6 +137,10 @@ def register(commands: Any) -> None:
     p.add_argument("--limit", type=int, default=10, help="at most this many documents (default 10)")
     p.add_argument("--chars", type=int, default=300, help="characters of text per document (default 300)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--errors", metavar="ERRORS.jsonl",
+                   help="errors.jsonl of `ltprobe attribute`: show the documents behind the QA pair's wrong "
+                        "answer instead (those holding the question entity and the predicted entity)")
+    p.add_argument("--setting", default="closed_book", help="with --errors: which setting's answer (closed_book)")
 
     p = commands.add_bench(
         "count", _bench_count, help="count throughput of the embedded index vs numpy sorted arrays",
@@ -240,6 +252,8 @@ def _count(args: argparse.Namespace) -> int:
             max_check_docs=args.max_check_docs, max_diff_tokens=args.max_diff_tokens)
     else:
         index = _open(args)
+    if args.order or args.steps:
+        return _count_by_step(args, index)
     try:
         summary = write_counts(index, args.qa_entities, args.out, stoplist=args.stoplist,
                                stoplist_sides=args.stoplist_sides, on_error=args.on_error)
@@ -287,6 +301,23 @@ def open_phrase_index(aliases: dict[str, list[str]], *, infini_gram: str | None 
         return EmbeddedPhraseCounts(opened, aliases, progress=True)
     return PhraseCounts(opened, aliases, field=text_field)  # type: ignore[arg-type]
 
+def _count_by_step(args: argparse.Namespace, index: Any) -> int:
+    from entity_linking.io import InputError
+    from indexes._order import load_order, parse_steps, write_counts_by_step
+
+    try:
+        if not (args.order and args.steps):
+            raise InputError("--order and --steps go together (counts before each step of a training order)")
+        order = load_order(args.order, docs_per_step=args.docs_per_step)
+        summary = write_counts_by_step(index, args.qa_entities, order, parse_steps(args.steps), args.out,
+                                       stoplist=args.stoplist, on_error=args.on_error)
+    finally:
+        index.close()
+    print(f"wrote {summary['n']} counts by step ({order.steps} steps in the order) to {args.out}", file=sys.stderr)
+    if summary["skipped"]:
+        print(summary["skipped_summary"], file=sys.stderr)
+    return 0
+
 
 def load_aliases(kb: str) -> dict[str, list[str]]:
     """Entity id -> [name, *aliases] from a kb.jsonl."""
@@ -329,6 +360,8 @@ def _docs(args: argparse.Namespace) -> int:
     with _open(args) as index:
         result = relevant_docs(index, record, limit=args.limit, stoplist=args.stoplist,
                                stoplist_sides=args.stoplist_sides)
+        if args.errors:
+            return _error_docs(args, index, result)
     if args.json:
         for doc in result["docs"]:
             doc["text"] = (doc["text"] or "")[:args.chars]
@@ -344,6 +377,36 @@ def _docs(args: argparse.Namespace) -> int:
         text = " ".join((doc["text"] or "(no text stored)").split())
         excerpt = text if len(text) <= args.chars else text[:args.chars].rstrip() + " ..."
         print(f"\n[{doc['id']}]\n{excerpt}")
+    return 0
+
+
+def _error_docs(args: argparse.Namespace, index: Any, gold: dict) -> int:
+    """`ltprobe docs QA_ID --errors FILE`: the documents behind a wrong answer, beside the gold count."""
+    from entity_linking.io import InputError, read_records
+
+    error = next((r for _, r in read_records(args.errors) if str(r["id"]) == str(args.qa_id)
+                  and r.get("setting") == args.setting), None)
+    if error is None:
+        raise InputError(f"{args.errors}: no wrong {args.setting} answer to QA pair {args.qa_id!r}")
+    docs = []
+    if error.get("pred_pair"):
+        docs = [{"id": d, "text": index.get_text(d)} for d in index.docs_with(error["pred_pair"], limit=args.limit)]
+    if args.json:
+        for doc in docs:
+            doc["text"] = (doc["text"] or "")[:args.chars]
+        print(json.dumps({**error, "gold_pair": gold["pair"], "docs": docs}, ensure_ascii=False))
+        return 0
+    print(f"QA pair {args.qa_id} ({args.setting}): answered {error['completion']!r} ({error['status']})")
+    if not error.get("pred_pair"):
+        print("no predicted entity to show documents for")
+        return 0
+    q, a = error["pred_pair"]
+    print(f"{error['pred_count']} documents contain both {q} and the predicted {a} (the gold answer: "
+          f"{error['gold_count']}{'; the predicted answer is more frequent' if error['more_frequent'] else ''})"
+          + (f"; the first {len(docs)}:" if docs else ""))
+    for doc in docs:
+        text = " ".join((doc["text"] or "(no text stored)").split())
+        print(f"\n[{doc['id']}]\n" + (text if len(text) <= args.chars else text[:args.chars].rstrip() + " ..."))
     return 0
 
 

@@ -846,6 +846,10 @@ class EmbeddedIndex(DocumentIndex):
             ids.append(self._docs[d])
         return ids
 
+    def doc_numbers(self, doc_ids: Sequence[str]) -> list[int | None]:
+        """Each document's number: its position in the indexed corpus (None for unknown ids)."""
+        return self._docs.find_many(list(doc_ids))
+
     # -- text -----------------------------------------------------------------------------
     def get_text(self, doc_id: str) -> str | None:
         if not self._info.get("has_text", True):

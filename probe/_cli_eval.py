@@ -109,6 +109,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-bucket", type=int, default=20, help="flag buckets with fewer questions (20)")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (1000)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--gold-logprob", action="store_true",
+                        help="also score each question's gold answer log-probability (summed over its tokens, "
+                             "best alias): `gold_logprob` in predictions, its slope per decade in summary.json")
+    parser.add_argument("--counts-by-step", metavar="FILE",
+                        help="with --counts and checkpoints as --model (folders of `ltprobe train --save-steps`, "
+                             "or NAME@stepN revisions): relevant documents seen by step from `ltprobe count "
+                             "--order`; summary.json adds `learning`")
     add_on_error(parser)
 
 
@@ -302,6 +309,11 @@ def _finish(args: argparse.Namespace, out: Path, predictions: list[dict], stats:
                                         n_boot=args.n_boot, seed=args.seed, max_count=args.scaling_max_count,
                                         target_accuracy=args.target_accuracy))
         summary.update(extra or {})
+        from probe._learning import add_learning_views  # issue 19
+
+        add_learning_views(summary, predictions, counts, primary=str(predictions[0]["model"]) if predictions else "",
+                           counts_by_step=args.counts_by_step, min_bucket=args.min_bucket, n_boot=args.n_boot,
+                           seed=args.seed)
         write_json(out / "summary.json", summary)
         for model in summary.get("models") or [summary]:
             for name, s in model["settings"].items():
@@ -361,7 +373,7 @@ def _eval(args: argparse.Namespace) -> int:
                                pool_size=args.pool_size, seed=args.seed, max_tokens=args.max_tokens,
                                scoring=_scoring(args), chat=args.chat, cache_dir=out / "cache",
                                shard=args.shard, chunk_size=args.chunk_size, progress=not args.quiet,
-                               stats=stats)
+                               stats=stats, gold_logprob=args.gold_logprob)
         return predictions, [stats]
 
     predictions, stats, names = _each_model(args, one)
@@ -399,7 +411,7 @@ def _rag(args: argparse.Namespace) -> int:
     write_json(out / "retrieval.json", retrieval)
     common = dict(pool_size=args.pool_size, seed=args.seed, max_tokens=args.max_tokens, scoring=_scoring(args),
                   chat=args.chat, cache_dir=out / "cache", shard=args.shard, chunk_size=args.chunk_size,
-                  progress=not args.quiet)
+                  progress=not args.quiet, gold_logprob=args.gold_logprob)
 
     def one(generator: Any) -> tuple[list[dict], list[dict]]:
         predictions: list[dict] = []

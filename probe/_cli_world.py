@@ -70,6 +70,10 @@ def register(commands: Commands) -> None:
     train.add_argument("--threads", type=int, help="torch threads on a CPU (default: every core this process may use)")
     train.add_argument("--device", help="auto (default: cuda where torch sees a GPU), cpu or cuda[:N]")
     train.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    train.add_argument("--save-steps", metavar="S1,S2,...",
+                       help="also save the model after these steps to OUT/checkpoints/step-N (checkpoints "
+                            "for a learning curve; OUT/train_order.npz, written by every training, says "
+                            "which documents each step trained on: `ltprobe count --order`)")
     add_on_error(train)
 
 
@@ -93,6 +97,10 @@ def _train(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None:
             setattr(config, name, value)
+    if args.save_steps:
+        from indexes._order import parse_steps
+
+        config.save_steps = parse_steps(args.save_steps, "--save-steps")
     if args.hidden_size is not None and args.heads is None:
         config.heads = max(1, config.hidden_size // 64)
     if args.hidden_size is not None:
@@ -101,3 +109,4 @@ def _train(args: argparse.Namespace) -> int:
     out = train_model(args.out, files, config, seed=args.seed, on_error=args.on_error)
     print(f"model folder: {out}", file=sys.stderr)
     return 0
+

@@ -74,6 +74,7 @@ DEFAULTS: dict[str, Any] = {
         "chat": False,       # wrap prompts in the model's chat template (instruction-tuned models)
         "seed": 0,
         "shard": None,       # "i/n": evaluate only shard i of n (job arrays); `ltprobe merge` joins them
+        "gold_logprob": False,  # also score the gold answer's log-probability (best alias) per question
     },
     "rag": {
         "k": 3,              # retrieved passages per question
@@ -88,6 +89,14 @@ DEFAULTS: dict[str, Any] = {
         "seed": 0,
         "scaling_max_count": 100,  # several models: scaling over questions with fewer relevant documents
         "target_accuracy": None,   # several models: extrapolate the parameters needed for this accuracy
+        "error_attribution": False,  # link wrong answers, count them with the question entity (errors.jsonl)
+    },
+    # Learning curves (issue 19): checkpoints of one training evaluated in one job against the
+    # relevant documents each had seen (counts_by_step.jsonl).
+    "learning": {
+        "checkpoints": False,  # evaluate the trained model's checkpoints (model.train.save_steps), closed-book
+        "order": None,         # training order for counts by step (default: the trained model's train_order.npz)
+        "docs_per_step": None, # documents per step of a .npy order (Pythia/OLMo style)
     },
 }
 

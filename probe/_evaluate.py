@@ -131,7 +131,7 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
              max_tokens: int = 16, scoring: str = "em", prompt_format: str | None = None,
              filter_shots: bool = True, chat: bool = False, cache_dir: str | Path | None = None,
              shard: str | tuple[int, int] | None = None, chunk_size: int = 1024, progress: bool = True,
-             stats: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+             stats: dict[str, Any] | None = None, gold_logprob: bool = False) -> list[dict[str, Any]]:
     """Prompt `generator` with every question of `qa` and score the completions.
 
     `setting`: `closed_book` (format `qa`) or `rag` / `oracle` (format `rag`, `passages` maps
@@ -147,6 +147,8 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
     `cache_dir`: completion cache for resuming. `shard`: `"i/n"` or `(i, n)`, evaluate only
     that shard. `chunk_size`: prompts handed to the generator at once (and cached together).
     `stats`, when given, receives counters for the manifest (truncated prompts, cache hits...).
+    `gold_logprob`: also score each prediction's `gold_logprob` (`gold_logprobs`: the answer's
+    log-probability after the prompt, best alias; null for a prompt that did not fit).
     """
     if setting not in SETTINGS:
         raise InputError(f"unknown setting {setting!r}; use one of {', '.join(SETTINGS)}")
@@ -224,6 +226,15 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
             prediction["error"] = "prompt longer than the model's context even without shots and passages"
         predictions.append(prediction)
 
+    if gold_logprob:
+        fits = [i for i, f in enumerate(fitted) if not f.too_long]
+        values = gold_logprobs(generator, [fitted[i].prompt for i in fits],
+                               [scored[i]["answers"] for i in fits], progress=progress)
+        for prediction in predictions:
+            prediction["gold_logprob"] = None
+        for i, value in zip(fits, values):
+            predictions[i]["gold_logprob"] = value
+
     truncated = sum(1 for f in fitted if f.dropped and not f.too_long)
     too_long = sum(1 for f in fitted if f.too_long)
     if truncated or too_long:
@@ -261,3 +272,52 @@ def _pool_shots(pool: Sequence[Mapping[str, Any]], setting: str, passages: Mappi
         alias = next(a for a in record["answers"] if contains_answer(good[0], [a]))
         shots.append((str(record["id"]), Shot(record["question"], alias, texts)))
     return shots
+
+
+def gold_logprobs(generator: Any, prompts: Sequence[str], answers: Sequence[Sequence[str]], *,
+                  chunk_size: int = 512, progress: bool = False) -> list[float | None]:
+    """Per prompt, the log-probability of its gold answer as the continuation, summed over the
+    answer's tokens, for the best of its aliases (`max` over aliases; None without aliases).
+
+    The continuation is `" " + alias` (the prompts end in `A:` / `Answer:`, and the shots show
+    the answer after a space), or the alias alone after a prompt ending in whitespace. Backends
+    that score token lists in process (vLLM: one pass with `prompt_logprobs`; transformers: one
+    forward pass) get every (prompt, alias) sequence in one batch; others go through
+    `next_token_logprobs` one prompt at a time.
+    """
+    from tqdm import tqdm
+
+    def continuation(prompt: str, alias: str) -> str:
+        return alias if prompt[-1:].isspace() else " " + alias
+
+    result: list[float | None] = [None] * len(prompts)
+    in_process = hasattr(generator, "_token_logprobs") and hasattr(generator, "_tokenizer")
+    bar = tqdm(total=len(prompts), unit="q", desc="gold log-prob", disable=not progress, file=sys.stderr)
+    try:
+        for start in range(0, len(prompts), chunk_size):
+            chunk = range(start, min(start + chunk_size, len(prompts)))
+            if in_process:
+                from probe._generation import _candidate_tokens
+
+                tokenizer = generator._tokenizer
+                sequences, keys = [], []
+                for i in chunk:
+                    ids = tokenizer(prompts[i])["input_ids"]
+                    for alias in dict.fromkeys(a for a in answers[i] if a and a.strip()):
+                        tokens = _candidate_tokens(tokenizer, ids, prompts[i], continuation(prompts[i], alias))
+                        sequences.append(ids + tokens)
+                        keys.append((i, len(tokens)))
+                for (i, n), row in zip(keys, generator._token_logprobs(sequences) if sequences else []):
+                    value = float(sum(row[-n:]))  # type: ignore[arg-type]
+                    result[i] = value if result[i] is None else max(result[i], value)  # type: ignore[type-var]
+            else:
+                for i in chunk:
+                    aliases = list(dict.fromkeys(a for a in answers[i] if a and a.strip()))
+                    if aliases:
+                        scores = generator.next_token_logprobs(
+                            [prompts[i]], [continuation(prompts[i], a) for a in aliases])[0]
+                        result[i] = max(scores.values())
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+    return result

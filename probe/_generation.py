@@ -57,6 +57,17 @@ def get_generator(backend: str, model: str, **options: Any) -> Generator:
     backend, options = resolve_backend(backend, options)
     module, _, attribute = BACKENDS[backend].partition(":")
     cls = getattr(importlib.import_module(module), attribute)
+    if backend != "openai":
+        from probe._learning import split_revision
+
+        name, revision = split_revision(model)
+        if revision is not None:  # NAME@REVISION: a hub revision (a checkpoint); named in full
+            options = {**options, "revision": revision}
+            if backend == "vllm":
+                options.setdefault("tokenizer_revision", revision)
+            generator = cls(name, **options)
+            generator.name = str(model)
+            return generator
     return cls(model, **options)
 
 
@@ -703,7 +714,8 @@ class TransformersGenerator(_InProcessScoring, Generator):
     """
 
     def __init__(self, model: str, *, dtype: str = "float32", device: str | None = None,
-                 batch_size: int = 32, max_context: int | None = None, trust_remote_code: bool = False):
+                 batch_size: int = 32, max_context: int | None = None, trust_remote_code: bool = False,
+                 revision: str | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -711,10 +723,12 @@ class TransformersGenerator(_InProcessScoring, Generator):
         self._torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         try:
-            self._tokenizer = AutoTokenizer.from_pretrained(str(model), trust_remote_code=trust_remote_code)
+            self._tokenizer = AutoTokenizer.from_pretrained(str(model), trust_remote_code=trust_remote_code,
+                                                            revision=revision)
             torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
             self._model = AutoModelForCausalLM.from_pretrained(
-                str(model), dtype=torch_dtype, trust_remote_code=trust_remote_code).to(self.device)
+                str(model), dtype=torch_dtype, trust_remote_code=trust_remote_code,
+                revision=revision).to(self.device)
         except OSError as exc:
             raise InputError(f"transformers could not load model {model!r}: {exc}") from None
         self._model.eval()

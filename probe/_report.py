@@ -32,7 +32,7 @@ _RENDERED_KEYS = {"model", "index", "n_questions", "settings", "count_dependence
                   "count_dependence", "count_dependence_oracle",
                   "count_dependence_reduction_ci", "count_dependence_reduction_oracle",
                   "count_dependence_reduction_oracle_ci", "retrieval", "adaptive_retrieval", "scaling",
-                  "truth_agreement", "n_unlinked"}
+                  "truth_agreement", "n_unlinked", "learning", "error_attribution"}
 
 
 # ---- the headline -----------------------------------------------------------------------------
@@ -221,6 +221,9 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *,
         ("Count dependence", _section_slopes),
         ("Retrieval", _section_retrieval),
         ("Scaling across model sizes", _section_scaling),
+        ("Learning curve: accuracy against documents seen so far", _learning_section("section_learning")),
+        ("Gold-answer log-probability", _learning_section("section_gold_logprob")),
+        ("Error attribution: rare fact or frequent distractor", _learning_section("section_errors")),
         ("Counts against the world's true counts", _section_truth),
         ("Causal check: retraining without the relevant documents", _section_counterfactual),
         ("Long-tail test statements (LINK)", lambda r, p: _section_link(gen, p)),
@@ -246,6 +249,16 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *,
     with atomic_write(out) as handle:
         handle.write(document)
     return out
+
+
+def _learning_section(name: str) -> Any:
+    """A section of probe._report_learning (issue 19), imported when drawn."""
+    def render(run: Run, plots_dir: Path) -> str | None:
+        from probe import _report_learning
+
+        return getattr(_report_learning, name)(run, plots_dir)
+
+    return render
 
 
 def _generation_run(run: Run, generation: str | Path | None, on_error: OnError) -> Run | None:

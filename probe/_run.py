@@ -49,8 +49,10 @@ def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False,
         for model in models:  # one model loaded at a time; the completion cache is keyed by model
             if len(models) > 1:
                 log(f"[eval] model {model}")
+            checkpoint = model in inputs.get("checkpoints", ())
             predictions += evaluate_model(config, model, qa, index_dir=index_dir, qa_entities=qa_entities,
-                                          cache_dir=out / "cache", retrieval_out=out / "retrieval.json")
+                                          cache_dir=out / "cache", retrieval_out=out / "retrieval.json",
+                                          settings=["closed_book"] if checkpoint else None)
         write_jsonl(predictions_path, predictions)
 
     eval_cfg = config["eval"]
@@ -61,6 +63,7 @@ def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False,
                inputs={"models": [identity(m) for m in models]},
                after=["qa", "link-qa", "index", "count"] if reads_index else ["qa"],
                clear=[predictions_path, out / "retrieval.json"])
+    _learning_stages(config, inputs, out, stages, index_dir)
     if config["eval"]["shard"]:
         log(f"[summary] shard {config['eval']['shard']} done; `ltprobe merge` the shards' folders "
             "for the summary and report")
@@ -71,7 +74,7 @@ def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False,
                settings={"analysis": config["analysis"], "model.params": config["model"]["params"],
                          "index.backend": config["index"]["backend"]},
                inputs={"truth": identity(inputs["world"] / "truth.jsonl") if inputs["world"] else None},
-               after=["eval", "count"])
+               after=["eval", "count"] + [s for s in ("count-by-step", "errors") if s in stages.results])
 
     from probe._report import write_report
 
@@ -229,6 +232,14 @@ def _inputs(config: dict[str, Any], out: Path, stages: Stages) -> dict[str, Any]
         stages("[train] model (cached when already trained)")
         train_model(model_dir, inputs["train_files"], TrainConfig(**model["train"]))
         models.append(str(model_dir))
+        if config["learning"]["checkpoints"]:  # issue 19: its checkpoints, evaluated closed-book
+            from probe._learning import checkpoint_folders
+
+            inputs["checkpoints"] = [str(p) for p in checkpoint_folders(model_dir)]
+            if not inputs["checkpoints"]:
+                raise InputError(f"{config['_source']}: learning.checkpoints needs model.train.save_steps "
+                                 "(the steps to save checkpoints at)")
+            models += inputs["checkpoints"]
     models += paths
     if not models:
         raise InputError(f"{config['_source']}: set model.path (a model folder or hub id) or model.train")
@@ -237,6 +248,41 @@ def _inputs(config: dict[str, Any], out: Path, stages: Stages) -> dict[str, Any]
     inputs["models"] = models
     inputs["model"] = models[0]  # the primary model
     return inputs
+
+
+def _learning_stages(config: dict[str, Any], inputs: dict[str, Any], out: Path, stages: Stages,
+                     index_dir: Path) -> None:
+    """Issue 19's stages after evaluation: relevant documents seen by each model's training
+    step (`counts_by_step.jsonl`, when there is a training order and a model with a known step)
+    and the attribution of wrong answers (`errors.jsonl`, with `analysis.error_attribution`)."""
+    from probe._learning import model_step
+
+    learning = config["learning"]
+    order = learning["order"] or (out / "model" / "train_order.npz" if config["model"]["train"] is not None
+                                  and learning["checkpoints"] else None)
+    steps = sorted({s for s in (model_step(m) for m in inputs["models"]) if s is not None})
+    if order is not None and steps:
+        from indexes import open_index
+        from indexes._order import load_order, write_counts_by_step
+
+        def count_by_step() -> None:
+            with open_index(index_dir) as index:
+                write_counts_by_step(index, out / "qa_entities.jsonl",
+                                     load_order(order, docs_per_step=learning["docs_per_step"]), steps,
+                                     out / "counts_by_step.jsonl", stoplist=config["index"]["stoplist"])
+
+        stages.run("count-by-step", [out / "counts_by_step.jsonl"], count_by_step,
+                   settings={"learning": learning, "steps": steps}, inputs={"order": identity(order)},
+                   after=["count", "index"])
+    if config["analysis"]["error_attribution"]:
+        from probe._learning import write_errors
+
+        stages.run("errors", [out / "errors.jsonl"],
+                   lambda: write_errors(out / "predictions.jsonl", out / "qa.jsonl", out / "qa_entities.jsonl",
+                                        out / "counts.jsonl", index_dir, inputs["kb"], out / "errors.jsonl",
+                                        model=inputs["model"]),
+                   settings={"analysis.error_attribution": True}, inputs={"kb": identity(inputs["kb"])},
+                   after=["eval", "count", "index"])
 
 
 def model_parameters_of(config: dict[str, Any], models: list[str]) -> dict[str, float]:
@@ -282,7 +328,7 @@ def evaluate_model(config: dict[str, Any], model: str, qa: list[dict[str, Any]],
     scoring = eval_cfg["scoring"] or default_scoring(config["data"]["preset"])
     common = dict(max_tokens=eval_cfg["max_tokens"], scoring=scoring, seed=eval_cfg["seed"],
                   pool_size=eval_cfg["pool_size"], chat=eval_cfg["chat"], cache_dir=cache_dir,
-                  shard=eval_cfg["shard"])
+                  shard=eval_cfg["shard"], gold_logprob=eval_cfg.get("gold_logprob", False))
     # one prompt skeleton and the same shots for every setting unless the config says otherwise
     with_passages = dict(shots=eval_cfg["shots"] if rag_cfg["shots"] is None else rag_cfg["shots"],
                          prompt_format=rag_cfg["prompt_format"] or eval_cfg["prompt_format"],
@@ -359,6 +405,11 @@ def write_summary(config: dict[str, Any], model: str, out: Path, world: Path | N
                 summary["adaptive_retrieval_by_relation"] = per_relation
     if world is not None:
         summary["truth_agreement"] = truth_agreement(counts, world / "truth.jsonl")
+    from probe._learning import add_learning_views  # issue 19: learning, error_attribution, gold_logprob_slope
+
+    add_learning_views(summary, predictions, counts, primary=models[0] if models else model,
+                       counts_by_step=out / "counts_by_step.jsonl", errors=out / "errors.jsonl",
+                       min_bucket=analysis["min_bucket"], n_boot=analysis["n_boot"], seed=analysis["seed"])
     summary["diagnostics"] = diagnose(summary, trained_world=world is not None and config["model"]["train"] is not None,
                                       min_bucket=analysis["min_bucket"])
     write_json(out / "summary.json", summary)

@@ -32,7 +32,8 @@ from typing import Any
 
 from entity_linking.io import InputError, write_json
 
-STAGES = ("world", "qa", "link-qa", "link-corpus", "index", "count", "eval", "summary", "report")
+STAGES = ("world", "qa", "link-qa", "link-corpus", "index", "count", "eval", "count-by-step", "errors", "summary",
+          "report")
 """The stages of `ltprobe run`, in order (the names `--force` takes)."""
 
 

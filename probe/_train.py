@@ -32,6 +32,11 @@ from entity_linking.io import InputError, SkipCounter, read_records, write_json
 from probe._hardware import available_cores, native_bf16, training_device
 
 TRAIN_MARKER = "ltprobe_train.json"
+ORDER_FILE = "train_order.npz"
+"""Written into the model folder: which documents were trained on at which step
+(`indexes.load_order` reads it; see `_write_order`)."""
+CHECKPOINT_MARKER = "ltprobe_checkpoint.json"
+"""Written into each checkpoint folder: `{"step", "tokens_seen"}`."""
 """Written last into the model folder; its presence with the same config and inputs means the
 model is trained and `train_model` returns at once."""
 
@@ -85,6 +90,11 @@ class TrainConfig:
     checkpoint_every: int | None = None
     """Also save the model every N steps to `OUT/checkpoints/step-N` (to watch a long run;
     not part of the cache key)."""
+    save_steps: list[int] | None = None
+    """Save the model after each of these steps to `OUT/checkpoints/step-N` (the checkpoints of
+    a learning curve, `ltprobe eval --model OUT/checkpoints/step-*`); part of the cache key when
+    set, so asking for checkpoints retrains a model saved without them. The last step is the
+    model folder itself and is not saved again."""
 
 
 def _resolve_precision(precision: str, device: str) -> str:
@@ -105,6 +115,8 @@ def _fingerprint(files: list[Path], config: TrainConfig, seed: int, drop: frozen
     cfg = asdict(config)
     for key in ("checkpoint_every", "threads", "device"):  # where it runs, not what it learns
         cfg.pop(key)
+    if not cfg.get("save_steps"):  # unset: markers written before save_steps existed still match
+        cfg.pop("save_steps", None)
     cfg["seed"] = seed
     cfg["betas"] = list(cfg["betas"])
     # None without a drop, so markers written before `drop` existed still match.
@@ -146,21 +158,26 @@ def train_tokenizer(texts: list[str], vocab_size: int, out_dir: Path):
 
 
 def _pack(token_lists: list[list[int]], seq_len: int, eos: int, rng: random.Random,
-          keep: list[bool] | None = None) -> list[list[int]]:
+          keep: list[bool] | None = None, members: list[list[int]] | None = None) -> list[list[int]]:
     """Pack documents (each ending in eos) whole into rows of at most seq_len tokens.
 
     With `keep`, the rows are laid out exactly as for all documents, and then the dropped
     documents' tokens are left out of them: every kept document lands in the same row, at the
     same step, as without the drop (a row left empty holds a lone eos, which trains nothing).
+    With `members`, it receives per row the indices of the (kept) documents with tokens in it.
     """
     order = list(range(len(token_lists)))
     rng.shuffle(order)
     rows: list[list[int]] = []
     row: list[int] = []
     used = 0  # tokens of the row's layout, dropped documents included
+    inside: list[int] = []  # kept documents of the open row
 
     def close() -> None:
         rows.append(row or [eos])
+        if members is not None:
+            members.append(list(inside))
+        inside.clear()
 
     for i in order:
         doc = token_lists[i] + [eos]
@@ -170,12 +187,15 @@ def _pack(token_lists: list[list[int]], seq_len: int, eos: int, rng: random.Rand
                 close()
                 row, used = [], 0
             rows.append(doc[:seq_len] if kept else [eos])
+            if members is not None:
+                members.append([i] if kept else [])
             doc = doc[seq_len:]
         if used + len(doc) > seq_len:
             close()
             row, used = [], 0
         if kept:
             row += doc
+            inside.append(i)
         used += len(doc)
     if used:
         close()
@@ -297,12 +317,14 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
     tokenizer = train_tokenizer([t for texts, _ in read for t in texts], config.vocab_size, out)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     pools = []
+    pool_members: list[list[list[int]]] = []
     dropped = 0
     for texts, ids in read:
         keep = [i is None or i not in drop for i in ids] if drop else None
         dropped += keep.count(False) if keep else 0
         tokens = tokenizer(texts, add_special_tokens=False)["input_ids"]
-        pools.append(_pack(tokens, config.seq_len, eos, rng, keep))
+        pool_members.append([])
+        pools.append(_pack(tokens, config.seq_len, eos, rng, keep, pool_members[-1]))
     if drop and dropped != len(drop):
         print(f"train: {len(drop) - dropped} of the {len(drop)} ids to drop are in no training file", file=sys.stderr)
     sizes = [len(p) for p in pools]
@@ -322,14 +344,21 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
 
     cursors = [0] * len(pools)
     orders = [rng.sample(range(len(p)), len(p)) for p in pools]
+    drawn: list[tuple[int, int]] = []  # (file, row) of every row trained on, in order
 
     def next_row(k: int) -> list[int]:
         if cursors[k] >= len(orders[k]):  # one pass over this file's rows done: reshuffle
             rng.shuffle(orders[k])
             cursors[k] = 0
+        drawn.append((k, orders[k][cursors[k]]))
         row = pools[k][orders[k][cursors[k]]]
         cursors[k] += 1
         return row
+
+    save_steps = set(config.save_steps or ())
+    if any(not 0 < s <= config.steps for s in save_steps):
+        raise InputError(f"train: save_steps {sorted(save_steps)} must lie in 1..{config.steps} (the steps)")
+    step_tokens: list[int] = []
 
     autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=precision == "bf16")
     # glibc's malloc tuning helps the CPU's activation buffers; on a GPU it does nothing useful.
@@ -358,13 +387,16 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            tokens_seen += int(attention.sum())
+            step_tokens.append(int(attention.sum()))
+            tokens_seen += step_tokens[-1]
             losses.append(float(loss.detach()))
             bar.update(1)
             if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
                 checkpoint = out / "checkpoints" / f"step-{step + 1}"
                 model.save_pretrained(checkpoint, safe_serialization=True)
                 tokenizer.save_pretrained(checkpoint)
+            if step + 1 in save_steps and step + 1 < config.steps:
+                _save_checkpoint(out / "checkpoints" / f"step-{step + 1}", model, tokenizer, step + 1, tokens_seen)
             if step % 10 == 0 or step == config.steps - 1:
                 elapsed = max(time.time() - started, 1e-9)
                 bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}", tok_s=f"{tokens_seen / elapsed:,.0f}")
@@ -372,6 +404,7 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
     elapsed = time.time() - started
 
     model.eval()
+    _write_order(out / ORDER_FILE, files, read, pool_members, drawn, config.batch_size, step_tokens)
     model.to("cpu").save_pretrained(out, safe_serialization=True)
     GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=eos, pad_token_id=pad,
                      do_sample=False, max_new_tokens=32).save_pretrained(out)
@@ -383,3 +416,46 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
                         "steps_per_second": round(config.steps / max(elapsed, 1e-9), 3),
                         "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4)})
     return out
+
+
+def _save_checkpoint(folder: Path, model: Any, tokenizer: Any, step: int, tokens_seen: int) -> None:
+    """A model folder that transformers and vLLM load, with its step in CHECKPOINT_MARKER."""
+    from transformers import GenerationConfig
+
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                     pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=32).save_pretrained(folder)
+    write_json(folder / CHECKPOINT_MARKER, {"step": step, "tokens_seen": tokens_seen})
+
+
+def _write_order(path: Path, files: list[Path], read: list[tuple[list[str], list[str | None]]],
+                 members: list[list[list[int]]], drawn: list[tuple[int, int]], batch_size: int,
+                 step_tokens: list[int]) -> None:
+    """The training order as `indexes.load_order` reads it (an `.npz`):
+
+    - `ids`: document ids, the training files' documents one after the other (a record's `id`,
+      else `FILE_NAME:LINE` as corpus linking names it);
+    - `positions`: indices into `ids`, one per (document, row) trained on, in training order (a
+      document split over rows appears once per row; a row drawn again, again);
+    - `step_offsets`: the documents of step s are `positions[step_offsets[s]:step_offsets[s + 1]]`;
+    - `step_tokens`: tokens trained on per step; `files`: the training files' names.
+    """
+    import numpy as np
+
+    ids: list[str] = []
+    offsets = []
+    for f, (_, file_ids) in zip(files, read):
+        offsets.append(len(ids))
+        ids.extend(i if i is not None else f"{f.name}:{n + 1}" for n, i in enumerate(file_ids))
+    positions: list[int] = []
+    step_offsets = [0]
+    for n, (k, r) in enumerate(drawn):
+        positions.extend(offsets[k] + d for d in members[k][r])
+        if (n + 1) % batch_size == 0:
+            step_offsets.append(len(positions))
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, ids=np.array(ids, dtype=str), positions=np.array(positions, dtype=np.int64),
+             step_offsets=np.array(step_offsets, dtype=np.int64), step_tokens=np.array(step_tokens, dtype=np.int64),
+             files=np.array([f.name for f in files], dtype=str))
+    os.replace(tmp, path)

@@ -23,6 +23,7 @@ _COMMAND_MODULES = [
     "indexes._cli",
     "probe._cli_import",
     "probe._cli_eval",
+    "probe._cli_learning",
     "probe._cli_generate",
     "probe._cli_report",
 ]
