@@ -47,12 +47,12 @@ READING_QA = "Question: {question}\nAnswer: {answer}"
 
 @dataclass
 class WorldConfig:
-    """Settings of a generated world. The defaults are the demo world (1,000 people, about 22,000
+    """Settings of a generated world. The defaults are the demo world (800 people, about 18,000
     documents; `configs/study.yaml` has the full-size world of 2,000 people)."""
 
     seed: int = 0
     """Seed of every random choice; the same config gives byte-identical files."""
-    people: int = 1000
+    people: int = 800
     """Number of people (each has a birth city, an occupation and an employer)."""
     cities: int | None = None
     """Number of cities; None: people / 10 (at least 8)."""
