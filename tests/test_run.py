@@ -93,6 +93,9 @@ def test_smoke_run_writes_every_contract_file(small_run):
     summary = json.loads((small_run / "summary.json").read_text())
     assert summary["n_questions"] == len({p["id"] for p in predictions})
     assert summary["truth_agreement"]["share"] >= 0.95
+    cd = summary["count_dependence"]  # issue 16: the sound statistic beside the contract's ratio
+    assert set(cd) >= {"slope_difference", "slope_difference_ci", "reduction", "reduction_ci", "note"}
+    assert (cd["reduction"] is None) == ("includes 0" in cd["note"] or "no closed-book slope" in cd["note"])
     for name in ("closed_book", "rag", "oracle"):
         s = summary["settings"][name]
         assert set(s) >= {"accuracy", "buckets", "slope_per_decade", "slope_ci", "spearman"}
