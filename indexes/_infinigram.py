@@ -234,6 +234,37 @@ class InfiniGramIndex(DocumentIndex):
             left += 1
         return phrase_at(text, left, right, key, position)
 
+    def _quick_check(self, shard: _Shard, ptrs: np.ndarray, local: np.ndarray, ids: list[int],
+                     single_word: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Byte-level hits decided from the bytes next to them, vectorized: (kept, to check).
+        An ASCII letter or digit next to an ASCII letter or digit of the hit joins them into one
+        word (rejected); a one-word name between whitespace (or document edges) is a word
+        (kept). Everything else goes to the exact check on decoded text (`phrase_at`)."""
+        everything = np.arange(len(ptrs))
+        if self._tok is not None or not len(ptrs):
+            return everything[:0], everything
+        ds = shard.ds
+        starts = shard.offsets[local] + 1
+        ends = np.where(local + 1 < len(shard.offsets),
+                        shard.offsets[np.minimum(local + 1, len(shard.offsets) - 1)], len(ds))
+        after_pos = ptrs + len(ids)
+        before = np.where(ptrs - 1 >= starts, np.asarray(ds[np.maximum(ptrs - 1, 0)]), 32)
+        after = np.where(after_pos < ends, np.asarray(ds[np.minimum(after_pos, len(ds) - 1)]), 32)
+
+        def alnum(b: Any) -> Any:
+            return ((b >= 48) & (b <= 57)) | ((b >= 65) & (b <= 90)) | ((b >= 97) & (b <= 122))
+
+        def space(b: Any) -> Any:
+            return (b == 32) | (b == 10) | (b == 9) | (b == 13)
+
+        reject = np.zeros(len(ptrs), dtype=bool)
+        if alnum(ids[0]):
+            reject |= alnum(before)
+        if alnum(ids[-1]):
+            reject |= alnum(after)
+        sure = ~reject & space(before) & space(after) if single_word else np.zeros(len(ptrs), dtype=bool)
+        return everything[sure], everything[~reject & ~sure]
+
     # -- per-entity document sets ------------------------------------------------------------
     def _find(self, ids: list[int]) -> dict[str, Any]:
         result = self.engine.find(ids)
@@ -292,8 +323,10 @@ class InfiniGramIndex(DocumentIndex):
                         continue
                     ptrs = self._pointers(shard, int(lo), int(hi))
                     local = np.searchsorted(shard.offsets, ptrs, side="right") - 1
-                    keep = [i for i in range(len(ptrs))
+                    sure, unsure = self._quick_check(shard, ptrs, local, ids, len(key) == 1)
+                    keep = [i for i in unsure
                             if self._hit_ok(shard, int(local[i]), int(ptrs[i]), length, key, position, margin)]
+                    docs.append(local[sure] + shard.base)
                     docs.append(local[keep] + shard.base)
             info.docs = np.unique(np.concatenate(docs)) if docs else np.zeros(0, dtype=np.int64)
         if len(self._entities) > 200_000:

@@ -142,9 +142,11 @@ def bench_infinigram(*, n_docs: int = 1_000_000, n_qa: int = 2000, n_entities: i
     try:
         n_entities = n_entities or max(200, n_docs // 100)
         index_dir = root / f"index-{n_docs}-{n_entities}-{seed}"
-        docs, aliases = phrase_corpus(n_docs, n_entities, seed=seed)
         started = time.perf_counter()
-        if not (index_dir / "table.0").exists():
+        if (index_dir / "table.0").exists():  # a folder from an earlier run: its names only
+            aliases = {e: names for e, names in _entities(max(n_entities, len(_SPECIAL)), seed)}
+        else:
+            docs, aliases = phrase_corpus(n_docs, n_entities, seed=seed)
             corpus = root / "corpus.jsonl"
             write_jsonl_plain(corpus, docs)
             del docs

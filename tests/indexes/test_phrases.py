@@ -259,3 +259,14 @@ def test_subword_token_index_counts_equal_a_brute_force_scan(generated, tmp_path
         pairs = [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:i + 5]]
         assert index.count_cooccurrence(pairs) == [len(truth[a] & truth[b]) for a, b in pairs]
         assert index.get_text("doc7") == docs[7]["text"]
+
+
+def test_bench_count_infini_gram_prints_one_json_line(tmp_path):
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "probe.cli", "bench", "count", "--backend", "infini-gram",
+                           "--docs", "400", "--qa", "40", "--entities", "40", "--dir", str(tmp_path)],
+                          capture_output=True, text=True, env=env, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["docs"] == 400 and result["counts_per_s"] > 0 and result["engine_window_counts_per_s"] > 0
+    assert result["approx_pairs"] == 0 and 0 < result["qa_pairs"] <= 40
