@@ -31,6 +31,7 @@ def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False,
     out.mkdir(parents=True, exist_ok=True)
     stages = Stages(out, force=force, quiet=quiet)
     log = stages
+    config = _with_available_backend(config)
     _write_manifest(out, config)
     inputs = _inputs(config, out, stages)
     if len(inputs["models"]) > 1 and not config["eval"]["shard"]:
@@ -68,6 +69,7 @@ def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False,
     summary_path = out / "summary.json"
     stages.run("summary", [summary_path], lambda: write_summary(config, inputs["model"], out, inputs["world"]),
                settings={"analysis": config["analysis"], "model.params": config["model"]["params"],
+                         "model.train": config["model"]["train"] is not None,
                          "index.backend": config["index"]["backend"]},
                inputs={"truth": identity(inputs["world"] / "truth.jsonl") if inputs["world"] else None},
                after=["eval", "count"])
@@ -79,6 +81,19 @@ def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False,
     if not quiet:
         _print_headline(summary, out)
     return summary
+
+
+def _with_available_backend(config: dict[str, Any]) -> dict[str, Any]:
+    """The config with the generation backend that will really run (vLLM falls back to
+    transformers where it is not installed), decided before any stage so the notice comes first
+    and the manifest records it."""
+    from probe._generation import resolve_backend
+
+    model = config["model"]
+    backend, options = resolve_backend(model["backend"], model["options"])
+    if backend == model["backend"]:
+        return config
+    return {**config, "model": {**model, "backend": backend, "options": options}}
 
 
 def _data_stages(config: dict[str, Any], inputs: dict[str, Any], out: Path, stages: Stages) -> dict[str, Path]:
@@ -298,7 +313,7 @@ def write_summary(config: dict[str, Any], model: str, out: Path, world: Path | N
 
     `model` is the primary model: the contract's keys are its results. Predictions of several
     models add `models` and `scaling` (`probe._analysis.summarize_models`)."""
-    from probe._analysis import summarize_models
+    from probe._analysis import diagnose, summarize_models
     from probe._rag import adaptive_retrieval
 
     predictions = [r for _, r in read_records(out / "predictions.jsonl")]
@@ -328,6 +343,8 @@ def write_summary(config: dict[str, Any], model: str, out: Path, world: Path | N
                                                            counts, seed=analysis["seed"])
     if world is not None:
         summary["truth_agreement"] = truth_agreement(counts, world / "truth.jsonl")
+    summary["diagnostics"] = diagnose(summary, trained_world=world is not None and config["model"]["train"] is not None,
+                                      min_bucket=analysis["min_bucket"])
     write_json(out / "summary.json", summary)
     return summary
 
@@ -450,6 +467,8 @@ def _print_headline(summary: dict[str, Any], out: Path) -> None:
     if summary.get("count_dependence_reduction") is not None:
         print(f"count dependence reduction (1 - slope_rag / slope_closed_book): "
               f"{summary['count_dependence_reduction']:.2f}")
+    for warning in summary.get("diagnostics") or []:
+        print(f"WARNING: {warning['message']}")
     scaling = summary.get("scaling")
     if scaling:
         for point in scaling["points"]:
