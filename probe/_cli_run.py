@@ -14,13 +14,14 @@ Without CONFIG the embedded default (`demo`, probe/configs/demo.yaml, shipped in
 runs: a generated world, a small model trained on it (GPU where present, else every CPU core),
 the embedded index and vLLM (transformers where vLLM is not installed). CONFIG may also name a
 packaged config: `demo`, `study` (the full-size world and model: about an hour on 2 CPU cores,
-minutes on a GPU) or `smoke` (a few minutes; it learns little). Each stage records what it was
-computed from (the settings that reach it, the size and time of its input files, the stages
-before it) in manifest.json: running again on the same folder skips the stages whose inputs did
-not change, recomputes the others and every stage after them (and says why), and resumes where
-a killed job stopped. Another job's outputs can stand in for stages (data.linked,
-data.qa_entities, data.counts, index.path): N evaluation jobs or M models then share one linking
-and one index.
+minutes on a GPU) or `smoke` (a few minutes; it learns little).
+
+Each stage records what it was computed from (the settings that reach it, the size and time of
+its input files, the stages before it) in manifest.json: running again on the same folder skips
+the stages whose inputs did not change, recomputes the others and every stage after them (and
+says why), and resumes where a killed job stopped. Another job's outputs can stand in for stages
+(data.linked, data.qa_entities, data.counts, index.path): N evaluation jobs or M models then
+share one linking and one index.
 
 Examples:
   ltprobe run --out runs/demo

@@ -72,6 +72,7 @@ def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False,
     summary_path = out / "summary.json"
     stages.run("summary", [summary_path], lambda: write_summary(config, inputs["model"], out, inputs["world"]),
                settings={"analysis": config["analysis"], "model.params": config["model"]["params"],
+                         "model.train": config["model"]["train"] is not None,
                          "index.backend": config["index"]["backend"]},
                inputs={"truth": identity(inputs["world"] / "truth.jsonl") if inputs["world"] else None},
                after=["eval", "count"] + [s for s in ("count-by-step", "errors") if s in stages.results])

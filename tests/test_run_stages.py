@@ -109,11 +109,16 @@ def test_changing_the_knowledge_base_recomputes_linking_onward(job, tmp_path, ca
 
 def test_force_redoes_a_stage_and_those_its_result_reaches(job, capsys):
     counts = (job / "counts.jsonl").read_bytes()
-    did = run_job(job, capsys, force=("link-corpus",))
-    # a new linked folder: the index and the counts again; the same counts: no new evaluation
-    assert ran(did) == {"link-corpus", "index", "count"}
-    assert "[link-corpus] running: forced (--force link-corpus)" in did["_log"]
+    did = run_job(job, capsys, force=("count",))
+    # the same counts again: nothing after them is recomputed
+    assert ran(did) == {"count"}
+    assert "[count] running: forced (--force count)" in did["_log"]
     assert (job / "counts.jsonl").read_bytes() == counts
+    # a new linked folder and so a new index, which retrieval reads: evaluation again
+    did = run_job(job, capsys, force=("link-corpus",))
+    assert {"link-corpus", "index", "count", "eval"} <= ran(did) <= {"link-corpus", "index", "count", "eval",
+                                                                     "summary", "report"}
+    assert "[eval] running: index was recomputed" in did["_log"]
     (job / "summary.json").unlink()  # written again with the same bytes: the report stays
     did = run_job(job, capsys, force=("eval",))
     assert ran(did) == {"eval", "summary"}
