@@ -134,8 +134,9 @@ def logistic_fit(counts: Sequence[int], correct: Sequence[bool], *, l2: float = 
                  iterations: int = 100) -> dict[str, Any] | None:
     """Logistic regression of correctness on log10(count + 1) by Newton's method.
 
-    Returns `intercept`, `slope` (log-odds per decade), `converged`, and `count_at_half`
-    (the count where the fitted accuracy is 0.5, when the slope is positive). A tiny ridge
+    Returns `intercept`, `slope` (log-odds per decade), `converged`, `count_at_half` (the count
+    where the fitted accuracy crosses 0.5, when it is below 0.5 at count 0 and rising; else
+    None) and `above_half_at_zero`. A tiny ridge
     term keeps separable data finite (then `converged` may be false).
     """
     if len(counts) < 2:
@@ -159,10 +160,11 @@ def logistic_fit(counts: Sequence[int], correct: Sequence[bool], *, l2: float = 
             break
     intercept, slope = float(w[0]), float(w[1])
     half = None
-    if slope > 0:
+    if slope > 0 and intercept < 0:  # below 0.5 at count 0, rising: it crosses 0.5 at a count > 0
         exponent = -intercept / slope
         half = float(10 ** exponent - 1) if exponent < 300 else None
-    return {"intercept": intercept, "slope": slope, "converged": converged, "count_at_half": half}
+    return {"intercept": intercept, "slope": slope, "converged": converged, "count_at_half": half,
+            "above_half_at_zero": intercept >= 0}
 
 
 def _count_table(counts: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
@@ -342,3 +344,49 @@ def summarize_models(predictions: Sequence[Mapping[str, Any]], counts: Iterable[
                                  for name, preds in by_model.items() if parameters.get(name)],
                                 counts, max_count=max_count, target_accuracy=target_accuracy, setting=setting)
     return result
+
+
+def diagnose(summary: Mapping[str, Any], *, trained_world: bool = False, min_bucket: int = 20) -> list[dict[str, str]]:
+    """Plain warnings about what a run's numbers can and cannot show, for the headline and the
+    report: a model that answers (almost) nothing, one that did not learn the facts its corpus
+    repeats most, one that does not use the passages, a slope whose interval includes 0.
+
+    `trained_world`: the model was trained on a generated world here, so it is expected to know
+    the facts stated 100+ times and to read the passage (the demo's own criteria). Each warning
+    is `{"code", "message"}`."""
+    settings = summary.get("settings") or {}
+    warnings: list[dict[str, str]] = []
+
+    def usable(entry: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        return [b for b in entry.get("buckets") or [] if b.get("n", 0) >= min_bucket and b.get("accuracy") is not None]
+
+    cb, rag = settings.get("closed_book"), settings.get("rag")
+    if isinstance(cb, Mapping) and usable(cb):
+        top = max(usable(cb), key=lambda b: b["lo"])
+        every = max(b["accuracy"] for b in usable(cb))
+        ci = cb.get("slope_ci")
+        if every < 0.1:
+            warnings.append({"code": "closed_book_near_zero", "message": (
+                f"closed-book accuracy is below 10% in every bucket (at most {every:.0%}): the model answers almost "
+                "nothing, so the closed-book slope is no evidence about how knowledge depends on the count")})
+        elif trained_world and top["lo"] >= 100 and top["accuracy"] < 0.95:
+            warnings.append({"code": "facts_not_learned", "message": (
+                f"the trained model did not learn the facts its corpus states most often: closed-book accuracy "
+                f"{top['accuracy']:.0%} on questions with {top['lo']}+ relevant documents (the demo recipe "
+                "reaches at least 95%); train longer, or check the recipe's precision and steps")})
+        if ci and ci[0] <= 0 <= ci[1]:
+            warnings.append({"code": "closed_book_slope_includes_zero", "message": (
+                f"the closed-book slope's interval [{ci[0]:+.3f}, {ci[1]:+.3f}] includes 0: this run does not "
+                "show that accuracy depends on the count, and any reduction by retrieval is undefined")})
+    if isinstance(rag, Mapping) and usable(rag):
+        zero = next((b for b in usable(rag) if b["lo"] == 0), None)
+        if trained_world and zero is not None and zero["accuracy"] < 0.5:
+            warnings.append({"code": "passages_not_read", "message": (
+                f"with retrieval, accuracy on facts stated in no document is {zero['accuracy']:.0%}: the trained "
+                "model did not learn to read the passage (the demo recipe reaches at least 50%)")})
+        elif isinstance(cb, Mapping) and rag.get("accuracy") is not None and cb.get("accuracy") is not None \
+                and rag["accuracy"] <= cb["accuracy"] + 0.02:
+            warnings.append({"code": "retrieval_no_gain", "message": (
+                f"retrieval does not raise accuracy ({cb['accuracy']:.1%} closed-book, {rag['accuracy']:.1%} with "
+                "passages): the model may not use the passages, or retrieval finds the wrong ones (see recall@k)")})
+    return warnings

@@ -10,12 +10,16 @@ and the corpus, index the corpus, count the relevant documents of each QA pair, 
 model closed-book, with retrieved passages and with oracle passages, and write summary.json,
 report.html and plots/ into --out.
 
-Without CONFIG the embedded default (configs/demo.yaml) runs: a generated world, a small model
-trained on it on the CPU, the embedded index and vLLM. Each stage skips work whose output is
+Without CONFIG the embedded default (`demo`, probe/configs/demo.yaml, shipped in the package)
+runs: a generated world, a small model trained on it (GPU where present, else every CPU core),
+the embedded index and vLLM (transformers where vLLM is not installed). CONFIG may also name a
+packaged config: `demo`, `study` (the full-size world and model: about an hour on 2 CPU cores,
+minutes on a GPU) or `smoke` (a few minutes; it learns little). Each stage skips work whose output is
 complete, so running again on the same folder resumes where a killed job stopped.
 
 Examples:
   ltprobe run --out runs/demo
+  ltprobe run study --out runs/study
   ltprobe run my_job.yaml --out runs/triviaqa --set model.options.tensor_parallel_size=4
 """
 
@@ -23,7 +27,7 @@ Examples:
 def register(commands) -> None:
     parser = commands.add("run", _run, help="the main job: link, count, evaluate, report",
                           description=RUN_HELP)
-    parser.add_argument("config", nargs="?", help="YAML config (default: the embedded configs/demo.yaml)")
+    parser.add_argument("config", nargs="?", help="YAML config, or demo|study|smoke for a packaged one (default: demo)")
     parser.add_argument("--out", required=True, help="run folder to write (resumed when it exists)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config setting, e.g. --set eval.shots=4 (repeatable; "

@@ -27,13 +27,14 @@ known. Written to OUT:
 The same seed and settings write the same files."""
 
 _TRAIN_HELP = """\
-Train a byte-level BPE tokenizer and a small Llama model on the CPU on JSONL files with a
-"text" field, and save a model folder that transformers and vLLM load. Scheduled by steps;
-bf16 autocast where the CPU supports it. Cached: when OUT/ltprobe_train.json matches the
+Train a byte-level BPE tokenizer and a small Llama model on JSONL files with a "text" field,
+and save a model folder that transformers and vLLM load. Scheduled by steps; on a GPU where
+torch sees one, else on every core of the CPU; bf16 autocast where the device computes bf16
+natively, else fp32. Cached: when OUT/ltprobe_train.json matches the
 settings and the input files, nothing is trained again.
 
 With --world DIR the training files are DIR/corpus.jsonl and DIR/reading.jsonl, mixed as the
-demo recipe says (65% reading rows in the first fifth of training, 25% after)."""
+demo recipe's `mix` says."""
 
 
 def register(commands: Commands) -> None:
@@ -41,28 +42,33 @@ def register(commands: Commands) -> None:
                          description=_WORLD_HELP)
     world.add_argument("--out", required=True, type=Path, help="folder to write the world into")
     world.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    world.add_argument("--people", type=int, default=2000,
-                       help="number of people (default 2000; cities, employers and occupations scale with it)")
-    world.add_argument("--reading-docs", type=int, default=None,
-                       help="reading-comprehension documents (default 30000)")
+    from probe._train import TrainConfig
+    from probe._world import WorldConfig
 
-    train = commands.add("train", _train, help="train a small Llama model on the CPU (cached)",
+    world_defaults, train_defaults = WorldConfig(), TrainConfig()
+    world.add_argument("--people", type=int, default=world_defaults.people,
+                       help=f"number of people (default {world_defaults.people}; cities, employers and "
+                            "occupations scale with it)")
+    world.add_argument("--reading-docs", type=int, default=None,
+                       help=f"reading-comprehension documents (default {world_defaults.reading_docs})")
+
+    train = commands.add("train", _train, help="train a small Llama model (GPU where present, else all CPU cores; cached)",
                          description=_TRAIN_HELP)
     source = train.add_mutually_exclusive_group(required=True)
     source.add_argument("--world", type=Path, help="a world folder: train on its corpus.jsonl and reading.jsonl")
     source.add_argument("--texts", type=Path, nargs="+", metavar="FILE",
                         help="JSONL(.gz/.zst) files with a 'text' field; with several, --mix sets their shares")
     train.add_argument("--out", required=True, type=Path, help="model folder to write")
-    train.add_argument("--steps", type=int, help="optimizer steps (default 3100)")
-    train.add_argument("--batch-size", type=int, help="rows per step (default 16)")
-    train.add_argument("--seq-len", type=int, help="tokens per row (default 128)")
-    train.add_argument("--hidden-size", type=int, help="model width (default 256)")
-    train.add_argument("--layers", type=int, help="transformer layers (default 4)")
-    train.add_argument("--heads", type=int, help="attention heads (default 4)")
-    train.add_argument("--vocab-size", type=int, help="tokenizer vocabulary (default 4096)")
-    train.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
-    train.add_argument("--precision", choices=["auto", "bf16", "fp32"], help="default auto (bf16 where supported)")
-    train.add_argument("--threads", type=int, help="torch threads (default 2)")
+    for flag, kind, what in (("steps", int, "optimizer steps"), ("batch-size", int, "rows per step"),
+                             ("seq-len", int, "tokens per row"), ("hidden-size", int, "model width"),
+                             ("layers", int, "transformer layers"), ("heads", int, "attention heads"),
+                             ("vocab-size", int, "tokenizer vocabulary"), ("lr", float, "peak learning rate")):
+        default = getattr(train_defaults, flag.replace("-", "_"))
+        train.add_argument(f"--{flag}", type=kind, help=f"{what} (default {default})")
+    train.add_argument("--precision", choices=["auto", "bf16", "fp32"],
+                       help="default auto: bf16 where the device computes it natively, else fp32")
+    train.add_argument("--threads", type=int, help="torch threads on a CPU (default: every core this process may use)")
+    train.add_argument("--device", help="auto (default: cuda where torch sees a GPU), cpu or cuda[:N]")
     train.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     train.add_argument("--save-steps", metavar="S1,S2,...",
                        help="also save the model after these steps to OUT/checkpoints/step-N (checkpoints "
@@ -87,7 +93,7 @@ def _train(args: argparse.Namespace) -> int:
 
     config = TrainConfig()
     for name in ("steps", "batch_size", "seq_len", "hidden_size", "layers", "heads", "vocab_size", "lr",
-                 "precision", "threads"):
+                 "precision", "threads", "device"):
         value = getattr(args, name)
         if value is not None:
             setattr(config, name, value)

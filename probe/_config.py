@@ -15,7 +15,7 @@ import yaml
 
 from entity_linking.io import InputError
 
-# Every setting of `ltprobe run`, with its default and meaning. configs/demo.yaml is the
+# Every setting of `ltprobe run`, with its default and meaning. probe/configs/demo.yaml is the
 # embedded default job; a user's config overrides what it names.
 DEFAULTS: dict[str, Any] = {
     # A generated controlled world (probe.WorldConfig fields). null: bring your own data.
@@ -86,7 +86,11 @@ DEFAULTS: dict[str, Any] = {
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> dict[str, Any]:
     """Read a YAML config (None: the embedded default), apply `key.path=value` overrides, check it."""
-    path = Path(path) if path is not None else default_config_path()
+    if path is None:
+        path = default_config_path()
+    elif str(path) in PACKAGED_CONFIGS and not Path(path).exists():
+        path = packaged_config_path(str(path))
+    path = Path(path)
     try:
         user = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
@@ -105,11 +109,23 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> dict[str,
     return config
 
 
+PACKAGED_CONFIGS = ("demo", "study", "smoke")
+"""Configs that ship inside the package (probe/configs/NAME.yaml; configs/NAME.yaml in a clone
+links to them): `ltprobe run NAME` runs one from any folder."""
+
+
 def default_config_path() -> Path:
-    """configs/demo.yaml of the source tree (ltprobe is installed editable from it)."""
-    path = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+    """The embedded default job, probe/configs/demo.yaml, from the installed package."""
+    return packaged_config_path("demo")
+
+
+def packaged_config_path(name: str) -> Path:
+    """probe/configs/NAME.yaml of the installed package (NAME one of PACKAGED_CONFIGS)."""
+    from importlib import resources
+
+    path = Path(str(resources.files("probe").joinpath("configs", f"{name}.yaml")))
     if not path.exists():
-        raise InputError(f"the embedded default {path} is missing: run from a clone of the repository")
+        raise InputError(f"the packaged config {name!r} is missing from {path.parent}: reinstall ltprobe")
     return path
 
 

@@ -54,8 +54,7 @@ def get_generator(backend: str, model: str, **options: Any) -> Generator:
     `model` is a model folder or hub id (for "openai", the name the server serves). `options`
     go to the backend's constructor (see each class).
     """
-    if backend not in BACKENDS:
-        raise InputError(f"unknown generation backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    backend, options = resolve_backend(backend, options)
     module, _, attribute = BACKENDS[backend].partition(":")
     cls = getattr(importlib.import_module(module), attribute)
     if backend != "openai":
@@ -70,6 +69,39 @@ def get_generator(backend: str, model: str, **options: Any) -> Generator:
             generator.name = str(model)
             return generator
     return cls(model, **options)
+
+
+def vllm_available() -> bool:
+    """True when vLLM can be imported here and `LTPROBE_VLLM` is not `none` (the installer's
+    setting, which also turns vLLM off at run time)."""
+    import importlib.util
+
+    return os.environ.get("LTPROBE_VLLM", "").lower() != "none" and importlib.util.find_spec("vllm") is not None
+
+
+# vLLM engine options that mean something to transformers, by their transformers name.
+_VLLM_TO_TRANSFORMERS = {"dtype": "dtype", "max_model_len": "max_context", "trust_remote_code": "trust_remote_code"}
+
+
+def resolve_backend(backend: str, options: dict[str, Any], *, notice: bool = True) -> tuple[str, dict[str, Any]]:
+    """The backend and options that will really run: "vllm" where vLLM is missing (or
+    `LTPROBE_VLLM=none`) becomes "transformers", with the vLLM options that carry over
+    (`dtype`, `max_model_len`) and a one-line notice on stderr."""
+    if backend not in BACKENDS:
+        raise InputError(f"unknown generation backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if backend != "vllm" or vllm_available():
+        return backend, dict(options)
+    kept = {_VLLM_TO_TRANSFORMERS[k]: v for k, v in options.items() if k in _VLLM_TO_TRANSFORMERS}
+    if kept.get("dtype", "auto") == "auto":
+        from probe._hardware import cpu_supports_bf16, cuda_available
+
+        kept["dtype"] = "auto" if cuda_available() else "bfloat16" if cpu_supports_bf16() else "float32"
+    if notice:
+        dropped = sorted(set(options) - set(_VLLM_TO_TRANSFORMERS))
+        print("ltprobe: vLLM is not installed here" + (" (LTPROBE_VLLM=none)" if os.environ.get(
+            "LTPROBE_VLLM", "").lower() == "none" else "") + "; evaluating with transformers instead"
+              + (f" (vLLM options {', '.join(dropped)} do not apply)" if dropped else ""), file=sys.stderr, flush=True)
+    return "transformers", kept
 
 
 class Generator:
@@ -182,7 +214,8 @@ class _InProcessScoring:
 class VLLMGenerator(_InProcessScoring, Generator):
     """`vllm.LLM` in this process.
 
-    Options: `dtype` ("auto"), `max_model_len`, `tensor_parallel_size`,
+    Options: `dtype` ("auto": on a CPU bfloat16 where it is native, else float32; on a GPU vLLM's
+    own choice), `max_model_len`, `tensor_parallel_size`,
     `gpu_memory_utilization`, `enforce_eager`, `seed`, `chat_template`, and any other
     `vllm.LLM` / engine argument, passed through unchanged. `data_parallel_size=N` (which
     `vllm.LLM` refuses in one process) gives a `DataParallelVLLM`: N engine processes, each on
@@ -204,6 +237,10 @@ class VLLMGenerator(_InProcessScoring, Generator):
             # Without a KV-cache size, vLLM's CPU backend reserves gpu_memory_utilization (0.92)
             # of the NUMA node's memory and refuses to start when less is free.
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        if options.get("dtype", "auto") == "auto":  # bfloat16 only where the CPU computes it natively
+            from probe._hardware import vllm_dtype
+
+            options["dtype"] = vllm_dtype(on_gpu=not current_platform.is_cpu())
         self.name = str(model)
         self._use_tqdm = use_tqdm
         options.setdefault("seed", 0)

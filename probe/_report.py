@@ -227,7 +227,9 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *,
                    f"(--on-error skip); first: {html.escape(run.skipped.examples[0])}</p>")
     setup = setup_sentence(run.manifest, run.summary)
     setup_html = f"<p class='meta'>{html.escape(setup)}</p>" if setup else ""
-    body = [f"<section><h2>Finding</h2>{_paragraphs(headline(run.summary))}{setup_html}{skipped}"
+    warnings = "".join(f"<p class='warning'><b>Warning:</b> {html.escape(str(w.get('message', w)))}</p>"
+                       for w in run.summary.get("diagnostics") or [] if isinstance(w, Mapping))
+    body = [f"<section><h2>Finding</h2>{warnings}{_paragraphs(headline(run.summary))}{setup_html}{skipped}"
             f"{_how_to_read()}</section>"]
     for title, render in sections:
         body.append(_guarded(title, render, run, plots_dir))
@@ -905,7 +907,8 @@ _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1000px;margin:2em auto;
 padding:0 1em;color:#222;line-height:1.45}
 h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
-.meta{color:#666;font-size:.9em}.note{color:#8a5a00;background:#fff7e6;padding:.4em .6em;border-radius:4px}
+.meta{color:#666;font-size:.9em}.warning{color:#8b0000;background:#fdecea;padding:.5em .7em;border-radius:4px}
+.note{color:#8a5a00;background:#fff7e6;padding:.4em .6em;border-radius:4px}
 table{border-collapse:collapse;margin:.8em 0;font-size:.88em}th,td{border:1px solid #ddd;padding:.25em .55em;
 text-align:right;vertical-align:top}th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
 figure{margin:1em 0}figure img{max-width:100%}figcaption{color:#555;font-size:.88em}
@@ -1001,6 +1004,8 @@ def _logistic_text(fit: Any) -> str:
     half = _num(fit.get("count_at_half"))
     if half is not None:
         text += f"; 50% accuracy at count ≈ {half:.3g}"
+    elif fit.get("above_half_at_zero"):
+        text += "; above 50% already at count 0"
     if fit.get("converged") is False:
         text += " (not converged)"
     return text

@@ -26,6 +26,7 @@ def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False) -> 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     log = _Log(quiet)
+    config = _with_available_backend(config)
     _write_manifest(out, config)
     inputs = _inputs(config, out, log)
     if len(inputs["models"]) > 1 and not config["eval"]["shard"]:
@@ -94,6 +95,19 @@ def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False) -> 
     if not quiet:
         _print_headline(summary, out)
     return summary
+
+
+def _with_available_backend(config: dict[str, Any]) -> dict[str, Any]:
+    """The config with the generation backend that will really run (vLLM falls back to
+    transformers where it is not installed), decided before any stage so the notice comes first
+    and the manifest records it."""
+    from probe._generation import resolve_backend
+
+    model = config["model"]
+    backend, options = resolve_backend(model["backend"], model["options"])
+    if backend == model["backend"]:
+        return config
+    return {**config, "model": {**model, "backend": backend, "options": options}}
 
 
 class _Log:
@@ -271,7 +285,7 @@ def write_summary(config: dict[str, Any], model: str, out: Path, world: Path | N
 
     `model` is the primary model: the contract's keys are its results. Predictions of several
     models add `models` and `scaling` (`probe._analysis.summarize_models`)."""
-    from probe._analysis import summarize_models
+    from probe._analysis import diagnose, summarize_models
     from probe._rag import adaptive_retrieval
 
     predictions = [r for _, r in read_records(out / "predictions.jsonl")]
@@ -306,6 +320,8 @@ def write_summary(config: dict[str, Any], model: str, out: Path, world: Path | N
     add_learning_views(summary, predictions, counts, primary=models[0] if models else model,
                        counts_by_step=out / "counts_by_step.jsonl", errors=out / "errors.jsonl",
                        min_bucket=analysis["min_bucket"], n_boot=analysis["n_boot"], seed=analysis["seed"])
+    summary["diagnostics"] = diagnose(summary, trained_world=world is not None and config["model"]["train"] is not None,
+                                      min_bucket=analysis["min_bucket"])
     write_json(out / "summary.json", summary)
     return summary
 
@@ -418,6 +434,8 @@ def _print_headline(summary: dict[str, Any], out: Path) -> None:
     if summary.get("count_dependence_reduction") is not None:
         print(f"count dependence reduction (1 - slope_rag / slope_closed_book): "
               f"{summary['count_dependence_reduction']:.2f}")
+    for warning in summary.get("diagnostics") or []:
+        print(f"WARNING: {warning['message']}")
     scaling = summary.get("scaling")
     if scaling:
         for point in scaling["points"]:

@@ -29,41 +29,43 @@ from pathlib import Path
 from typing import Any
 
 from entity_linking.io import InputError, SkipCounter, read_records, write_json
+from probe._hardware import available_cores, native_bf16, training_device
 
 TRAIN_MARKER = "ltprobe_train.json"
+"""Written last into the model folder; its presence with the same config and inputs means the
+model is trained and `train_model` returns at once."""
 ORDER_FILE = "train_order.npz"
 """Written into the model folder: which documents were trained on at which step
 (`indexes.load_order` reads it; see `_write_order`)."""
 CHECKPOINT_MARKER = "ltprobe_checkpoint.json"
 """Written into each checkpoint folder: `{"step", "tokens_seen"}`."""
-"""Written last into the model folder; its presence with the same config and inputs means the
-model is trained and `train_model` returns at once."""
 
 _FORMAT_VERSION = 1
 
 
 @dataclass
 class TrainConfig:
-    """How to train the model. The defaults are the demo recipe (about 23 minutes on 2 cores
-    with bf16)."""
+    """How to train the model. The defaults are the demo recipe: a 2.2M-parameter model, 1,600
+    steps (see docs/benchmarks.md, "The demo recipe", for its times and its checks in fp32 and
+    bf16 over seeds 0-2); `configs/study.yaml` has the full-size study's."""
 
-    steps: int = 3100
+    steps: int = 1600
     """Optimizer steps."""
     batch_size: int = 16
     """Rows per step."""
     seq_len: int = 128
     """Tokens per row; documents are packed whole into rows (longer ones are split)."""
-    vocab_size: int = 4096
+    vocab_size: int = 2048
     """Byte-level BPE vocabulary size, special tokens included."""
-    hidden_size: int = 256
-    layers: int = 4
-    heads: int = 4
+    hidden_size: int = 192
+    layers: int = 3
+    heads: int = 3
     """Attention heads; hidden_size / heads must be a head size vLLM's CPU attention supports
     (64 and 128 are safe)."""
-    intermediate_size: int = 1024
+    intermediate_size: int = 768
     max_position_embeddings: int = 1024
     """Longest sequence the saved model accepts (the model is trained on `seq_len`)."""
-    lr: float = 1e-3
+    lr: float = 2e-3
     warmup: float = 0.03
     """Share of the steps with linear warm-up."""
     min_lr_ratio: float = 0.1
@@ -72,13 +74,16 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0
     precision: str = "auto"
-    """bf16 (autocast), fp32, or auto: bf16 where the CPU has bf16 instructions."""
-    threads: int | None = 2
-    """torch threads; None: torch's default."""
-    mix: list[list[float]] | None = field(default_factory=lambda: [[0.2, 0.35, 0.65], [1.0, 0.75, 0.25]])
+    """bf16 (autocast), fp32, or auto: bf16 where the device computes it natively (a CPU with
+    AVX-512 BF16 or AMX, a GPU with bf16), else fp32. Never emulated bf16: slower than fp32."""
+    threads: int | None = None
+    """torch threads on a CPU; None: every core this process may use."""
+    device: str = "auto"
+    """cpu, cuda[:N], or auto: CUDA where torch sees a GPU."""
+    mix: list[list[float]] | None = field(default_factory=lambda: [[0.2, 0.35, 0.65], [1.0, 0.8, 0.2]])
     """Share of rows drawn from each training file by phase: `[[until, share_file1, share_file2,
     ...], ...]`, `until` a fraction of the steps. The default teaches reading: 65% of rows from
-    the second file (the world's reading.jsonl) in the first fifth, 25% after. Ignored when one
+    the second file (the world's reading.jsonl) in the first fifth, 20% after. Ignored when one
     file is given; None: rows drawn in proportion to the files' sizes."""
     seed: int = 0
     """Seed of initialisation and row order (the `seed` argument of train_model wins)."""
@@ -92,19 +97,9 @@ class TrainConfig:
     model folder itself and is not saved again."""
 
 
-def cpu_supports_bf16() -> bool:
-    """True when the CPU has native bf16 instructions (AVX-512 BF16 or AMX), where bf16
-    autocast is fast; elsewhere it is emulated and slower than fp32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
-
-
-def _resolve_precision(precision: str) -> str:
+def _resolve_precision(precision: str, device: str) -> str:
     if precision == "auto":
-        return "bf16" if cpu_supports_bf16() else "fp32"
+        return "bf16" if native_bf16(device) else "fp32"
     if precision not in ("bf16", "fp32"):
         raise InputError(f"train: precision must be auto, bf16 or fp32, not {precision!r}")
     return precision
@@ -118,7 +113,8 @@ def _fingerprint(files: list[Path], config: TrainConfig, seed: int, drop: frozen
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     cfg = asdict(config)
-    cfg.pop("checkpoint_every")
+    for key in ("checkpoint_every", "threads", "device"):  # where it runs, not what it learns
+        cfg.pop(key)
     if not cfg.get("save_steps"):  # unset: markers written before save_steps existed still match
         cfg.pop("save_steps", None)
     cfg["seed"] = seed
@@ -303,15 +299,16 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
             return out
         marker.unlink()  # a different config or input: retrain
 
-    precision = _resolve_precision(config.precision)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-        if config.threads > 1 and load > (os.cpu_count() or 1):
-            # OpenMP threads spin-wait for each other; on an oversubscribed machine two threads
-            # were measured ten times slower than one.
-            print(f"train: the machine is busy (load {load:.1f} on {os.cpu_count()} cores); "
-                  f"threads=1 may train much faster than threads={config.threads}", file=sys.stderr)
+    device = training_device(config.device)
+    precision = _resolve_precision(config.precision, device)
+    threads = config.threads or available_cores()
+    torch.set_num_threads(threads)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if device == "cpu" and threads > 1 and load > available_cores():
+        # OpenMP threads spin-wait for each other; on an oversubscribed machine two threads
+        # were measured ten times slower than one.
+        print(f"train: the machine is busy (load {load:.1f} on {available_cores()} cores); "
+              f"threads=1 may train much faster than threads={threads}", file=sys.stderr)
     torch.manual_seed(seed)
     rng = random.Random(seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -337,7 +334,7 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
         num_hidden_layers=config.layers, num_attention_heads=config.heads, num_key_value_heads=config.heads,
         max_position_embeddings=max(config.max_position_embeddings, config.seq_len), tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=eos, pad_token_id=pad, rms_norm_eps=1e-5)
-    model = LlamaForCausalLM(model_config)
+    model = LlamaForCausalLM(model_config).to(device)
     model.train()
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -363,12 +360,14 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
         raise InputError(f"train: save_steps {sorted(save_steps)} must lie in 1..{config.steps} (the steps)")
     step_tokens: list[int] = []
 
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+    autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=precision == "bf16")
+    # glibc's malloc tuning helps the CPU's activation buffers; on a GPU it does nothing useful.
+    memory = _malloc_keeps_freed_memory() if device == "cpu" else contextlib.nullcontext()
     started = time.time()
     tokens_seen = 0
     losses: list[float] = []
     bar = tqdm(total=config.steps, desc="train", unit="step", disable=not progress, file=sys.stderr)
-    with _malloc_keeps_freed_memory():
+    with memory:
         for step in range(config.steps):
             shares = _shares_at(step, config, len(pools), sizes)
             picks = rng.choices(range(len(pools)), weights=shares, k=config.batch_size)
@@ -378,6 +377,7 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
             for i, row in enumerate(rows):
                 input_ids[i, :len(row)] = torch.tensor(row)
                 attention[i, :len(row)] = 1
+            input_ids, attention = input_ids.to(device), attention.to(device)
             labels = input_ids.masked_fill(attention == 0, -100)
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, config)
@@ -405,10 +405,11 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
 
     model.eval()
     _write_order(out / ORDER_FILE, files, read, pool_members, drawn, config.batch_size, step_tokens)
-    model.save_pretrained(out, safe_serialization=True)
+    model.to("cpu").save_pretrained(out, safe_serialization=True)
     GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=eos, pad_token_id=pad,
                      do_sample=False, max_new_tokens=32).save_pretrained(out)
-    write_json(marker, {**fingerprint, "precision": precision, "threads": config.threads,
+    write_json(marker, {**fingerprint, "precision": precision, "device": device,
+                        "threads": threads if device == "cpu" else None,
                         "parameters": sum(p.numel() for p in model.parameters()),
                         "rows": sizes, "dropped": dropped, "tokens_seen": tokens_seen, "seconds": round(elapsed, 1),
                         "tokens_per_second": round(tokens_seen / max(elapsed, 1e-9)),

@@ -12,7 +12,8 @@ import time
 import pytest
 
 from entity_linking.io import InputError
-from probe._train import TRAIN_MARKER, TrainConfig, _pack, cpu_supports_bf16, train_model
+from probe._hardware import cpu_supports_bf16
+from probe._train import TRAIN_MARKER, TrainConfig, _pack, train_model
 
 
 
