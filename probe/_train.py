@@ -32,13 +32,13 @@ from entity_linking.io import InputError, SkipCounter, read_records, write_json
 from probe._hardware import available_cores, native_bf16, training_device
 
 TRAIN_MARKER = "ltprobe_train.json"
+"""Written last into the model folder; its presence with the same config and inputs means the
+model is trained and `train_model` returns at once."""
 ORDER_FILE = "train_order.npz"
 """Written into the model folder: which documents were trained on at which step
 (`indexes.load_order` reads it; see `_write_order`)."""
 CHECKPOINT_MARKER = "ltprobe_checkpoint.json"
 """Written into each checkpoint folder: `{"step", "tokens_seen"}`."""
-"""Written last into the model folder; its presence with the same config and inputs means the
-model is trained and `train_model` returns at once."""
 
 _FORMAT_VERSION = 1
 
