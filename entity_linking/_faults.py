@@ -14,11 +14,13 @@ import signal
 import time
 
 _hits: dict[str, int] = {}
+SPEC = os.environ.get("LTPROBE_FAULT") or ""
+"""The fault asked for (read once, at import); empty in a normal run."""
 
 
 def fault_point(name: str) -> None:
     """Die (or hang) here when LTPROBE_FAULT names this point and its hit count is reached."""
-    spec = os.environ.get("LTPROBE_FAULT")
+    spec = SPEC
     if not spec:
         return
     # POINT[@N][:ACTION]: the action is what follows the last ':' when it is a known action

@@ -54,9 +54,13 @@ def _run_locked(config: dict[str, Any], out: Path, log: _Log, quiet: bool) -> di
 
     log.stage("link-qa", [qa_entities],
               lambda: link_qa(qa_path, inputs["kb"], qa_entities))
+    # linked/manifest.json is written when linking starts: the stage is done when it says complete.
     log.stage("link-corpus", [linked / "manifest.json"],
               lambda: link_corpus(inputs["corpus"], inputs["kb"], linked,
-                                  workers=config["linking"]["workers"]))
+                                  workers=config["linking"]["workers"]),
+              done=lambda: _json_field(linked / "manifest.json", "complete") is True and all(
+                  (linked / name).exists() and (linked / name).with_suffix(".json").exists()
+                  for name in _json_field(linked / "manifest.json", "shards") or []))
     index_cfg = config["index"]
     log.stage("index", [index_dir / "index.json"],
               lambda: build_index(inputs["corpus"], linked, index_dir,
@@ -111,14 +115,25 @@ class _Log:
         if not self.quiet:
             print(f"ltprobe: {message}", file=sys.stderr, flush=True)
 
-    def stage(self, name: str, outputs: list[Path], work: Callable[[], Any]) -> None:
-        if all(p.exists() for p in outputs):
+    def stage(self, name: str, outputs: list[Path], work: Callable[[], Any],
+              done: Callable[[], bool] | None = None) -> None:
+        """Run `work` unless every output exists (and `done()`, when given, says complete)."""
+        if all(p.exists() for p in outputs) and (done is None or done()):
             self(f"[{name}] done already ({outputs[0]}), skipped")
             return
         self(f"[{name}] running")
         started = time.time()
         work()
         self(f"[{name}] finished in {time.time() - started:.1f} s")
+
+
+def _json_field(path: Path, key: str) -> Any:
+    """`key` of the JSON object in `path`; None when the file is missing or unreadable."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value.get(key) if isinstance(value, dict) else None
 
 
 def _inputs(config: dict[str, Any], out: Path, log: _Log) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from entity_linking._faults import fault_point
 from entity_linking.io import InputError, SkipCounter, read_records, write_json
 
 TRAIN_MARKER = "ltprobe_train.json"
@@ -361,6 +362,7 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
             tokens_seen += int(attention.sum())
             losses.append(float(loss.detach()))
             bar.update(1)
+            fault_point("train:step")
             if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
                 checkpoint = out / "checkpoints" / f"step-{step + 1}"
                 model.save_pretrained(checkpoint, safe_serialization=True)
@@ -375,6 +377,7 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
     model.save_pretrained(out, safe_serialization=True)
     GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=eos, pad_token_id=pad,
                      do_sample=False, max_new_tokens=32).save_pretrained(out)
+    fault_point("train:saved")  # weights written, marker not yet: the next run must retrain
     write_json(marker, {**fingerprint, "precision": precision, "threads": config.threads,
                         "parameters": sum(p.numel() for p in model.parameters()),
                         "rows": sizes, "dropped": dropped, "tokens_seen": tokens_seen, "seconds": round(elapsed, 1),
