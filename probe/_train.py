@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import hashlib
 import json
 import math
@@ -146,7 +147,8 @@ def train_tokenizer(texts: list[str], vocab_size: int, out_dir: Path):
     tok.train_from_iterator(texts, trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<pad>",
                                    bos_token="<eos>", add_prefix_space=True)
-    fast.save_pretrained(out_dir)
+    with _disk_errors(Path(out_dir)):
+        fast.save_pretrained(out_dir)
     return fast
 
 
@@ -239,6 +241,22 @@ def _check_mix(config: TrainConfig, n_files: int) -> None:
                              f"files were given (each phase is [until, one share per file])")
         if any(s < 0 for s in phase[1:]) or sum(phase[1:]) <= 0:
             raise InputError(f"train: mix phase {phase} needs non-negative shares with a positive sum")
+
+
+@contextlib.contextmanager
+def _disk_errors(where: Path) -> Iterator[None]:
+    """safetensors reports a full disk as its own error type: make it the OSError it is."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as exc:
+        text = str(exc)
+        for code, words in ((errno.ENOSPC, "No space left"), (errno.EDQUOT, "quota exceeded"),
+                            (errno.EFBIG, "File too large")):
+            if words.lower() in text.lower():
+                raise OSError(code, os.strerror(code), str(where)) from exc
+        raise
 
 
 def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike], config: TrainConfig | None = None,
@@ -365,8 +383,9 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
             fault_point("train:step")
             if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
                 checkpoint = out / "checkpoints" / f"step-{step + 1}"
-                model.save_pretrained(checkpoint, safe_serialization=True)
-                tokenizer.save_pretrained(checkpoint)
+                with _disk_errors(checkpoint):
+                    model.save_pretrained(checkpoint, safe_serialization=True)
+                    tokenizer.save_pretrained(checkpoint)
             if step % 10 == 0 or step == config.steps - 1:
                 elapsed = max(time.time() - started, 1e-9)
                 bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}", tok_s=f"{tokens_seen / elapsed:,.0f}")
@@ -374,9 +393,10 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
     elapsed = time.time() - started
 
     model.eval()
-    model.save_pretrained(out, safe_serialization=True)
-    GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=eos, pad_token_id=pad,
-                     do_sample=False, max_new_tokens=32).save_pretrained(out)
+    with _disk_errors(out):
+        model.save_pretrained(out, safe_serialization=True)
+        GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=eos, pad_token_id=pad,
+                         do_sample=False, max_new_tokens=32).save_pretrained(out)
     fault_point("train:saved")  # weights written, marker not yet: the next run must retrain
     write_json(marker, {**fingerprint, "precision": precision, "threads": config.threads,
                         "parameters": sum(p.numel() for p in model.parameters()),
