@@ -40,9 +40,14 @@ def _can_mount(where: Path) -> bool:
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    skip = {"manifest.json", ".ltprobe.lock"}  # rewritten at every start
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and str(p.relative_to(folder)) not in skip}
+    """Digests of the finished outputs: not the files rewritten at every start, nor a model
+    folder without its completeness marker (training stopped there, and starts again)."""
+    skip = {"manifest.json", ".ltprobe.lock"}
+    unfinished_model = not (folder / "model" / "ltprobe_train.json").exists()
+    return {name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()
+            for name in [str(p.relative_to(folder))]
+            if name not in skip and not (unfinished_model and name.startswith("model/"))}
 
 
 def _stage(stderr: str) -> str:

@@ -48,8 +48,9 @@ FAULTS = [
 ]
 
 VOLATILE = {"created", "seconds", "build_seconds", "docs_per_s", "starts", "tokens_per_second",
-            "steps_per_second", "records_linked_this_run"}
-"""Keys of the JSON files that hold timings or start times (they differ between any two runs)."""
+            "steps_per_second", "records_linked_this_run", "git_commit"}
+"""Keys of the JSON files that hold timings or start times (they differ between any two runs),
+and the manifest's commit (it differs when someone commits while the test runs)."""
 TIMINGS_IN = {"manifest.json", "index/index.json", "linked/manifest.json", "linked/shard-00000.json",
               "model/ltprobe_train.json"}
 
@@ -77,6 +78,7 @@ def _drop_volatile(value):
 def _report_text(path: Path) -> str:
     text = path.read_text(encoding="utf-8")
     text = re.sub(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?Z?", "TIME", text)
+    text = re.sub(r"\b[0-9a-f]{40}\b", "COMMIT", text)
     return re.sub(r"\[(&quot;TIME&quot;(, )?)+\]", "[STARTS]", text)  # the manifest's start times
 
 
