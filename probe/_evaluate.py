@@ -114,6 +114,15 @@ class CompletionCache:
         if self.path is None or not items:
             return
         data = "".join(json.dumps({"key": k, "completion": c}, ensure_ascii=False) + "\n" for k, c in items)
+        try:
+            self._append(data)
+        except OSError as exc:
+            if exc.filename is None:
+                raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
+            raise
+
+    def _append(self, data: str) -> None:
+        assert self.path is not None
         with open(self.path, "a", encoding="utf-8") as handle:
             # Start on a fresh line if a killed run left a torn one behind.
             if handle.tell() > 0:

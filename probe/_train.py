@@ -248,7 +248,9 @@ def _disk_errors(where: Path) -> Iterator[None]:
     """safetensors reports a full disk as its own error type: make it the OSError it is."""
     try:
         yield
-    except OSError:
+    except OSError as exc:
+        if exc.filename is None:  # a failed write names no file: say which folder it was
+            raise OSError(exc.errno, exc.strerror, str(where)) from exc
         raise
     except Exception as exc:
         text = str(exc)

@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         if exc.errno not in _FULL:
             raise
-        where = f"{exc.filename}: " if exc.filename else ""
+        out = getattr(args, "out", None)
+        where = f"{exc.filename}: " if exc.filename else f"writing under {out}: " if out else ""
         print(f"ltprobe: error: {where}{exc.strerror or 'no space left on device'}; free space (or raise the "
               "quota or file-size limit) and run the same command again: finished outputs are kept and "
               "it resumes", file=sys.stderr)
