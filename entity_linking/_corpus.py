@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from entity_linking._faults import fault_point
 from entity_linking._sources import DEFAULT_MAX_DOC_CHARS, Corpus, document
 from entity_linking.io import InputError, OnError, SkipCounter, atomic_write, write_json
 
@@ -51,10 +52,41 @@ def iter_linked(linked_dir: str | os.PathLike) -> Iterator[tuple[str, list[str]]
         raise InputError(f"{linked_dir}: linking is incomplete; run `ltprobe link-corpus` again "
                          "with the same arguments to finish it")
     for name in manifest["shards"]:
-        with open(linked_dir / name, "rb") as handle:
-            for line in handle:
-                record = json.loads(line)
-                yield record["id"], record["entities"]
+        path = linked_dir / name
+        expected = _shard_documents(path)
+
+        def damaged(reason: str) -> InputError:
+            return InputError(f"{reason}; the shard is damaged: delete {path.name} and "
+                              f"{path.with_suffix('.json').name} in {linked_dir} and run `ltprobe "
+                              "link-corpus` (or `ltprobe run`) again with the same arguments: it "
+                              "relinks that shard only")
+
+        n = 0
+        try:
+            with open(path, "rb") as handle:
+                for n, line in enumerate(handle, 1):
+                    try:
+                        record = json.loads(line)
+                        doc_id, entities = record["id"], record["entities"]
+                    except (ValueError, KeyError, TypeError) as exc:
+                        raise damaged(f"{path}:{n}: not a linked record ({type(exc).__name__})") from None
+                    if not isinstance(entities, list):
+                        raise damaged(f"{path}:{n}: entities is not a list")
+                    yield doc_id, entities
+        except FileNotFoundError:
+            raise damaged(f"{path}: missing") from None
+        if expected is not None and n != expected:
+            raise damaged(f"{path}: {n} documents, its manifest says {expected} (truncated?)")
+
+
+def _shard_documents(shard: Path) -> int | None:
+    """Documents in a shard according to its manifest (None when it does not say)."""
+    try:
+        value = json.loads(shard.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return None
+    documents = value.get("documents") if isinstance(value, dict) else None
+    return documents if isinstance(documents, int) else None
 
 
 def read_manifest(linked_dir: str | os.PathLike) -> dict[str, Any]:
@@ -63,8 +95,11 @@ def read_manifest(linked_dir: str | os.PathLike) -> dict[str, Any]:
     if not path.exists():
         raise InputError(f"{linked_dir}: not a linked corpus (no manifest.json); "
                          "create it with `ltprobe link-corpus`")
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+    try:
+        manifest = json.loads(path.read_text())
+    except ValueError as exc:
+        raise InputError(f"{path}: damaged ({exc}); link the corpus again with `ltprobe link-corpus`") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
         raise InputError(f"{path}: unsupported linked-corpus format; link the corpus again")
     return manifest
 
@@ -149,7 +184,10 @@ def link_corpus(corpus: Any, kb: Any, out_dir: str | os.PathLike, *, workers: in
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / "manifest.json"
     if manifest_path.exists():
-        previous = json.loads(manifest_path.read_text())
+        try:
+            previous = json.loads(manifest_path.read_text())
+        except ValueError:
+            raise InputError(f"{manifest_path}: damaged; delete the folder {out_dir} and link again") from None
         if previous.get("config") != config:
             raise InputError(f"{out_dir}: holds a linked corpus made with other settings or inputs; "
                              "choose another --out or delete the folder")
@@ -253,6 +291,7 @@ class _ShardWriter:
             lines.append(json.dumps({"id": doc_id, "entities": value}, ensure_ascii=False))
         if lines:
             self.handle.write("\n".join(lines) + "\n")
+            fault_point("link-corpus:batch")  # the crash tests: killed inside a shard
         return len(results)
 
     def close(self) -> None:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from entity_linking import _faults  # the crash tests' hooks; nothing happens without LTPROBE_FAULT
+
 OnError = Literal["fail", "skip"]
 
 _UMASK = os.umask(0)
@@ -176,6 +178,14 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> i
     path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
     with atomic_write(path) as handle:
+        if _faults.SPEC:  # the crash tests: die after the N-th record of this file
+            point = f"write-record:{path.name}"
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                n += 1
+                handle.flush()
+                _faults.fault_point(point)
+            return n
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             n += 1
@@ -194,12 +204,50 @@ def atomic_write(path: Path, mode: str = "w") -> Iterator[IO]:
     """Open a temporary file beside `path` and rename it to `path` only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    # The writer's pid is in the temporary name, so a later writer can tell the leftovers of a
+    # killed one (pid gone) from a live writer's file and remove them.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", dir=path.parent)
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as handle:
             yield handle
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
+        _faults.fault_point(f"write:{path.name}")
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename is None:  # a failed write() names no file: say which output it was
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    remove_leftovers(path)
+
+
+def remove_leftovers(path: Path) -> None:
+    """Remove `.NAME.PID.*` temporary files or folders beside `path` left by killed writers."""
+    import shutil
+
+    prefix = f".{path.name}."
+    try:
+        siblings = [p for p in path.parent.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return
+    for sibling in siblings:
+        pid = sibling.name[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        if sibling.is_dir():
+            shutil.rmtree(sibling, ignore_errors=True)
+        else:
+            sibling.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

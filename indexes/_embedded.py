@@ -45,7 +45,8 @@ from typing import Any
 
 import numpy as np
 
-from entity_linking.io import InputError, SkipCounter, write_json
+from entity_linking._faults import fault_point
+from entity_linking.io import InputError, SkipCounter, remove_leftovers, write_json
 from indexes._base import (INDEX_INFO, DocumentIndex, Passage, check_version,
                            read_index_info)
 from indexes._strings import StringTable, write_strings
@@ -632,6 +633,10 @@ class EmbeddedWriter:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **(extra_info or {}),
         }
+        # Every file's size, checked on opening: a truncated or missing file is named at once
+        # instead of giving a wrong count or a decoder's traceback later.
+        info["files"] = {str(p.relative_to(folder)): p.stat().st_size
+                         for p in sorted(folder.rglob("*")) if p.is_file() and p.name != INDEX_INFO}
         write_json(folder / INDEX_INFO, info)
         return info
 
@@ -691,7 +696,7 @@ def build_embedded(corpus: str | os.PathLike, linked_dir: str | os.PathLike | No
     if out.exists() and any(out.iterdir()) and not (out / INDEX_INFO).exists():
         raise InputError(f"{out}: exists and is not an ltprobe index; choose another --out folder")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", dir=out.parent))
     started = time.perf_counter()
     skips = SkipCounter()
     try:
@@ -701,6 +706,7 @@ def build_embedded(corpus: str | os.PathLike, linked_dir: str | os.PathLike | No
         docs = iter_corpus(corpus, linked_dir, on_error=on_error, skips=skips, fields=fields)
         for doc_id, entities, text in tqdm(docs, desc="index", unit=" docs", disable=not progress):
             writer.add(doc_id, entities, text)
+            fault_point("index:doc")
             if passages is None:
                 passage_writer.add_document(doc_id, text, passage_words)
         if passages is not None:
@@ -716,12 +722,24 @@ def build_embedded(corpus: str | os.PathLike, linked_dir: str | os.PathLike | No
             "skipped_records": skips.skipped,
             "build_seconds": round(time.perf_counter() - started, 3),
         })
-        if out.exists():
-            shutil.rmtree(out)
+        fault_point("index:before-swap")
+        old = None
+        if out.exists():  # moved aside in one rename, so `out` is never a half-deleted index
+            old = out.parent / f".{out.name}.{os.getpid()}.old"
+            os.replace(out, old)
+        fault_point("index:swapped-out")
         os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.filename is None:  # a failed write names no file: say which index it was
+            raise OSError(exc.errno, exc.strerror, str(out)) from exc
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    remove_leftovers(out)
     if skips.skipped:
         info["skipped_summary"] = skips.summary()
     return info
@@ -766,6 +784,7 @@ class EmbeddedIndex(DocumentIndex):
         if self._info.get("backend") != "embedded":
             raise InputError(f"{self.path}: a {self._info.get('backend')} index, not an embedded one")
         check_version(self._info, FORMAT_VERSION, str(self.path / INDEX_INFO))
+        self._check_files()
         try:
             self._docs: StringTable | NumberedDocs = (
                 NumberedDocs(int(self._info.get("n_docs", 0))) if self._info.get("doc_ids") == "numbers"
@@ -779,13 +798,39 @@ class EmbeddedIndex(DocumentIndex):
                 mmap.mmap(self._postings_file.fileno(), 0, access=mmap.ACCESS_READ) if size else b"")
         except (OSError, ValueError) as exc:
             raise InputError(f"{self.path}: index files are missing or damaged ({exc}); "
-                             "rebuild it with `ltprobe index`") from None
+                             f"rebuild it: {self.rebuild_command()}") from None
         self._text_off = self._text = self._text_file = None
         self._cache: dict[int, Any] = {}
         self._cache_limit = cache_bitmaps
         self._raw_below = int(self._info.get("raw_postings_below", 0))
         self._searcher: PassageSearcher | None = None
         self._search_threads = search_threads
+
+    def rebuild_command(self) -> str:
+        """The `ltprobe index` command line that builds this index again (from index.json)."""
+        info = self._info
+        parts = ["ltprobe index", "--corpus", str(info.get("corpus", "CORPUS"))]
+        if info.get("linked"):
+            parts += ["--linked", str(info["linked"])]
+        if info.get("passages_from") not in (None, "corpus"):
+            parts += ["--passages", str(info["passages_from"])]
+        parts += ["--out", str(self.path)]
+        return "`" + " ".join(parts) + "`"
+
+    def _check_files(self) -> None:
+        for name, size in (self._info.get("files") or {}).items():
+            path = self.path / name
+            try:
+                actual = path.stat().st_size
+            except OSError:
+                raise InputError(f"{path}: missing from the index; rebuild it: {self.rebuild_command()}") from None
+            if actual != size:
+                raise InputError(f"{path}: {actual} bytes where the index wrote {size} (truncated or "
+                                 f"damaged); rebuild it: {self.rebuild_command()}")
+
+    def _damaged(self, what: str, exc: Exception) -> InputError:
+        return InputError(f"{self.path / what}: damaged ({type(exc).__name__}: {exc}); "
+                          f"rebuild the index: {self.rebuild_command()}")
 
     # -- counts ---------------------------------------------------------------------------
     def _bitmap(self, e: int) -> Any:
@@ -795,13 +840,20 @@ class EmbeddedIndex(DocumentIndex):
 
             if len(self._cache) >= self._cache_limit:
                 self._cache.clear()
-            start, end = int(self._postings_off[e]), int(self._postings_off[e + 1])
-            if int(self._df[e]) < self._raw_below:  # a short sorted uint32 array
-                ids = array("I")
-                ids.frombytes(self._postings[start:end])
-                bitmap = FrozenBitMap(ids)
-            else:
-                bitmap = FrozenBitMap.deserialize(self._postings[start:end])
+            try:
+                start, end = int(self._postings_off[e]), int(self._postings_off[e + 1])
+                if not 0 <= start <= end <= len(self._postings):
+                    raise ValueError(f"postings {start}..{end} outside the file")
+                if int(self._df[e]) < self._raw_below:  # a short sorted uint32 array
+                    ids = array("I")
+                    ids.frombytes(self._postings[start:end])
+                    bitmap = FrozenBitMap(ids)
+                else:
+                    bitmap = FrozenBitMap.deserialize(self._postings[start:end])
+                if len(bitmap) != int(self._df[e]):
+                    raise ValueError(f"entity {e}: {len(bitmap)} postings where df.npy says {int(self._df[e])}")
+            except (ValueError, IndexError, OverflowError) as exc:
+                raise self._damaged("postings.bin", exc) from None
             self._cache[e] = bitmap
         return bitmap
 

@@ -113,14 +113,20 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> dict[str,
     except FileNotFoundError:
         raise InputError(f"{path}: no such config file") from None
     except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({exc})") from None
+        raise InputError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     if not isinstance(user, dict):
         raise InputError(f"{path}: a config must be a mapping of settings")
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise InputError(f"--set {item!r}: expected KEY.PATH=VALUE")
-        _set_path(user, key.split("."), yaml.safe_load(value))
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise InputError(f"--set {item!r}: VALUE is not valid YAML ({' '.join(str(exc).split())})") from None
+        _set_path(user, key.split("."), parsed)
     config = _merge(copy.deepcopy(DEFAULTS), user, where=str(path))
     config["_source"] = str(path)
     return config

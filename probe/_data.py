@@ -81,6 +81,21 @@ def load_qa(source: str | Path, *, preset: str | None = None, mapping: dict[str,
 
 
 def _local_rows(path: Path, on_error: str, skips: SkipCounter) -> Iterator[tuple[Any, dict]]:
+    """Rows of a local QA file; undecodable text or a broken file is an `InputError`."""
+    try:
+        yield from _local_rows_unchecked(path, on_error, skips)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start} of a decoded block: {exc.reason})") from None
+    except csv.Error as exc:
+        raise InputError(f"{path}: broken CSV/TSV ({exc})") from None
+    except Exception as exc:
+        if type(exc).__module__.startswith("pyarrow"):
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"{path}: not a readable Parquet file ({first})") from None
+        raise
+
+
+def _local_rows_unchecked(path: Path, on_error: str, skips: SkipCounter) -> Iterator[tuple[Any, dict]]:
     name = path.name.lower()
     for compressed in (".gz", ".zst"):
         if name.endswith(compressed):

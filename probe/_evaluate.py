@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from entity_linking import _faults
 from entity_linking.io import InputError
 from probe._prompts import FittedPrompt, PromptFormat, Shot, chat_wrapper, fit_prompts, load_format
 from probe._scoring import SCORINGS, contains_answer, score
@@ -113,6 +114,15 @@ class CompletionCache:
         if self.path is None or not items:
             return
         data = "".join(json.dumps({"key": k, "completion": c}, ensure_ascii=False) + "\n" for k, c in items)
+        try:
+            self._append(data)
+        except OSError as exc:
+            if exc.filename is None:
+                raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
+            raise
+
+    def _append(self, data: str) -> None:
+        assert self.path is not None
         with open(self.path, "a", encoding="utf-8") as handle:
             # Start on a fresh line if a killed run left a torn one behind.
             if handle.tell() > 0:
@@ -120,6 +130,11 @@ class CompletionCache:
                     check.seek(-1, os.SEEK_END)
                     if check.read(1) != b"\n":
                         data = "\n" + data
+            if _faults.SPEC:  # the crash tests: a line torn by a kill in the middle of this write
+                handle.write(data[:len(data) // 2])
+                handle.flush()
+                _faults.fault_point("eval:torn-write")
+                data = data[len(data) // 2:]
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -205,6 +220,7 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
             chunk = pending[start:start + chunk_size]
             completions = generator.generate([p for _, p in chunk], max_tokens, list(fmt.stop))
             cache.add([(key, c) for (key, _), c in zip(chunk, completions)])
+            _faults.fault_point("eval:batch")
             bar.update(len(chunk))
     finally:
         bar.close()

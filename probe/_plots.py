@@ -59,11 +59,16 @@ def save_figure(fig: Figure, plots_dir: str | Path, name: str, dpi: int = 200) -
 
     plots_dir = Path(plots_dir)
     plots_dir.mkdir(parents=True, exist_ok=True)
-    png = io.BytesIO()
+    from entity_linking.io import atomic_write
+
+    png, svg = io.BytesIO(), io.BytesIO()
     with matplotlib.rc_context(STYLE):
         fig.savefig(png, format="png", dpi=dpi)
-        fig.savefig(plots_dir / f"{name}.svg", format="svg")
-    (plots_dir / f"{name}.png").write_bytes(png.getvalue())
+        # No date in the SVG: the same run draws the same bytes (a resumed run equals an uninterrupted one).
+        fig.savefig(svg, format="svg", metadata={"Date": None})
+    for suffix, buffer in (("svg", svg), ("png", png)):
+        with atomic_write(plots_dir / f"{name}.{suffix}", "wb") as handle:
+            handle.write(buffer.getvalue())
     uri = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode("ascii")
     return {"png": plots_dir / f"{name}.png", "svg": plots_dir / f"{name}.svg", "data_uri": uri}
 

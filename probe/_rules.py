@@ -217,7 +217,10 @@ def load_rules(path: str | os.PathLike, ids: list[str] | None = None) -> list[Ru
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         data, lines = _read_yaml(path, text)
     else:

@@ -27,11 +27,22 @@ def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False,
     settings, input files or earlier stages changed, and those after them; `force` names
     stages to recompute anyway. Returns the summary (also written to `summary.json`).
     """
+    from entity_linking._faults import fault_point
+    from probe._lock import RunLock, describe
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stages = Stages(out, force=force, quiet=quiet)
-    log = stages
     config = _with_available_backend(config)
+    with RunLock(out) as lock:  # one job per folder; a second stops here, naming the first
+        stages = Stages(out, force=force, quiet=quiet)
+        if lock.previous:
+            stages(f"[lock] took over the lock of a job that is gone ({describe(lock.previous)})")
+        fault_point("run:locked")
+        return _run_locked(config, out, stages, quiet)
+
+
+def _run_locked(config: dict[str, Any], out: Path, stages: Stages, quiet: bool) -> dict[str, Any]:
+    log = stages
     _write_manifest(out, config)
     inputs = _inputs(config, out, stages)
     if len(inputs["models"]) > 1 and not config["eval"]["shard"]:
@@ -424,10 +435,6 @@ def merge(shard_dirs: list[str | Path], out_dir: str | Path) -> dict[str, Any]:
     The shards must come from the same config (but for the shard), with identical counts, and
     together cover every shard exactly once.
     """
-    import shutil
-
-    from probe._report import write_report
-
     dirs = [Path(d) for d in shard_dirs]
     if not dirs:
         raise InputError("merge: give the run folders of the shards")
@@ -449,8 +456,19 @@ def merge(shard_dirs: list[str | Path], out_dir: str | Path) -> dict[str, Any]:
         if (d / "counts.jsonl").read_bytes() != (dirs[0] / "counts.jsonl").read_bytes():
             raise InputError(f"{d}: its counts.jsonl differs from {dirs[0]}'s")
 
+    from probe._lock import RunLock
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out):
+        return _merge_into(dirs, manifests, first, out)
+
+
+def _merge_into(dirs: list[Path], manifests: list[dict[str, Any]], first: dict[str, Any],
+                out: Path) -> dict[str, Any]:
+    import shutil
+
+    from probe._report import write_report
+
     predictions, seen = [], set()
     for d in dirs:
         for line, record in read_records(d / "predictions.jsonl"):

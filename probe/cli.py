@@ -9,6 +9,7 @@ heavy at module level; a command's handler imports what it needs when it runs, s
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 from collections.abc import Callable
@@ -91,6 +92,10 @@ def _missing(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+"""A full disk, an exceeded quota, a file larger than the process may write."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -101,6 +106,15 @@ def main(argv: list[str] | None = None) -> int:
         status = args.handler(args)
     except InputError as exc:
         print(f"ltprobe: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in _FULL:
+            raise
+        out = getattr(args, "out", None)
+        where = f"{exc.filename}: " if exc.filename else f"writing under {out}: " if out else ""
+        print(f"ltprobe: error: {where}{exc.strerror or 'no space left on device'}; free space (or raise the "
+              "quota or file-size limit) and run the same command again: finished outputs are kept and "
+              "it resumes", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ltprobe: interrupted; completed outputs are kept and a re-run resumes", file=sys.stderr)
