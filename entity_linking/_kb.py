@@ -882,7 +882,8 @@ def _open_arrays(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
         if not file.exists():
             raise InputError(f"{file}: missing; {_REBUILD}")
         try:
-            array = np.load(file, mmap_mode="r", allow_pickle=False)
+            # a plain ndarray view of the map: numba types it on its fast path (np.memmap is slow)
+            array = np.asarray(np.load(file, mmap_mode="r", allow_pickle=False))
         except (ValueError, OSError, EOFError) as exc:
             raise InputError(f"{file}: corrupt or truncated ({exc}); {_REBUILD}") from None
         if array.dtype.str != spec.get("dtype") or list(array.shape) != spec.get("shape") or array.ndim != 1 \

@@ -99,7 +99,8 @@ class Linker:
         self.min_chars = int(min_chars)
         self.link_qualifiers = bool(link_qualifiers)
         self._matcher = kb.matcher
-        self._ids = kb.ids
+        # a loaded folder's ids are decoded from the memory map: keep the recent ones as strings
+        self._ids = kb.ids if isinstance(kb.ids, list) else _IdCache(kb.ids)
         self._tables: dict[int, _Group] = {}
 
     def options(self) -> dict:
@@ -252,6 +253,21 @@ class Linker:
                 self._tables.clear()
             self._tables[group] = table
         return table
+
+
+class _IdCache(dict):
+    """Entity index -> id string, filled from a memory-mapped column on first use (a dict
+    lookup on a hit, as fast as the list of an in-memory knowledge base); bounded."""
+
+    def __init__(self, column):
+        super().__init__()
+        self.column = column
+
+    def __missing__(self, i: int) -> str:
+        if len(self) >= 200_000:
+            self.clear()
+        value = self[i] = self.column[i]
+        return value
 
 
 def _add_qualifiers(text: str, chosen: list[tuple], dropped: list[tuple]) -> list[tuple]:
