@@ -502,6 +502,9 @@ def _run_local(source: _Source, linker: Any, out_dir: Path, *, settings: dict[st
             pool.terminate()
             pool.join()
         _STATE.pop("linker", None)
+        import gc
+
+        gc.unfreeze()
     return _collect_manifests(out_dir, seen), linked_now
 
 
@@ -510,6 +513,12 @@ def _pool(workers: int, linker: Any, kb_path: str | None, settings: dict[str, An
     if "fork" in methods:
         # the children inherit the linker (automaton and entity arrays) as shared pages
         _STATE["linker"] = linker
+        # the parent's objects leave the garbage collector's generations, so that a worker's
+        # collections do not write to (and so copy) every page of the inherited heap
+        import gc
+
+        gc.collect()
+        gc.freeze()
         context = multiprocessing.get_context("fork")
         return context.Pool(workers, _init_worker, (None, linker.options(), settings))
     if kb_path is None:

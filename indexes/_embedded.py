@@ -307,6 +307,9 @@ def _map_array(path: Path) -> np.ndarray:
         version = fmt.read_magic(handle)
         read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
         shape, _, dtype = read_header(handle)
+        if dtype.hasobject:  # never unpickled: such a file is not ours
+            raise ValueError(f"{path}: holds Python objects (pickle data), refused; rebuild the index "
+                             "with `ltprobe index`")
         offset = handle.tell()
         count = int(np.prod(shape))
         if not count:
