@@ -2,6 +2,13 @@
 only as the baseline of `ltprobe bench kb`, which builds and loads it side by side with today's
 format. Nothing else imports it. Its loader refuses any pickled value (see `_refuse`).
 
+One change from the code it copies: pyahocorasick's STORE_INTS keeps values as 32-bit signed
+integers, so the packed values of format 1 (entity index << 15) were cut for entities past
+index 65,535, and a knowledge base of more than 65,536 entities linked wrong entities or
+failed. Here the automaton stores the key's number and the packed values sit in
+`values.npy` (int64), so the baseline links correctly at 2M entities; the extra list lookup
+per match costs it a little time.
+
 The original docstring follows.
 
 The knowledge base: entities, their aliases, and the alias automaton that linking searches.
@@ -111,6 +118,7 @@ class KnowledgeBase:
         self.index: dict[str, int] = {}
         self.source = source
         self._automaton = None
+        self._values: list[int] = []
         self._groups: list[tuple[int, ...]] | None = None
         self._group_arrays = None
         self._shapes: dict[str, set[tuple[str, ...]]] = {}
@@ -330,6 +338,8 @@ class KnowledgeBase:
         write_jsonl(directory / "entities.jsonl", (self.entity(i).to_dict() for i in range(len(self))))
         tmp = directory / ".automaton.bin.tmp"
         automaton.save(str(tmp))
+        with atomic_write(directory / "values.npy", "wb") as handle:
+            np.save(handle, np.asarray(self._values, dtype=np.int64), allow_pickle=False)
         os.replace(tmp, directory / "automaton.bin")
         offsets, members = self._group_csr()
         with atomic_write(directory / "groups.npz", "wb") as handle:
@@ -367,6 +377,7 @@ class KnowledgeBase:
             kb.descriptions.append(record["description"])
             kb.priors.append(record["prior"])
         kb._automaton = ahocorasick.load(str(path / "automaton.bin"), _refuse)
+        kb._values = np.load(path / "values.npy", allow_pickle=False).tolist()
         with np.load(path / "groups.npz", allow_pickle=False) as arrays:
             kb._group_arrays = (arrays["offsets"], arrays["members"])
         kb._groups = None
@@ -407,6 +418,7 @@ class KnowledgeBase:
         if not variants:
             return []
         value = self.automaton.get(f" {variants[0]} ", None)
+        value = None if value is None else self._values[value]
         if value is None:
             return []
         return [self.ids[i] for i in self._candidates(value)]
@@ -430,7 +442,7 @@ class KnowledgeBase:
     @property
     def matcher(self) -> _AutomatonMatcher:
         """The automaton behind format 1's `Linker.find`/`key_value`, as today's `Linker` calls it."""
-        return _AutomatonMatcher(self.automaton)
+        return _AutomatonMatcher(self.automaton, self._values)
 
     def _build_automaton(self) -> None:
         import ahocorasick
@@ -451,6 +463,7 @@ class KnowledgeBase:
                             slot[0].append(i)
                         slot[1] = slot[1] and cased
         automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        values: list[int] = []
         groups: list[tuple[int, ...]] = []
         # in sorted order: each trie node's children are then allocated together and in order,
         # which makes the automaton's scan of a text about a tenth faster (memory locality)
@@ -463,9 +476,11 @@ class KnowledgeBase:
             else:
                 value = _pack(len(groups), True, len(key), cased, punctuated)
                 groups.append(tuple(members))
-            automaton.add_word(key, value)
+            automaton.add_word(key, len(values))
+            values.append(value)
         automaton.make_automaton()
         self._automaton = automaton
+        self._values = values
         self._groups = groups
         self._group_arrays = None
         self._shapes = shapes
@@ -541,17 +556,20 @@ class KnowledgeBase:
 class _AutomatonMatcher:
     """Format 1's candidate search (the code of `Linker.find` before format 2)."""
 
-    def __init__(self, automaton):
+    def __init__(self, automaton, values):
         self.automaton = automaton
+        self.values = values
 
     def find(self, norm: str) -> list[tuple[int, int, int]]:
         # the key " alias " ends at `last` in the padded text: the alias occupies
         # [last - key_len + 1, last - 1) of the unpadded text
+        values = self.values
         return [(last - ((value >> 1) & 0xFFF) + 1, last - 1, value)
-                for last, value in self.automaton.iter(f" {norm} ")]
+                for last, value in ((last, values[k]) for last, k in self.automaton.iter(f" {norm} "))]
 
     def get(self, key: str, default=None):
-        return self.automaton.get(f" {key} ", default)
+        k = self.automaton.get(f" {key} ", None)
+        return default if k is None else self.values[k]
 
 
 def _refuse(data: bytes):

@@ -272,3 +272,17 @@ def test_index_folder_with_pickled_array_never_runs(tmp_path, kb_jsonl):
         finally:
             npy.write_bytes(original)
         assert not marker.exists(), f"{npy.name}: the pickled payload ran"
+
+
+def test_more_than_65536_entities(tmp_path):
+    """Format 1 packed entity indices into pyahocorasick's 32-bit values and linked wrong
+    entities past index 65,535; format 2's values are 64-bit."""
+    n = 70_000
+    from entity_linking import Entity
+
+    entities = (Entity(id=f"E{i}", name=f"Name{i} Surname", aliases=[f"N{i}"]) for i in range(n))
+    KnowledgeBase.write(entities, tmp_path / "kb", progress=False)
+    kb = KnowledgeBase.load(tmp_path / "kb")
+    linker = Linker(kb)
+    text = "Name69999 Surname met N65536, Name3 Surname and N69998."
+    assert [m.kb_id for m in linker.link(text)] == ["E69999", "E65536", "E3", "E69998"]
