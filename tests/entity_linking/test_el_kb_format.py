@@ -286,3 +286,14 @@ def test_more_than_65536_entities(tmp_path):
     linker = Linker(kb)
     text = "Name69999 Surname met N65536, Name3 Surname and N69998."
     assert [m.kb_id for m in linker.link(text)] == ["E69999", "E65536", "E3", "E69998"]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="needs Linux /proc")
+def test_bench_kb_small(tmp_path):
+    from entity_linking._bench_kb import bench_kb
+
+    result = bench_kb(entities=3000, aliases=9000, docs=200, worker_docs=100, work_dir=str(tmp_path))
+    assert result["links_identical"] is True and result["entities"] == 3000 and result["aliases"] == 9000
+    for key in ("load_s", "worker_private_mb", "build_s", "docs_per_s_per_core", "baseline_load_s",
+                "baseline_worker_private_mb", "baseline_build_s", "baseline_docs_per_s_per_core"):
+        assert result[key] > 0, key
