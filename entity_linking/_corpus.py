@@ -340,6 +340,9 @@ def _run_local(source: Corpus, linker: Any, out_dir: Path, *, settings: dict[str
         if pool is not None:
             pool.terminate()
             pool.join()
+            import gc
+
+            gc.unfreeze()  # frozen by _pool before forking its workers
         _STATE.pop("linker", None)
     return _collect_manifests(out_dir, seen), linked_now
 
@@ -382,6 +385,12 @@ def _pool(workers: int, linker: Any, kb_path: str | None, settings: dict[str, An
     if "fork" in methods:
         # the children inherit the linker (automaton and entity arrays) as shared pages
         _STATE["linker"] = linker
+        # the parent's objects leave the garbage collector's generations, so that a worker's
+        # collections do not write to (and so copy) every page of the inherited heap
+        import gc
+
+        gc.collect()
+        gc.freeze()
         context = multiprocessing.get_context("fork")
         return context.Pool(workers, _init_worker, (None, linker.options(), settings))
     if kb_path is None:

@@ -3,8 +3,8 @@
 Two ways to find candidate spans share one disambiguation (`Linker.resolve`), so they give
 the same links:
 
-- the fast path (`Linker.link`, `Linker.link_many`): one Aho-Corasick pass over the
-  normalized text (see `entity_linking._normalize`), no tokenizer;
+- the fast path (`Linker.link`, `Linker.link_many`): one pass of the alias matcher over the
+  normalized text (see `entity_linking._normalize` and `entity_linking._kbstore`), no tokenizer;
 - the spaCy component (`entity_linking._spacy`, `nlp.add_pipe("ltprobe_linker")`): a
   `PhraseMatcher` over the pipeline's tokens.
 
@@ -98,8 +98,9 @@ class Linker:
         self.case = case
         self.min_chars = int(min_chars)
         self.link_qualifiers = bool(link_qualifiers)
-        self._automaton = kb.automaton
-        self._ids = kb.ids
+        self._matcher = kb.matcher
+        # a loaded folder's ids are decoded from the memory map: keep the recent ones as strings
+        self._ids = kb.ids if isinstance(kb.ids, list) else _IdCache(kb.ids)
         self._tables: dict[int, _Group] = {}
 
     def options(self) -> dict:
@@ -132,18 +133,14 @@ class Linker:
     # -- candidates (fast path) -------------------------------------------------------------
 
     def find(self, norm: str) -> list[tuple[int, int, int]]:
-        """Candidate spans `(start, end, value)` of a normalized text, ordered by end.
-
-        `value` is the automaton's packed value of the alias key (see `_kb._pack`).
-        """
-        # the key " alias " ends at `last` in the padded text: the alias occupies
-        # [last - key_len + 1, last - 1) of the unpadded text
-        return [(last - ((value >> 1) & 0xFFF) + 1, last - 1, value)
-                for last, value in self._automaton.iter(f" {norm} ")]
+        """Candidate spans `(start, end, value)` of a normalized text, ordered by end (longer
+        spans first among equal ends): every span that starts and ends at a word boundary and
+        is an alias key. `value` is the key's packed value (see `_kb._pack`)."""
+        return self._matcher.find(norm)
 
     def key_value(self, span_text: str) -> int | None:
-        """The automaton value for a span's text, or None when it is no alias (spaCy path)."""
-        return self._automaton.get(f" {normalize(span_text).strip()} ", None)
+        """The packed value for a span's text, or None when it is no alias (spaCy path)."""
+        return self._matcher.get(normalize(span_text).strip())
 
     # -- disambiguation (shared) ------------------------------------------------------------
 
@@ -256,6 +253,21 @@ class Linker:
                 self._tables.clear()
             self._tables[group] = table
         return table
+
+
+class _IdCache(dict):
+    """Entity index -> id string, filled from a memory-mapped column on first use (a dict
+    lookup on a hit, as fast as the list of an in-memory knowledge base); bounded."""
+
+    def __init__(self, column):
+        super().__init__()
+        self.column = column
+
+    def __missing__(self, i: int) -> str:
+        if len(self) >= 200_000:
+            self.clear()
+        value = self[i] = self.column[i]
+        return value
 
 
 def _add_qualifiers(text: str, chosen: list[tuple], dropped: list[tuple]) -> list[tuple]:

@@ -85,7 +85,7 @@ class LinkerComponent:
         n = len(norm)
         seen = set()
         out = []
-        automaton = self.linker._automaton
+        matcher = self.linker._matcher
         for _, first, last in self.matcher(doc):
             start = doc[first].idx
             end = doc[last - 1].idx + len(doc[last - 1].text)
@@ -100,9 +100,9 @@ class LinkerComponent:
             if (start, end) in seen:
                 continue
             seen.add((start, end))
-            value = automaton.get(f" {norm[start:end]} ", None)
+            value = matcher.get(norm[start:end])
             if value is None:
-                value = automaton.get(f" {normalize(text[start:end]).strip()} ", None)
+                value = matcher.get(normalize(text[start:end]).strip())
             if value is not None:
                 out.append((start, end, value))
         out.sort(key=lambda s: (s[1], s[0]))

@@ -85,7 +85,7 @@ class _FlatReader:
     """Read side of `_FlatWriter`: string number i, from memory maps."""
 
     def __init__(self, folder: Path, name: str):
-        self._offsets = np.asarray(np.load(folder / f"{name}.off.npy", mmap_mode="r"))
+        self._offsets = np.asarray(np.load(folder / f"{name}.off.npy", mmap_mode="r", allow_pickle=False))
         self._file = open(folder / f"{name}.bin", "rb")
         size = int(self._offsets[-1])
         self._data: mmap.mmap | bytes = (
@@ -237,8 +237,8 @@ class PassageWriter:
             counts = np.bincount(lists, minlength=n_lists)
             rank = np.arange(len(lists), dtype=np.int64) - (np.cumsum(counts) - counts)[lists]
             at = cursor[lists] + rank
-            passages = np.load(f"{chunk}.docs.npy")[order]
-            tf = np.load(f"{chunk}.tf.npy")[order].astype(np.float64)
+            passages = np.load(f"{chunk}.docs.npy", allow_pickle=False)[order]
+            tf = np.load(f"{chunk}.tf.npy", allow_pickle=False)[order].astype(np.float64)
             docs[at] = passages
             impacts[at] = tf * (_K1 + 1) / (tf + norm[passages])
             cursor += counts
@@ -281,8 +281,8 @@ class PassageWriter:
     @staticmethod
     def _lists(chunk: Path) -> np.ndarray:
         """The postings list number (2 term + (tf == 1)) of each posting of a chunk."""
-        lists = np.load(f"{chunk}.terms.npy").astype(np.int64) * 2
-        lists += np.load(f"{chunk}.tf.npy") == 1
+        lists = np.load(f"{chunk}.terms.npy", allow_pickle=False).astype(np.int64) * 2
+        lists += np.load(f"{chunk}.tf.npy", allow_pickle=False) == 1
         return lists
 
 
@@ -308,6 +308,9 @@ def _map_array(path: Path) -> np.ndarray:
         version = fmt.read_magic(handle)
         read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
         shape, _, dtype = read_header(handle)
+        if dtype.hasobject:  # never unpickled: such a file is not ours
+            raise ValueError(f"{path}: holds Python objects (pickle data), refused; rebuild the index "
+                             "with `ltprobe index`")
         offset = handle.tell()
         count = int(np.prod(shape))
         if not count:
@@ -343,15 +346,15 @@ class PassageSearcher:
         meta = json.loads((folder / "bm25.json").read_text())
         self._n = int(meta["n_passages"])
         self._terms = StringTable(folder, "terms")
-        self._offsets = np.load(folder / "postings.off.npy")
+        self._offsets = np.load(folder / "postings.off.npy", allow_pickle=False)
         self._docs = _map_array(folder / "postings.docs.npy")
         self._impacts = _map_array(folder / "postings.impact.npy")
-        self._max_impact = np.load(folder / "postings.max_impact.npy")
-        self._bitmap_row = np.load(folder / "postings.bitmap_row.npy")
+        self._max_impact = np.load(folder / "postings.max_impact.npy", allow_pickle=False)
+        self._bitmap_row = np.load(folder / "postings.bitmap_row.npy", allow_pickle=False)
         # Read, not mapped: lookups touch them at random, and a first touch of each mapped page
         # costs a page fault (n / 8 + n / 16 bytes a long list).
-        self._bitmaps = np.load(folder / "postings.bitmap.npy")
-        self._ranks = np.load(folder / "postings.rank.npy")
+        self._bitmaps = np.load(folder / "postings.bitmap.npy", allow_pickle=False)
+        self._ranks = np.load(folder / "postings.rank.npy", allow_pickle=False)
         self._store = [_FlatReader(folder, name) for name in _STORE]
         self._local = threading.local()
         self.threads = default_search_threads() if threads is None else max(1, threads)
@@ -790,8 +793,9 @@ class EmbeddedIndex(DocumentIndex):
                 NumberedDocs(int(self._info.get("n_docs", 0))) if self._info.get("doc_ids") == "numbers"
                 else StringTable(self.path, "docs"))
             self._entities = StringTable(self.path, "entities")
-            self._df = np.asarray(np.load(self.path / "df.npy", mmap_mode="r"))
-            self._postings_off = np.asarray(np.load(self.path / "postings.off.npy", mmap_mode="r"))
+            self._df = np.asarray(np.load(self.path / "df.npy", mmap_mode="r", allow_pickle=False))
+            self._postings_off = np.asarray(np.load(self.path / "postings.off.npy", mmap_mode="r",
+                                                    allow_pickle=False))
             self._postings_file = open(self.path / "postings.bin", "rb")
             size = int(self._postings_off[-1]) if len(self._postings_off) else 0
             self._postings: mmap.mmap | bytes = (
@@ -910,7 +914,7 @@ class EmbeddedIndex(DocumentIndex):
         if d is None:
             return None
         if self._text_off is None:
-            self._text_off = np.asarray(np.load(self.path / "text.off.npy", mmap_mode="r"))
+            self._text_off = np.asarray(np.load(self.path / "text.off.npy", mmap_mode="r", allow_pickle=False))
             self._text_file = open(self.path / "text.bin", "rb")
             size = int(self._text_off[-1])
             self._text = mmap.mmap(self._text_file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""

@@ -84,9 +84,9 @@ class StringTable:
 
     def __init__(self, folder: Path, name: str):
         # Plain ndarray views of the memory maps: element access without np.memmap's overhead.
-        self._offsets = np.asarray(np.load(folder / f"{name}.off.npy", mmap_mode="r"))
-        self._hashes = np.asarray(np.load(folder / f"{name}.hash.npy", mmap_mode="r"))
-        self._order = np.asarray(np.load(folder / f"{name}.order.npy", mmap_mode="r"))
+        self._offsets = np.asarray(np.load(folder / f"{name}.off.npy", mmap_mode="r", allow_pickle=False))
+        self._hashes = np.asarray(np.load(folder / f"{name}.hash.npy", mmap_mode="r", allow_pickle=False))
+        self._order = np.asarray(np.load(folder / f"{name}.order.npy", mmap_mode="r", allow_pickle=False))
         self._file = open(folder / f"{name}.bin", "rb")
         size = int(self._offsets[-1])
         self._blob: mmap.mmap | bytes = (
