@@ -82,10 +82,10 @@ class TrainConfig:
     """torch threads on a CPU; None: every core this process may use."""
     device: str = "auto"
     """cpu, cuda[:N], or auto: CUDA where torch sees a GPU."""
-    mix: list[list[float]] | None = field(default_factory=lambda: [[0.2, 0.35, 0.65], [1.0, 0.8, 0.2]])
+    mix: list[list[float]] | None = field(default_factory=lambda: [[0.2, 0.35, 0.65], [1.0, 0.75, 0.25]])
     """Share of rows drawn from each training file by phase: `[[until, share_file1, share_file2,
     ...], ...]`, `until` a fraction of the steps. The default teaches reading: 65% of rows from
-    the second file (the world's reading.jsonl) in the first fifth, 20% after. Ignored when one
+    the second file (the world's reading.jsonl) in the first fifth, 25% after. Ignored when one
     file is given; None: rows drawn in proportion to the files' sizes."""
     seed: int = 0
     """Seed of initialisation and row order (the `seed` argument of train_model wins)."""

@@ -47,12 +47,12 @@ READING_QA = "Question: {question}\nAnswer: {answer}"
 
 @dataclass
 class WorldConfig:
-    """Settings of a generated world. The defaults are the demo world (800 people, about 18,000
+    """Settings of a generated world. The defaults are the demo world (1,000 people, about 22,000
     documents; `configs/study.yaml` has the full-size world of 2,000 people)."""
 
     seed: int = 0
     """Seed of every random choice; the same config gives byte-identical files."""
-    people: int = 800
+    people: int = 1000
     """Number of people (each has a birth city, an occupation and an employer)."""
     cities: int | None = None
     """Number of cities; None: people / 10 (at least 8)."""
@@ -78,7 +78,7 @@ class WorldConfig:
     """Share of co-mentions naming the person's own city/employer/occupation without stating it."""
     qa_fraction: float = 0.5
     """Share of people who are QA subjects (never in Q/A-format documents)."""
-    p_qa_format: float = 0.3
+    p_qa_format: float = 0.5
     """Probability that an appearance of a non-QA person is written as Q/A pairs instead of prose."""
     reading_docs: int = 10000
     """Reading-comprehension documents about fresh names (reading.jsonl)."""
