@@ -78,7 +78,7 @@ class WorldConfig:
     """Share of co-mentions naming the person's own city/employer/occupation without stating it."""
     qa_fraction: float = 0.5
     """Share of people who are QA subjects (never in Q/A-format documents)."""
-    p_qa_format: float = 0.5
+    p_qa_format: float = 0.3
     """Probability that an appearance of a non-QA person is written as Q/A pairs instead of prose."""
     reading_docs: int = 10000
     """Reading-comprehension documents about fresh names (reading.jsonl)."""
