@@ -54,8 +54,10 @@ DEFAULTS: dict[str, Any] = {
         "options": {},       # entity_linking.Linker options
     },
     "index": {
-        "backend": "embedded",  # embedded | elasticsearch
+        "backend": "embedded",  # embedded | elasticsearch | infini-gram (alias-phrase counts on the
+                                # infini-gram index at index.path; closed-book evaluation only)
         "path": None,        # an existing index folder (another job's RUN/index): no linking or indexing here
+        "tokenizer": "bytes",  # infini-gram: the index's tokenizer (`bytes`, or a Hugging Face name/folder)
         "es_url": None,
         "es_index": None,
         "stoplist": None,    # entity ids to leave out of counts: a file, or `countries` (the

@@ -144,10 +144,19 @@ def _data_stages(config: dict[str, Any], inputs: dict[str, Any], out: Path, stag
     fields = {"text_field": data["text_field"], "id_field": data["id_field"], "split": data["corpus_split"]}
     field_settings = {"data.text_field": data["text_field"], "data.id_field": data["id_field"],
                       "data.corpus_split": data["corpus_split"]}
+    infini_gram = index_cfg["backend"] == "infini-gram"
+    if infini_gram:
+        if not index_cfg["path"]:
+            raise InputError(f"{config['_source']}: index.backend infini-gram needs index.path, the folder of an "
+                             "infini-gram index (prebuilt, or `python -m infini_gram.indexing`)")
+        if {"rag", "oracle"} & set(config["eval"]["settings"]):
+            raise InputError(f"{config['_source']}: an infini-gram index holds no passages to retrieve: set "
+                             "eval.settings: [closed_book], or use an embedded or Elasticsearch index for retrieval")
     if index_cfg["path"]:
         index_dir = Path(_existing(index_cfg["path"], "index.path"))
         stages.skip("link-corpus", "index.path names an existing index")
-        stages.given("index", "index.path", index_dir / "index.json" if index_dir.is_dir() else index_dir)
+        stages.given("index", "index.path", index_dir / "index.json"
+                     if index_dir.is_dir() and not infini_gram else index_dir)
     else:
         linked = out / "linked"
         if data["linked"]:
@@ -180,14 +189,22 @@ def _data_stages(config: dict[str, Any], inputs: dict[str, Any], out: Path, stag
                    inputs={"counts": identity(given_counts)})
     else:
         def count() -> None:
-            index = open_index(index_dir)  # index.json says which backend, and where
+            if infini_gram:  # alias phrases of the KB's entities, counted per document (indexes/_phrases.py)
+                from indexes._cli import load_aliases, open_phrase_index
+
+                index = open_phrase_index(load_aliases(str(inputs["kb"])), infini_gram=str(index_dir),
+                                          tokenizer=index_cfg["tokenizer"])
+            else:
+                index = open_index(index_dir)  # index.json says which backend, and where
             try:
                 write_counts(index, qa_entities, counts_path, stoplist=index_cfg["stoplist"],
                              stoplist_sides=index_cfg["stoplist_sides"])
             finally:
                 index.close()
 
-        stages.run("count", [counts_path], count, settings={"index.stoplist_sides": index_cfg["stoplist_sides"]},
+        stages.run("count", [counts_path], count, settings={"index.stoplist_sides": index_cfg["stoplist_sides"],
+                                                            "index.backend": index_cfg["backend"],
+                                                            "index.tokenizer": index_cfg["tokenizer"]},
                    inputs={"stoplist": identity(index_cfg["stoplist"])}, after=["index", "link-qa"])
     return {"qa": qa_path, "qa_entities": qa_entities, "index": index_dir, "counts": counts_path}
 

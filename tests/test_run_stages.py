@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from entity_linking.io import InputError
+
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "configs" / "smoke.yaml"
 FAST = ["model.backend=transformers", "model.options={}", "data.limit=24", "eval.settings=[closed_book,rag]"]
@@ -171,3 +173,26 @@ def test_run_on_a_folder_of_mixed_shards_counts_as_one_file(base, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     parts = manifest["stages"]["link-corpus"]["inputs"]["corpus"]
     assert [p["name"] for p in parts] == ["a-00.jsonl.gz", "a-01.jsonl.zst", "b/02.parquet"]
+
+
+def test_infini_gram_index_counts_alias_phrases_in_a_run(base, tmp_path, capsys):
+    """`index.backend: infini-gram` with `index.path`: no linking or indexing, the counts are the
+    alias-phrase counts `ltprobe count --infini-gram` gives, closed-book evaluation."""
+    from indexes._infinigram_build import build_infinigram_index
+    from probe.cli import main
+
+    ig = build_infinigram_index(base / "world" / "corpus.jsonl", tmp_path / "ig")
+    out = tmp_path / "job"
+    did = run_job(out, capsys, "eval.settings=[closed_book]", "index.backend=infini-gram", f"index.path={ig}")
+    assert did["index"] == "given" and did["link-corpus"] == "not needed" and did["count"] == "ran"
+    assert not (out / "linked").exists() and not (out / "index").exists()
+    assert main(["count", "--infini-gram", str(ig), "--kb", str(base / "world" / "kb.jsonl"),
+                 "--qa-entities", str(out / "qa_entities.jsonl"), "--out", str(tmp_path / "cli.jsonl")]) == 0
+
+    def table(path):
+        return [(r["id"], r["count"], r["q_count"], r["a_count"]) for r in map(json.loads, path.open())]
+
+    assert table(out / "counts.jsonl") == table(tmp_path / "cli.jsonl")
+    assert json.loads((out / "summary.json").read_text())["index"] == "infini-gram"
+    with pytest.raises(InputError, match="no passages"):
+        run_job(tmp_path / "rag", capsys, "index.backend=infini-gram", f"index.path={ig}")
