@@ -197,8 +197,8 @@ def test_both_backends_count_the_world_identically(tiny_world, es_url, es_name, 
     records = [{"id": q["id"], "q_entities": [q["q_entity"]], "a_entities": [q["a_entity"], "ctry_001"]}
                for q in qa]
     with open_index(tmp_path / "embedded") as embedded, open_index(tmp_path / "es") as es:
-        ours = count_qa(embedded, records, stoplist={"ctry_001"})
-        theirs = count_qa(es, records, stoplist={"ctry_001"})
+        ours = count_qa(embedded, records, stoplist={"ctry_001"}, stoplist_sides="both")
+        theirs = count_qa(es, records, stoplist={"ctry_001"}, stoplist_sides="both")
         assert ours == theirs
         truth = {r["id"]: r["count"] for r in map(json.loads, (tiny_world / "truth.jsonl").read_text().splitlines())}
         assert {r["id"]: r["count"] for r in theirs} == truth
