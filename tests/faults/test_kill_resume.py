@@ -48,9 +48,12 @@ FAULTS = [
 ]
 
 VOLATILE = {"created", "seconds", "build_seconds", "docs_per_s", "starts", "tokens_per_second",
-            "steps_per_second", "records_linked_this_run", "git_commit"}
+            "steps_per_second", "records_linked_this_run", "git_commit",
+            "started", "finished", "mtime_ns", "result", "fingerprint", "after"}
 """Keys of the JSON files that hold timings or start times (they differ between any two runs),
-and the manifest's commit (it differs when someone commits while the test runs)."""
+the manifest's commit (it differs when someone commits while the test runs), and the stage
+records' file times and the hashes derived from them (a folder stage's result is known by when
+it finished); each stage's status, settings, inputs' paths and sizes, and outputs still count."""
 TIMINGS_IN = {"manifest.json", "index/index.json", "linked/manifest.json", "linked/shard-00000.json",
               "model/ltprobe_train.json"}
 
