@@ -251,3 +251,48 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+@contextmanager
+def disk_errors(where: str | os.PathLike) -> Iterator[None]:
+    """A full disk (or quota, or file-size limit) inside the block becomes an OSError naming
+    `where`: libraries report a failed write without a file name (numpy's savez, a raw
+    write), or as their own error type (safetensors)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            code = exc.errno if exc.errno is not None else _full_disk_code(str(exc)) or _disk_is_full(where)
+            if code is not None:
+                raise OSError(code, os.strerror(code), str(where)) from exc
+        raise
+    except Exception as exc:
+        code = _full_disk_code(str(exc))
+        if code is not None:
+            raise OSError(code, os.strerror(code), str(where)) from exc
+        raise
+
+
+def _full_disk_code(text: str) -> int | None:
+    import errno
+
+    for code, words in ((errno.ENOSPC, "no space left"), (errno.EDQUOT, "quota exceeded"),
+                        (errno.EFBIG, "file too large")):
+        if words in text.lower():
+            return code
+    return None
+
+
+def _disk_is_full(where: str | os.PathLike) -> int | None:
+    """ENOSPC when the file system holding `where` has (almost) no space left: numpy's tofile
+    reports a short write as "N requested and M written", with no error code."""
+    import errno
+
+    path = Path(where)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        stat = os.statvfs(path)
+    except OSError:
+        return None
+    return errno.ENOSPC if stat.f_bavail * stat.f_frsize < (1 << 16) else None

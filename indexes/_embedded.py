@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from entity_linking._faults import fault_point
-from entity_linking.io import InputError, SkipCounter, remove_leftovers, write_json
+from entity_linking.io import InputError, SkipCounter, disk_errors, remove_leftovers, write_json
 from indexes._base import (INDEX_INFO, DocumentIndex, Passage, check_version,
                            read_index_info)
 from indexes._strings import StringTable, write_strings
@@ -735,10 +735,11 @@ def build_embedded(corpus: str | os.PathLike, linked_dir: str | os.PathLike | No
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if exc.filename is None:  # a failed write names no file: say which index it was
-            raise OSError(exc.errno, exc.strerror, str(out)) from exc
-        raise
+        try:
+            with disk_errors(out):  # a failed write names no file: say which index it was (before
+                raise exc           # the temporary folder is removed, while the disk is still full)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

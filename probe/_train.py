@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import hashlib
 import json
 import math
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from entity_linking._faults import fault_point
-from entity_linking.io import InputError, SkipCounter, read_records, write_json
+from entity_linking.io import InputError, SkipCounter, disk_errors, read_records, write_json
 from probe._hardware import available_cores, native_bf16, training_device
 
 TRAIN_MARKER = "ltprobe_train.json"
@@ -155,7 +154,7 @@ def train_tokenizer(texts: list[str], vocab_size: int, out_dir: Path):
     tok.train_from_iterator(texts, trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<pad>",
                                    bos_token="<eos>", add_prefix_space=True)
-    with _disk_errors(Path(out_dir)):
+    with disk_errors(Path(out_dir)):
         fast.save_pretrained(out_dir)
     return fast
 
@@ -257,24 +256,6 @@ def _check_mix(config: TrainConfig, n_files: int) -> None:
                              f"files were given (each phase is [until, one share per file])")
         if any(s < 0 for s in phase[1:]) or sum(phase[1:]) <= 0:
             raise InputError(f"train: mix phase {phase} needs non-negative shares with a positive sum")
-
-
-@contextlib.contextmanager
-def _disk_errors(where: Path) -> Iterator[None]:
-    """safetensors reports a full disk as its own error type: make it the OSError it is."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.filename is None:  # a failed write names no file: say which folder it was
-            raise OSError(exc.errno, exc.strerror, str(where)) from exc
-        raise
-    except Exception as exc:
-        text = str(exc)
-        for code, words in ((errno.ENOSPC, "No space left"), (errno.EDQUOT, "quota exceeded"),
-                            (errno.EFBIG, "File too large")):
-            if words.lower() in text.lower():
-                raise OSError(code, os.strerror(code), str(where)) from exc
-        raise
 
 
 def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike], config: TrainConfig | None = None,
@@ -415,7 +396,7 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
             fault_point("train:step")
             if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
                 checkpoint = out / "checkpoints" / f"step-{step + 1}"
-                with _disk_errors(checkpoint):
+                with disk_errors(checkpoint):
                     model.save_pretrained(checkpoint, safe_serialization=True)
                     tokenizer.save_pretrained(checkpoint)
             if step + 1 in save_steps and step + 1 < config.steps:
@@ -427,8 +408,9 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
     elapsed = time.time() - started
 
     model.eval()
-    _write_order(out / ORDER_FILE, files, read, pool_members, drawn, config.batch_size, step_tokens)
-    with _disk_errors(out):
+    with disk_errors(out / ORDER_FILE):
+        _write_order(out / ORDER_FILE, files, read, pool_members, drawn, config.batch_size, step_tokens)
+    with disk_errors(out):
         model.to("cpu").save_pretrained(out, safe_serialization=True)
         GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=eos, pad_token_id=pad,
                          do_sample=False, max_new_tokens=32).save_pretrained(out)

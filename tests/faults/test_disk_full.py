@@ -23,8 +23,8 @@ import pytest
 from fault_job import CONFIG
 
 LTPROBE = str(Path(sys.executable).parent / "ltprobe")
-SIZES_KB = [150, 700, 2400, 2800, 3100, 3400, 3700, 4000]
-"""tmpfs sizes tried in turn (the whole job writes about 4 MB)."""
+SIZES_KB = [150, 700, 2400, 2800, 3100, 3400, 3700, 4000, 6000, 8000]
+"""tmpfs sizes tried in turn (the whole job writes about 5-6 MB)."""
 
 
 def _can_mount(where: Path) -> bool:
