@@ -235,7 +235,7 @@ def remove_leftovers(path: Path) -> None:
         return
     for sibling in siblings:
         pid = sibling.name[len(prefix):].split(".", 1)[0]
-        if not pid.isdigit() or _pid_alive(int(pid)):
+        if not pid.isdigit() or pid_alive(int(pid)):
             continue
         if sibling.is_dir():
             shutil.rmtree(sibling, ignore_errors=True)
@@ -243,7 +243,8 @@ def remove_leftovers(path: Path) -> None:
             sibling.unlink(missing_ok=True)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

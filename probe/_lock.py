@@ -136,14 +136,3 @@ def _safe_argv() -> list[str]:
             continue
         out.append(arg)
     return out
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
