@@ -25,3 +25,17 @@ TEN = [
      "description": "research company", "prior": 0.3},
     {"id": "M1", "name": "May", "aliases": [], "type": "month", "description": "month", "prior": 0.1},
 ]
+
+
+def write_compressed(path: Path, data: bytes) -> Path:
+    """Write `data` to `path`, gzip- or zstd-compressed when the name ends in .gz or .zst."""
+    if path.suffix == ".gz":
+        import gzip
+
+        data = gzip.compress(data)
+    elif path.suffix == ".zst":
+        import zstandard
+
+        data = zstandard.ZstdCompressor().compress(data)
+    path.write_bytes(data)
+    return path

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
 import pytest
+from el_data import write_compressed
 
 from entity_linking import InputError, KnowledgeBase, iter_linked, link_corpus, read_manifest
 
@@ -28,14 +28,7 @@ def write_corpus(path: Path, n: int = 50, ids: bool = True) -> Path:
             record = {"id": f"doc{i}", **record}
         lines.append(json.dumps(record, ensure_ascii=False))
     data = ("\n".join(lines) + "\n").encode()
-    if path.suffix == ".gz":
-        data = gzip.compress(data)
-    elif path.suffix == ".zst":
-        import zstandard
-
-        data = zstandard.ZstdCompressor().compress(data)
-    path.write_bytes(data)
-    return path
+    return write_compressed(path, data)
 
 
 def shard_bytes(out: Path) -> dict[str, bytes]:

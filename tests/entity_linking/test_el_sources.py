@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from el_data import write_compressed
 
 from entity_linking import InputError, iter_linked, link_corpus
 from entity_linking._sources import Corpus
@@ -36,14 +37,7 @@ def write(path: Path, records: list[dict]) -> Path:
         pq.write_table(pa.Table.from_pylist(records), path)
         return path
     data = jsonl_bytes(records)
-    if path.suffix == ".gz":
-        data = gzip.compress(data)
-    elif path.suffix == ".zst":
-        import zstandard
-
-        data = zstandard.ZstdCompressor().compress(data)
-    path.write_bytes(data)
-    return path
+    return write_compressed(path, data)
 
 
 def docs(corpus, **kwargs) -> list[tuple[str, str]]:
