@@ -117,8 +117,6 @@ def _data_stages(config: dict[str, Any], inputs: dict[str, Any], out: Path, stag
     them: `data.qa_entities` and `data.counts` are copied into this run folder (small files the
     report and `ltprobe merge` read), `data.linked` and `index.path` are used where they are (no
     `linked/` or `index/` is written here)."""
-    import shutil
-
     from entity_linking import link_corpus, link_qa
     from indexes import build_index, open_index, write_counts
 
@@ -131,10 +129,7 @@ def _data_stages(config: dict[str, Any], inputs: dict[str, Any], out: Path, stag
     qa_entities = out / "qa_entities.jsonl"
     linker_options = config["linking"]["options"]
     if data["qa_entities"]:
-        given = _existing(data["qa_entities"], "data.qa_entities")
-        stages.run("link-qa", [qa_entities], lambda: shutil.copyfile(given, qa_entities),
-                   settings={"data.qa_entities": str(Path(given).resolve())},
-                   inputs={"qa_entities": identity(given)})
+        _copy_given(stages, "link-qa", "data.qa_entities", data["qa_entities"], qa_entities)
     else:
         stages.run("link-qa", [qa_entities],
                    lambda: link_qa(qa_path, inputs["kb"], qa_entities, linker_options=linker_options),
@@ -183,10 +178,7 @@ def _data_stages(config: dict[str, Any], inputs: dict[str, Any], out: Path, stag
 
     counts_path = out / "counts.jsonl"
     if data["counts"]:
-        given_counts = _existing(data["counts"], "data.counts")
-        stages.run("count", [counts_path], lambda: shutil.copyfile(given_counts, counts_path),
-                   settings={"data.counts": str(Path(given_counts).resolve())},
-                   inputs={"counts": identity(given_counts)})
+        _copy_given(stages, "count", "data.counts", data["counts"], counts_path)
     else:
         def count() -> None:
             if infini_gram:  # alias phrases of the KB's entities, counted per document (indexes/_phrases.py)
@@ -207,6 +199,15 @@ def _data_stages(config: dict[str, Any], inputs: dict[str, Any], out: Path, stag
                                                             "index.tokenizer": index_cfg["tokenizer"]},
                    inputs={"stoplist": identity(index_cfg["stoplist"])}, after=["index", "link-qa"])
     return {"qa": qa_path, "qa_entities": qa_entities, "index": index_dir, "counts": counts_path}
+
+
+def _copy_given(stages: Stages, name: str, setting: str, given: str, target: Path) -> None:
+    """Stage `name` copies another job's output named by `setting` into this run folder."""
+    import shutil
+
+    given = _existing(given, setting)
+    stages.run(name, [target], lambda: shutil.copyfile(given, target),
+               settings={setting: str(Path(given).resolve())}, inputs={setting.split(".")[-1]: identity(given)})
 
 
 def _existing(path: str, setting: str) -> str:
