@@ -182,9 +182,9 @@ def bench_link(docs: int = 20000, aliases: int = 100000, spacy_docs: int | None 
     """Run the benchmark, print a side-by-side table to stderr, return the figures."""
     import spacy
 
-    from entity_linking._kb import KnowledgeBase
     from entity_linking._linker import Linker
     from entity_linking._spacy import LinkerComponent
+    from entity_linking.kb import KnowledgeBase
 
     tmp = None
     if work_dir is None:
@@ -300,7 +300,7 @@ def _peak_rss(corpus: Path, kb_dir: Path, out: Path) -> float:
     """Peak resident memory (MB) of a fresh process that links `corpus` with one worker."""
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent across exec
     code = ("import re, resource, sys\n"
-            "from entity_linking._corpus import link_corpus\n"
+            "from entity_linking.corpus._link import link_corpus\n"
             "link_corpus(sys.argv[1], sys.argv[2], sys.argv[3], workers=1, progress=False)\n"
             "try:\n"
             "    print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
@@ -322,8 +322,8 @@ def bench_scale(docs: int = 200000, aliases: int = 20000, files: int = 8, seed: 
     Ray start-up excluded) and the scaling efficiency `docs_per_s_2 / (2 * docs_per_s_1)`."""
     import ray
 
-    from entity_linking._corpus import link_corpus
-    from entity_linking._kb import KnowledgeBase
+    from entity_linking.corpus import link_corpus
+    from entity_linking.kb import KnowledgeBase
 
     tmp = None
     if work_dir is None:

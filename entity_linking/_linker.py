@@ -4,7 +4,7 @@ Two ways to find candidate spans share one disambiguation (`Linker.resolve`), so
 the same links:
 
 - the fast path (`Linker.link`, `Linker.link_many`): one pass of the alias matcher over the
-  normalized text (see `entity_linking._normalize` and `entity_linking._kbstore`), no tokenizer;
+  normalized text (see `entity_linking._normalize` and `entity_linking.kb._store`), no tokenizer;
 - the spaCy component (`entity_linking._spacy`, `nlp.add_pipe("ltprobe_linker")`): a
   `PhraseMatcher` over the pipeline's tokens.
 
@@ -40,8 +40,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from entity_linking._kb import PAYLOAD_SHIFT, PUNCTUATED, KnowledgeBase
 from entity_linking._normalize import normalize
+from entity_linking.kb import PAYLOAD_SHIFT, PUNCTUATED, KnowledgeBase
 
 
 @dataclass(slots=True)

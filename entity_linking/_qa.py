@@ -94,8 +94,8 @@ def link_qa(qa_path: str | os.PathLike, kb: Any, out_path: str | os.PathLike, *,
 
 
 def _linker(kb: Any, options: dict[str, Any]):
-    from entity_linking._kb import KnowledgeBase
     from entity_linking._linker import Linker
+    from entity_linking.kb import KnowledgeBase
 
     if isinstance(kb, Linker):
         return kb

@@ -24,9 +24,9 @@ from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 
-from entity_linking._kb import KnowledgeBase
 from entity_linking._linker import Linker
 from entity_linking._normalize import alias_variants, normalize
+from entity_linking.kb import KnowledgeBase
 
 if not Span.has_extension("ltprobe_score"):
     Span.set_extension("ltprobe_score", default=None)

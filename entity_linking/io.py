@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from entity_linking import _faults  # the crash tests' hooks; nothing happens without LTPROBE_FAULT
+from entity_linking import faults as _faults  # the crash tests' hooks; nothing happens without LTPROBE_FAULT
 
 OnError = Literal["fail", "skip"]
 

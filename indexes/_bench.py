@@ -45,7 +45,7 @@ def bench_count(*, n_docs: int = 1_000_000, n_qa: int = 10_000, n_entities: int 
                 per_doc: float = 10.0, seed: int = 0, folder: str | None = None,
                 compare_tantivy: bool = False) -> dict[str, Any]:
     """Count throughput of the embedded index vs per-entity sorted int32 arrays + numpy."""
-    from indexes._embedded import EmbeddedIndex, EmbeddedWriter
+    from indexes.embedded import EmbeddedIndex, EmbeddedWriter
 
     n_entities = n_entities or max(100, n_docs // 10)
     work = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="ltprobe-bench-count-"))
@@ -242,7 +242,7 @@ def make_queries(passages: list[str], n: int, seed: int, *, limit: int | None = 
 
 
 def _index_passages(folder: Path, passages: list[str]) -> float:
-    from indexes._embedded import PassageWriter
+    from indexes.embedded import PassageWriter
 
     started = time.perf_counter()
     writer = PassageWriter(folder)
@@ -261,8 +261,8 @@ def bench_retrieve(*, n_passages: int = 1_000_000, n_queries: int = 1000, n_refe
     """
     import bm25s
 
-    from indexes._embedded import PassageSearcher
     from indexes._text import query_terms, tokenize
+    from indexes.embedded import PassageSearcher
 
     work = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="ltprobe-bench-retrieve-"))
     try:

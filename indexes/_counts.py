@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from entity_linking.io import InputError, SkipCounter, read_records, write_jsonl
-from indexes._base import DocumentIndex, open_index
+from indexes._backends import open_index
+from indexes._base import DocumentIndex
 
 _BATCH = 5000  # QA pairs per batch of count queries (Elasticsearch sends them via _msearch)
 

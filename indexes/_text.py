@@ -86,7 +86,7 @@ def reader_fields(linked_dir: str | os.PathLike | None, text_field: str | None =
         from entity_linking import read_manifest
 
         linked = read_manifest(linked_dir).get("config", {})
-    from entity_linking._sources import DEFAULT_MAX_DOC_CHARS
+    from entity_linking.corpus import DEFAULT_MAX_DOC_CHARS
 
     return {"text_field": text_field or linked.get("text_field") or "text",
             "id_field": id_field or linked.get("id_field") or "id",
@@ -97,9 +97,9 @@ def reader_fields(linked_dir: str | os.PathLike | None, text_field: str | None =
 def iter_texts(corpus: Any, *, on_error: str = "fail", skips: SkipCounter | None = None,
                fields: dict[str, Any] | None = None) -> Iterator[tuple[str, str]]:
     """Yield `(doc_id, text)` for each document of a corpus (any form the common reader
-    `entity_linking._sources.Corpus` takes: files, folders, globs, Parquet, `hf:`, URLs);
+    `entity_linking.corpus._reader.Corpus` takes: files, folders, globs, Parquet, `hf:`, URLs);
     `fields` as `reader_fields` returns (default: `text`, `id`)."""
-    from entity_linking._sources import Corpus
+    from entity_linking.corpus import Corpus
 
     fields = fields or reader_fields(None)
     yield from Corpus(corpus, on_error=on_error, skips=skips, **fields).documents()  # type: ignore[arg-type]

@@ -48,7 +48,7 @@ def tiny_train_settings() -> dict:
 def tiny_world(tmp_path_factory) -> Path:
     """Folder of a generated world of 60 people: corpus.jsonl, reading.jsonl,
     encyclopedia.jsonl, kb.jsonl, qa.jsonl, truth.jsonl, world.json."""
-    from probe._world import WorldConfig, generate_world
+    from probe.world._world import WorldConfig, generate_world
 
     return generate_world(tmp_path_factory.mktemp("tiny_world"), WorldConfig(**TINY_WORLD))
 
@@ -57,7 +57,7 @@ def tiny_world(tmp_path_factory) -> Path:
 def tiny_model(tiny_world, tmp_path_factory) -> Path:
     """Folder of a tiny Llama model and tokenizer trained on `tiny_world` (loads in
     transformers and vLLM; max_model_len up to 512)."""
-    from probe._train import TrainConfig, train_model
+    from probe.world._train import TrainConfig, train_model
 
     return train_model(tmp_path_factory.mktemp("tiny_model"),
                        [tiny_world / "corpus.jsonl", tiny_world / "reading.jsonl"],
@@ -69,7 +69,7 @@ def tiny_model_small(tiny_world, tmp_path_factory) -> Path:
     """A smaller model than `tiny_model` (one layer, hidden size 64 with one head of 64, about
     74k parameters), trained the same way on the same world in a few seconds: the second size
     of the scaling tests."""
-    from probe._train import TrainConfig, train_model
+    from probe.world._train import TrainConfig, train_model
 
     settings = {**TINY_TRAIN, "hidden_size": 64, "heads": 1, "layers": 1, "intermediate_size": 128}
     return train_model(tmp_path_factory.mktemp("tiny_model_small"),

@@ -1,7 +1,7 @@
 """The demo recipe learns in fp32 (issue 21): its model shape, learning rate and data mix, on a
 smaller world for fewer steps, trained as on a CPU without bf16, knows the facts its corpus
 repeats and reads a passage about someone it never saw. Greedy answers with transformers in the
-formats the world trains for (`probe._world.QA_DOC_FORMAT`, `READING_PASSAGE`, `READING_QA`)."""
+formats the world trains for (`probe.world._world.QA_DOC_FORMAT`, `READING_PASSAGE`, `READING_QA`)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from dataclasses import replace
 
 import pytest
 
-from probe._scoring import exact_match
-from probe._world import QA_DOC_FORMAT, READING_PASSAGE, READING_QA, WorldConfig, generate_world
+from probe.evaluation._scoring import exact_match
+from probe.world._world import QA_DOC_FORMAT, READING_PASSAGE, READING_QA, WorldConfig, generate_world
 
 REDUCED_WORLD = dict(seed=0, people=150, reading_docs=2000)
 REDUCED_STEPS = 600
@@ -24,8 +24,8 @@ def _records(path):
 
 @pytest.mark.slow
 def test_demo_recipe_learns_at_reduced_size_in_fp32(tmp_path, monkeypatch):
-    from probe._generation import TransformersGenerator
-    from probe._train import TRAIN_MARKER, TrainConfig, train_model
+    from probe.generation._generation import TransformersGenerator
+    from probe.world._train import TRAIN_MARKER, TrainConfig, train_model
 
     monkeypatch.setenv("LTPROBE_NO_BF16", "1")  # as on a CPU without native bf16
     world = generate_world(tmp_path / "world", WorldConfig(**REDUCED_WORLD))

@@ -196,7 +196,7 @@ def test_counterfactual_removes_relevant_documents_and_retrains(small_run):
     # matched by count bucket: at most --control questions from each bucket with documents
     from collections import Counter
 
-    from probe._analysis import bucket_of
+    from probe.analysis._analysis import bucket_of
 
     per_bucket = Counter(bucket_of(counts[q]["count"]) for q in cf["control_ids"])
     assert max(per_bucket.values()) <= 4 and all(lo > 0 for lo, _ in per_bucket)

@@ -28,8 +28,8 @@ pytestmark = pytest.mark.slow
 def run_job(out: Path, capsys, *overrides: str, force: tuple[str, ...] = ()) -> dict[str, str]:
     """Run the smoke job into `out`; return what each stage did: "ran" or "skipped" (also "given",
     "not needed"), and the reason logged for each stage that ran."""
-    from probe._config import load_config
-    from probe._run import run
+    from probe.pipeline._config import load_config
+    from probe.pipeline._run import run
 
     capsys.readouterr()
     run(load_config(SMOKE, [*FAST, *overrides]), out, force=list(force))
@@ -55,8 +55,8 @@ def files_state(run: Path) -> dict[str, tuple[int, bytes]]:
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> Path:
-    from probe._config import load_config
-    from probe._run import run
+    from probe.pipeline._config import load_config
+    from probe.pipeline._run import run
 
     out = tmp_path_factory.mktemp("stages") / "base"
     run(load_config(SMOKE, FAST), out, quiet=True)
@@ -178,7 +178,7 @@ def test_run_on_a_folder_of_mixed_shards_counts_as_one_file(base, tmp_path):
 def test_infini_gram_index_counts_alias_phrases_in_a_run(base, tmp_path, capsys):
     """`index.backend: infini-gram` with `index.path`: no linking or indexing, the counts are the
     alias-phrase counts `ltprobe count --infini-gram` gives, closed-book evaluation."""
-    from indexes._infinigram_build import build_infinigram_index
+    from indexes.infinigram._build import build_infinigram_index
     from probe.cli import main
 
     ig = build_infinigram_index(base / "world" / "corpus.jsonl", tmp_path / "ig")

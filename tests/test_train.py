@@ -12,8 +12,8 @@ import time
 import pytest
 
 from entity_linking.io import InputError
-from probe._hardware import cpu_supports_bf16
-from probe._train import TRAIN_MARKER, TrainConfig, _pack, train_model
+from probe.generation._hardware import cpu_supports_bf16
+from probe.world._train import TRAIN_MARKER, TrainConfig, _pack, train_model
 
 
 
@@ -147,7 +147,7 @@ def test_drop_is_part_of_the_cache_key(tiny_world, tmp_path, mini):
 
 
 def test_schedule_and_mix():
-    from probe._train import _lr_at, _shares_at
+    from probe.world._train import _lr_at, _shares_at
 
     config = TrainConfig(steps=100)
     assert _lr_at(0, config) < _lr_at(2, config) <= config.lr

@@ -12,7 +12,7 @@ import ahocorasick
 import pytest
 
 from entity_linking.io import read_records
-from probe._world import WorldConfig, generate_world, load_templates
+from probe.world._world import WorldConfig, generate_world, load_templates
 
 FILES = ["corpus.jsonl", "reading.jsonl", "encyclopedia.jsonl", "kb.jsonl", "qa.jsonl", "truth.jsonl"]
 
@@ -105,7 +105,7 @@ def test_gold_links_exact_on_a_larger_world(tmp_path):
 
 
 def test_templates_and_filler_never_contain_an_alias(world):
-    from probe._world import _template_literals
+    from probe.world._world import _template_literals
 
     templates = load_templates()
     texts = [re.sub(r"\{[^}]*\}", " | ", t) for t in _template_literals(templates)]

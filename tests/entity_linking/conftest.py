@@ -31,7 +31,7 @@ def cli(monkeypatch):
     not depend on other packages' command modules; returns (status, stdout, stderr)."""
     import probe.cli
 
-    monkeypatch.setattr(probe.cli, "_COMMAND_MODULES", ["entity_linking._cli"])
+    monkeypatch.setattr(probe.cli, "_COMMAND_MODULES", ["probe.cli._link"])
 
     def run(capsys, *argv: str):
         status = probe.cli.main([str(a) for a in argv])

@@ -52,7 +52,7 @@ def _mentions(linker: Linker, texts) -> list:
 
 
 def test_round_trip_unicode_apostrophes_shared_names(tmp_path):
-    from entity_linking import _kb_legacy
+    from entity_linking.kb import _legacy as _kb_legacy
 
     kb = KnowledgeBase.from_records(TRICKY)
     folder = KnowledgeBase.write(iter(kb), tmp_path / "kb", progress=False)
@@ -77,7 +77,7 @@ def test_round_trip_unicode_apostrophes_shared_names(tmp_path):
 
 
 def test_links_identical_to_format_1_on_generated_documents(tmp_path):
-    from entity_linking import _kb_legacy
+    from entity_linking.kb import _legacy as _kb_legacy
     from entity_linking._bench import generate
 
     records, documents = generate(6000, 150, seed=3)
@@ -146,7 +146,7 @@ def test_forked_worker_shares_the_knowledge_base(tmp_path):
 
 
 def test_old_format_folder_refused_in_one_line(tmp_path, kb):
-    from entity_linking import _kb_legacy
+    from entity_linking.kb import _legacy as _kb_legacy
 
     _kb_legacy.KnowledgeBase.from_records(TEN).save(tmp_path / "old")
     with pytest.raises(InputError) as info:
@@ -227,7 +227,7 @@ def test_format_1_automaton_with_pickled_values_is_refused(tmp_path):
     an automaton file that carries pickled values (STORE_ANY) does not run them."""
     import ahocorasick
 
-    from entity_linking import _kb_legacy
+    from entity_linking.kb import _legacy as _kb_legacy
 
     _kb_legacy.KnowledgeBase.from_records(TEN).save(tmp_path / "old")
     marker = tmp_path / "pwned"
@@ -290,7 +290,7 @@ def test_more_than_65536_entities(tmp_path):
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="needs Linux /proc")
 def test_bench_kb_small(tmp_path):
-    from entity_linking._bench_kb import bench_kb
+    from entity_linking.kb._bench import bench_kb
 
     result = bench_kb(entities=3000, aliases=9000, docs=200, worker_docs=100, work_dir=str(tmp_path))
     assert result["links_identical"] is True and result["entities"] == 3000 and result["aliases"] == 9000

@@ -1,4 +1,4 @@
-"""The one corpus reader (`entity_linking._sources.Corpus`): every format and location, ids,
+"""The one corpus reader (`entity_linking.corpus._reader.Corpus`): every format and location, ids,
 bad input, and the stages that use it (linking, the index, its command line)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from el_data import write_compressed
 
 from entity_linking import InputError, iter_linked, link_corpus
-from entity_linking._sources import Corpus
+from entity_linking.corpus._reader import Corpus
 from entity_linking.io import SkipCounter
 
 TEXTS = [

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from probe._evaluate import evaluate
-from probe._generation import GenerationError, OpenAIGenerator
+from probe.evaluation._evaluate import evaluate
+from probe.generation._generation import GenerationError, OpenAIGenerator
 
 pytestmark = pytest.mark.slow
 

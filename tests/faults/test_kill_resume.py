@@ -3,7 +3,7 @@
 One uninterrupted run of a small job (configs/smoke.yaml's world and model, the transformers
 backend: the cheapest) is the reference. Then the same job runs in the same folder path again
 and again, each time SIGKILLed by itself at a fault point (`LTPROBE_FAULT`, see
-`entity_linking._faults`) inside a later stage: in the middle of writing a file, after a file is
+`entity_linking.faults`) inside a later stage: in the middle of writing a file, after a file is
 written but before it is renamed into place, inside a training run, a linking shard, the index
 build, an evaluation batch, a torn cache line. A last run without a fault finishes the job.
 Every output must then equal the reference's: byte for byte, but for timings and start times in

@@ -79,7 +79,7 @@ def test_lock_is_not_held_by_forked_children(tmp_path):
     parent must not keep the folder locked."""
     script = (
         "import os, sys, time\n"
-        "from probe._lock import RunLock\n"
+        "from probe.pipeline._lock import RunLock\n"
         "lock = RunLock(sys.argv[1]).acquire()\n"
         "if os.fork() == 0:\n"
         "    time.sleep(60); os._exit(0)\n"
@@ -88,7 +88,7 @@ def test_lock_is_not_held_by_forked_children(tmp_path):
                             text=True, start_new_session=True)
     try:
         assert proc.stdout.readline().strip() == "ready"
-        from probe._lock import FolderInUse, RunLock
+        from probe.pipeline._lock import FolderInUse, RunLock
 
         try:
             RunLock(tmp_path).acquire()
@@ -105,7 +105,7 @@ def test_lock_is_not_held_by_forked_children(tmp_path):
 
 
 def test_lock_record_hides_secret_options(tmp_path, monkeypatch):
-    from probe._lock import RunLock
+    from probe.pipeline._lock import RunLock
 
     monkeypatch.setattr(sys, "argv", ["ltprobe", "run", "--out", "x", "--set", "index.es_api_key=hunter2",
                                       "--password", "hunter3"])

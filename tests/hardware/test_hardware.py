@@ -8,9 +8,9 @@ import os
 import pytest
 
 from entity_linking.io import InputError
-from probe._generation import resolve_backend, vllm_available
-from probe._hardware import available_cores, cpu_supports_bf16, training_device, vllm_dtype
-from probe._train import TRAIN_MARKER, TrainConfig, _resolve_precision, train_model
+from probe.generation._generation import resolve_backend, vllm_available
+from probe.generation._hardware import available_cores, cpu_supports_bf16, training_device, vllm_dtype
+from probe.world._train import TRAIN_MARKER, TrainConfig, _resolve_precision, train_model
 
 
 def test_precision_and_vllm_dtype_follow_the_cpu():

@@ -13,7 +13,7 @@ from ix_testdata import DOCS, write_corpus, write_linked
 
 from entity_linking.io import InputError
 from indexes import ElasticsearchIndex, PhraseCounts, build_index, count_qa, open_index
-from indexes._elastic import _config, connect, safe_url
+from indexes.elastic._client import _config, connect, safe_url
 
 
 def _closed_port() -> int:

@@ -34,7 +34,7 @@ def _docs(url, index):
 
 def test_ray_ingestion_matches_one_process_and_embedded(ray_local, noida_url, names, tiny_world, tmp_path,
                                                         monkeypatch):
-    from indexes import _elastic_ray
+    from indexes.elastic import _ray as _elastic_ray
 
     monkeypatch.setattr(_elastic_ray, "BLOCK", 300)  # several blocks, so both actors index some
     lines = (tiny_world / "corpus.jsonl").read_text(encoding="utf-8").splitlines()

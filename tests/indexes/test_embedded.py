@@ -14,7 +14,7 @@ from ix_testdata import DOCS, alias_linker, write_corpus, write_linked
 
 from entity_linking.io import InputError
 from indexes import build_index, count_qa, open_index, split_passages
-from indexes._strings import StringTable, write_strings
+from indexes.embedded._strings import StringTable, write_strings
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 
@@ -134,7 +134,7 @@ def test_documents_without_id_get_file_and_line(tmp_path):
 
 
 def test_string_table_lookup_survives_hash_collisions(tmp_path, monkeypatch):
-    import indexes._strings as strings
+    import indexes.embedded._strings as strings
 
     words = ["Q1", "Q22", "Q333", "née", "Zürich", "x" * 700, ""]
     write_strings(tmp_path, "t", words)
@@ -211,7 +211,7 @@ def test_real_wikipedia_snippets_count_exactly(tmp_path):
 def test_entity_numbering_in_chunks_gives_the_same_counts(tmp_path, monkeypatch):
     from ix_testdata import QA
 
-    from indexes._embedded import EmbeddedWriter
+    from indexes.embedded._index import EmbeddedWriter
 
     corpus, linked = write_corpus(tmp_path / "c", DOCS)
     build_index(corpus, linked, tmp_path / "one", progress=False)
@@ -257,9 +257,9 @@ def test_maxscore_search_equals_brute_force_bm25(tmp_path, monkeypatch, bitmaps,
     with the default bitmaps, with every list or none looked up by bitmap, and with probes."""
     import numpy as np
 
-    import indexes._embedded as embedded
+    import indexes.embedded._index as embedded
     from indexes._bench import generate_passages, make_queries
-    from indexes._embedded import PassageSearcher, PassageWriter
+    from indexes.embedded._index import PassageSearcher, PassageWriter
 
     monkeypatch.setattr(embedded, "_BITMAP_FRACTION", {"some": 32, "all": 10**9, "none": 0}[bitmaps])
     monkeypatch.setattr(embedded, "_PROBE_BEFORE", probe_before)

@@ -227,8 +227,8 @@ def test_bench_import_smoke(capsys):
 
 def test_zip64_maps_with_more_members_than_a_plain_zip_directory_holds(tmp_path):
     """Over 65,535 members the .npz needs zip64 end records (The Pile's map has millions)."""
-    from indexes._kandpal import EntityMap
-    from indexes._kandpal_bench import write_entity_map
+    from indexes.kandpal._import import EntityMap
+    from indexes.kandpal._bench import write_entity_map
 
     path = tmp_path / "big.npz"
     write_entity_map(path, 66_000, 132_000, 1000, seed=3, progress=False)

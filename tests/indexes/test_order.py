@@ -21,7 +21,7 @@ def trained(tiny_world, tiny_train_settings, tmp_path_factory):
     """(model folder with checkpoints, linked folder, index folder, qa_entities) on the tiny world."""
     from entity_linking import link_corpus, link_qa
     from indexes import build_index
-    from probe._train import TrainConfig, train_model
+    from probe.world._train import TrainConfig, train_model
 
     base = tmp_path_factory.mktemp("order")
     settings = {**tiny_train_settings, "steps": 12, "seq_len": 256, "save_steps": [4, 8]}  # no document split
@@ -151,7 +151,7 @@ def test_packing_reports_each_rows_documents():
     """`_pack(members=...)`: per row, the documents whose tokens it holds (dropped ones left out)."""
     import random
 
-    from probe._train import _pack
+    from probe.world._train import _pack
 
     docs = [[10 + i] * n for i, n in enumerate([3, 5, 2, 9, 4, 1, 6])]  # doc i's tokens are all 10 + i
     for keep in (None, [True, False, True, True, False, True, True]):

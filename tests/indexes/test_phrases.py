@@ -14,8 +14,8 @@ import pytest
 pytest.importorskip("infini_gram")
 
 from indexes import build_index, count_qa, open_index  # noqa: E402
-from indexes._infinigram import InfiniGramIndex  # noqa: E402
-from indexes._infinigram_build import build_infinigram_index, phrase_corpus, write_jsonl_plain  # noqa: E402
+from indexes.infinigram._index import InfiniGramIndex  # noqa: E402
+from indexes.infinigram._build import build_infinigram_index, phrase_corpus, write_jsonl_plain  # noqa: E402
 from indexes._phrases import case_variants, occurs_at, phrase_at, words  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -123,7 +123,7 @@ def test_three_backends_count_the_same_documents(generated, noida_url, tmp_path)
     from elasticsearch.helpers import bulk
     from ix_testdata import delete_es_indices, new_index_name
 
-    from indexes._cli import open_phrase_index
+    from indexes import open_phrase_index
 
     folder, docs, aliases, index_dir = generated
     build_index(folder / "corpus.jsonl", None, tmp_path / "embedded", progress=False)
@@ -217,7 +217,7 @@ def test_embedded_phrases_and_the_comparison_report(tmp_path):
     assert [r["count"] for r in phrase_rows] == [2, 1, 1]  # d2 lost (pronoun), d3 gained ('Curie')
     with open_index(tmp_path / "index") as index:
         from indexes import EmbeddedPhraseCounts
-        from indexes._cli import load_aliases
+        from indexes import load_aliases
 
         view = EmbeddedPhraseCounts(open_index(tmp_path / "index"), load_aliases(str(kb)))
         assert view.docs_with(["marie", "warsaw"]) == ["d1", "d3"]
@@ -241,7 +241,7 @@ def test_subword_token_index_counts_equal_a_brute_force_scan(generated, tmp_path
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from indexes._infinigram_build import build_tokenized_index
+    from indexes.infinigram._build import build_tokenized_index
 
     _, docs, aliases, _ = generated
     bpe = Tokenizer(models.BPE())

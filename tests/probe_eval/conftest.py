@@ -19,7 +19,7 @@ def world_qa(tiny_world: Path) -> list[dict]:
 @pytest.fixture(scope="session")
 def hf_generator(tiny_model: Path):
     """transformers on the tiny model, float32 (the reference of the backend tests)."""
-    from probe._generation import get_generator
+    from probe.generation._generation import get_generator
 
     generator = get_generator("transformers", str(tiny_model), batch_size=16)
     yield generator
@@ -29,7 +29,7 @@ def hf_generator(tiny_model: Path):
 @pytest.fixture(scope="session")
 def closed_book_prompts(world_qa) -> list[str]:
     """30 two-shot closed-book prompts over the tiny world's questions."""
-    from probe._prompts import Shot, build_prompt, load_format
+    from probe.evaluation._prompts import Shot, build_prompt, load_format
 
     fmt = load_format("qa")
     return [build_prompt(fmt, r["question"], [Shot(s["question"], s["answers"][0]) for s in world_qa[i + 1:i + 3]])

@@ -5,10 +5,10 @@ import math
 
 import pytest
 
-from probe._analysis import (bucket_of, buckets, bootstrap_slope_ci, count_dependence, count_dependence_reduction,
+from probe.analysis._analysis import (bucket_of, buckets, bootstrap_slope_ci, count_dependence, count_dependence_reduction,
                              decade_edges,
                              logistic_fit, scaling, slope_per_decade, spearman, summarize, wilson_interval)
-from probe._rag import adaptive_retrieval
+from probe.evaluation._rag import adaptive_retrieval
 
 
 def test_wilson_interval_known_values():
@@ -180,7 +180,7 @@ def test_adaptive_retrieval_finds_the_crossover():
 def test_adaptive_retrieval_per_relation_on_count_and_popularity():
     """PopQA's choice: a threshold per relation, on popularity where the QA set has it, and on
     the count; both reported. Relation a crosses over at count 100, relation b at 10."""
-    from probe._rag import adaptive_retrieval_by_relation
+    from probe.evaluation._rag import adaptive_retrieval_by_relation
 
     n = 2000
     raw = [(i * 37) % 500 for i in range(n)]

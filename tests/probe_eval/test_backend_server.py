@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from probe._evaluate import evaluate
-from probe._generation import GenerationError, OpenAIGenerator, start_vllm_server
+from probe.evaluation._evaluate import evaluate
+from probe.generation._generation import GenerationError, OpenAIGenerator, start_vllm_server
 
 pytestmark = pytest.mark.slow
 

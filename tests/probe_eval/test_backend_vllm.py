@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from probe._evaluate import evaluate
-from probe._generation import get_generator
+from probe.evaluation._evaluate import evaluate
+from probe.generation._generation import get_generator
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from entity_linking.io import InputError, SkipCounter
-from probe._data import load_qa
+from probe.data._qa import load_qa
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 

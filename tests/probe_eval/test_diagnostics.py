@@ -1,6 +1,6 @@
 """Warnings that keep a run whose model learned nothing from presenting a flat curve as a finding."""
 
-from probe._analysis import diagnose, logistic_fit, summarize
+from probe.analysis._analysis import diagnose, logistic_fit, summarize
 
 
 def _summary(closed, rag):

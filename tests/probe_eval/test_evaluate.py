@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from probe._evaluate import CompletionCache, evaluate, in_shard, parse_shard, shot_pool_ids
-from probe._generation import TransformersGenerator
+from probe.evaluation._evaluate import CompletionCache, evaluate, in_shard, parse_shard, shot_pool_ids
+from probe.generation._generation import TransformersGenerator
 
 pytestmark = pytest.mark.slow  # trains the shared tiny model on first use
 

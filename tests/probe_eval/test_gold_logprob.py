@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from probe._evaluate import evaluate, gold_logprobs
+from probe.evaluation._evaluate import evaluate, gold_logprobs
 
 
 class _ThroughNextToken:
@@ -55,7 +55,7 @@ def test_evaluate_writes_gold_logprob(world_qa, hf_generator):
 
 @pytest.mark.slow
 def test_vllm_prompt_logprobs_agree_with_transformers(tiny_model, world_qa, hf_generator):
-    from probe._generation import get_generator
+    from probe.generation._generation import get_generator
 
     generator = get_generator("vllm", str(tiny_model), dtype="float32", max_model_len=512, enforce_eager=True)
     try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from probe._config import load_config
-from probe._evaluate import evaluate
-from probe._prompts import build_prompt, load_format
+from probe.pipeline._config import load_config
+from probe.evaluation._evaluate import evaluate
+from probe.evaluation._prompts import build_prompt, load_format
 
 
 class EchoGenerator:
@@ -40,7 +40,7 @@ def _strip_passages(prompt: str) -> str:
 
 def test_closed_book_and_retrieval_prompts_differ_only_by_the_passages():
     config = load_config(None, [])  # the demo keeps its own settings; check the package defaults
-    from probe._config import DEFAULTS
+    from probe.pipeline._config import DEFAULTS
 
     eval_cfg, rag_cfg = DEFAULTS["eval"], DEFAULTS["rag"]
     assert eval_cfg["shots"] == 4 and rag_cfg["shots"] is None and rag_cfg["k"] == 3
@@ -74,7 +74,7 @@ def test_filtered_shots_and_the_rag_format_are_still_available():
 
 @pytest.mark.parametrize("k", [1, 3])
 def test_qa_format_puts_each_passage_on_a_line_before_its_question(k):
-    from probe._prompts import Shot
+    from probe.evaluation._prompts import Shot
 
     fmt = load_format("qa")
     prompt = build_prompt(fmt, "Q2?", [Shot("Q1?", "A1", ["p one", "p  two"][:k])], ["p three", "p four"][:k])

@@ -1,6 +1,6 @@
 """Prompt formats from the template files, and fitting prompts into the context."""
 
-from probe._prompts import Shot, build_prompt, fit_prompts, load_format, relation_question
+from probe.evaluation._prompts import Shot, build_prompt, fit_prompts, load_format, relation_question
 
 
 def test_closed_book_format_is_the_studys():
@@ -48,7 +48,7 @@ def test_chat_template_wraps_the_prompt_as_one_user_turn():
     from transformers import PreTrainedTokenizerFast
 
     from entity_linking.io import InputError
-    from probe._prompts import chat_wrapper
+    from probe.evaluation._prompts import chat_wrapper
 
     backend = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()

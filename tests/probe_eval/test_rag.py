@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from entity_linking.io import read_records, write_jsonl
-from probe._evaluate import evaluate, passage_text
-from probe._rag import oracle_passages, question_entity_names, recall_at_k, retrieval_precision, retrieve_passages
-from probe._scoring import contains_answer
+from probe.evaluation._evaluate import evaluate, passage_text
+from probe.evaluation._rag import oracle_passages, question_entity_names, recall_at_k, retrieval_precision, retrieve_passages
+from probe.evaluation._scoring import contains_answer
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -88,7 +88,7 @@ def test_several_models_give_per_model_results_and_scaling(tiny_world, tiny_mode
     _check_scaling_summary(summary, predictions, counts_file, [tiny_model, tiny_model_small], sizes)
     assert f"{tiny_model_small}: closed_book: accuracy" in result.stdout and "scaling (closed_book" in result.stdout
     # The report renders the scaling section from this summary.
-    from probe._report import write_report
+    from probe.report._report import write_report
 
     write_report(tmp_path / "two")
     assert "Scaling across model sizes" in (tmp_path / "two" / "report.html").read_text()
@@ -111,7 +111,7 @@ def test_parameter_count_from_safetensors_headers(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from probe._params import parameter_count
+    from probe.pipeline._params import parameter_count
 
     save_file({"a": torch.zeros(3, 4), "b": torch.zeros(5)}, tmp_path / "model.safetensors")
     assert parameter_count(str(tmp_path)) == 17
@@ -122,7 +122,7 @@ def test_parameter_count_from_safetensors_headers(tmp_path):
         "c": "model-00002-of-00002.safetensors"}}))
     assert parameter_count(str(tmp_path)) == 25
     assert parameter_count(str(tmp_path / "missing")) is None
-    from probe._params import model_parameters
+    from probe.pipeline._params import model_parameters
 
     assert model_parameters([str(tmp_path), "served-name"], {"served-name": 1e9}) == \
         {str(tmp_path): 25.0, "served-name": 1e9}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from probe._scoring import contains_answer, exact_match, normalize_answer, score
+from probe.evaluation._scoring import contains_answer, exact_match, normalize_answer, score
 
 
 def test_normalize_answer_follows_squad():

@@ -1,8 +1,8 @@
 """Scoring defaults follow each QA set's publication (issue 16): PopQA by alias containment."""
 
-from probe._cli_eval import _scoring
-from probe._config import load_config
-from probe._data import default_scoring
+from probe.cli._eval import _scoring
+from probe.pipeline._config import load_config
+from probe.data._qa import default_scoring
 from probe.cli import build_parser
 
 

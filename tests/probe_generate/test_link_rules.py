@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from entity_linking.io import InputError
-from probe._linkgen import partial_statement, statements
-from probe._probing import negate
-from probe._rules import load_rules, parse_rule
+from probe.link._search import partial_statement, statements
+from probe.link._probing import negate
+from probe.link._rules import load_rules, parse_rule
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 EXAMPLE = SHARED / "link_rule_example.json"

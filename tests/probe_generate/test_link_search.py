@@ -14,9 +14,9 @@ from _link_scripted import ScriptedModel
 from test_link_rules import RULE2
 
 from entity_linking.io import InputError
-from probe._linkgen import (CountScorer, Searcher, SearchConfig, clean_value, generate_statements,
+from probe.link._search import (CountScorer, Searcher, SearchConfig, clean_value, generate_statements,
                             statement_records)
-from probe._rules import parse_rule
+from probe.link._rules import parse_rule
 
 
 def rule2():
@@ -297,7 +297,7 @@ def test_generate_statements_writes_outputs_and_resumes(tmp_path):
 
 
 def test_probing_negation_flips_expected_answer():
-    from probe._probing import probe_statements, summarize_probing
+    from probe.link._probing import probe_statements, summarize_probing
 
     rule = rule2()
     rows = [{"id": "r:head:0", "rule": "rule2", "beam": "head",
@@ -342,7 +342,7 @@ class Fixed:
 
 
 def test_conclusion_first_order_and_template_override(tmp_path):
-    from probe._linkgen import load_templates
+    from probe.link._search import load_templates
 
     (tmp_path / "knowledge.yaml").write_text(
         'prompt: "Give a {datatype} for [{variable}]: {statements} {exclude}\\n[{variable}] ="\n'
@@ -365,8 +365,8 @@ def test_real_critic_tells_apart_answers_that_share_a_first_token(tmp_path, tiny
     the critic scores whole answers, so its checks are not stuck at 0.5."""
     import yaml
 
-    from probe._generation import get_generator
-    from probe._linkgen import load_templates
+    from probe.generation._generation import get_generator
+    from probe.link._search import load_templates
 
     for name in ("critic_fact", "critic_type"):
         template = load_templates()[name]

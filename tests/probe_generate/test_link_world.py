@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from probe._linkgen import CountScorer, Searcher, SearchConfig, generate_statements
-from probe._rules import parse_rule
+from probe.link._search import CountScorer, Searcher, SearchConfig, generate_statements
+from probe.link._rules import parse_rule
 
 REPO = Path(__file__).resolve().parents[2]
 

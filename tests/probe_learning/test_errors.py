@@ -88,7 +88,7 @@ def test_planted_distractor_is_found(planted):
 
 
 def test_summary_of_a_run_folder_gets_error_attribution(planted):
-    from probe._learning import add_learning_views
+    from probe.analysis._learning import add_learning_views
 
     counts = [r for _, r in read_records(planted / "counts.jsonl")]
     predictions = [r for _, r in read_records(planted / "predictions.jsonl")]

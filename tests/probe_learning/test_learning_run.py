@@ -83,7 +83,7 @@ def test_run_evaluates_checkpoints_and_writes_learning(learning_run):
 
 
 def test_revisions_and_steps(tmp_path):
-    from probe._learning import model_step, split_revision
+    from probe.analysis._learning import model_step, split_revision
 
     assert split_revision("EleutherAI/pythia-160m@step3000") == ("EleutherAI/pythia-160m", "step3000")
     assert split_revision("gpt2") == ("gpt2", None)
@@ -102,7 +102,7 @@ def test_revisions_and_steps(tmp_path):
 
 
 def test_learning_summary_by_seen_counts():
-    from probe._learning import learning_summary
+    from probe.analysis._learning import learning_summary
 
     # step 10: q1 seen 0 (wrong), q2 seen 5 (right); step 20: both seen 50, both right
     seen = {"q1": {10: 0, 20: 50}, "q2": {10: 5, 20: 50}}

@@ -112,8 +112,8 @@ def make_run(out: Path, *, n: int = 300, seed: int = 0, rag_slope_factor: float 
     if extras:
         # The toolkit's own analysis and retrieval measurements over these records (real code, so
         # the report is tested against the shapes the pipeline writes).
-        from probe._analysis import scaling, summarize
-        from probe._rag import adaptive_retrieval, recall_at_k, retrieval_precision
+        from probe.analysis._analysis import scaling, summarize
+        from probe.evaluation._rag import adaptive_retrieval, recall_at_k, retrieval_precision
 
         primary = [p for p in preds if p["model"] == model]
         summary.update(summarize(primary, counts, min_bucket=20, n_boot=200, seed=seed))

@@ -13,8 +13,8 @@ from matplotlib.image import imread
 
 import probe
 from entity_linking.io import InputError
-from probe._plots import plot_accuracy_vs_count
-from probe._report import headline
+from probe.report._plots import plot_accuracy_vs_count
+from probe.report._report import headline
 
 SECTIONS = ["Finding", "Accuracy against relevant-document count", "Count dependence", "Retrieval",
             "Scaling across model sizes", "Counts against the world&#x27;s true counts",
@@ -138,7 +138,7 @@ def test_headline_says_what_the_numbers_say(synthetic_run):
 
 
 def test_setup_sentence_from_a_pipeline_config():
-    from probe._report import setup_sentence
+    from probe.report._report import setup_sentence
 
     config = {"world": {"seed": 7, "people": 2000}, "model": {"train": {"steps": 3100, "hidden_size": 256,
                                                                           "layers": 4}},
@@ -213,7 +213,7 @@ def test_accuracy_figure_draws_the_buckets(synthetic_run):
 
 def _cli(argv):
     """Parse with a parser holding only this area's commands (others' modules may be in progress)."""
-    from probe import _cli_report
+    from probe.cli import _report as _cli_report
     from probe.cli import Commands
 
     parser = argparse.ArgumentParser(prog="ltprobe")

@@ -11,18 +11,18 @@ import pytest
 
 import probe
 from entity_linking.io import InputError
-from probe._load import bucket_bounds, bucket_label
+from probe.analysis import bucket_label, bucket_of
 
 
-def test_bucket_bounds_are_decades_with_zero_first():
-    assert bucket_bounds(0) == (0, 1)
-    assert bucket_bounds(1) == (1, 10)
-    assert bucket_bounds(9) == (1, 10)
-    assert bucket_bounds(10) == (10, 100)
-    assert bucket_bounds(999) == (100, 1000)
-    assert bucket_bounds(1000) == (1000, 10000)
-    assert bucket_bounds(None) is None
-    assert bucket_bounds(math.nan) is None
+def test_bucket_of_are_decades_with_zero_first():
+    assert bucket_of(0) == (0, 1)
+    assert bucket_of(1) == (1, 10)
+    assert bucket_of(9) == (1, 10)
+    assert bucket_of(10) == (10, 100)
+    assert bucket_of(999) == (100, 1000)
+    assert bucket_of(1000) == (1000, 10000)
+    assert bucket_of(None) is None
+    assert bucket_of(math.nan) is None
     assert [bucket_label(*b) for b in [(0, 1), (1, 10), (100, 1000), (10**5, 10**6)]] == \
         ["0", "1-9", "100-999", "1e5-1e6"]
 
@@ -49,7 +49,7 @@ def test_frames_match_the_files(synthetic_run):
         if c is None:  # unlinked: no bucket, and no prediction in this synthetic run
             assert pd.isna(joined.loc[qid, "bucket"]) and pd.isna(joined.loc[qid, "closed_book"])
             continue
-        assert joined.loc[qid, "bucket"] == bucket_label(*bucket_bounds(c))
+        assert joined.loc[qid, "bucket"] == bucket_label(*bucket_of(c))
         for setting in ("closed_book", "rag", "oracle"):
             truth = [p["correct"] for p in preds
                      if p["id"] == qid and p["setting"] == setting and p["model"] == "tiny-llama"]

@@ -1,0 +1,150 @@
+"""Flat, memory-mappable structures behind `KnowledgeBase` (format 2), and their kernels.
+
+Everything is a numpy array of plain numbers, saved as `.npy` and opened with
+`np.load(..., mmap_mode="r", allow_pickle=False)`: nothing in a knowledge-base folder can run
+code, opening it reads no more than a few headers, and worker processes share the pages
+through the page cache instead of holding copies.
+
+- Strings (`StringColumn`): one UTF-8 blob (`uint8`) and offsets (`int64`, n + 1).
+- String lookup (`StringTable`): an open-addressing hash table (`int64` slot -> string index,
+  `uint64` slot -> hash; FNV-1a over the UTF-8 bytes, linear probing) whose hits are checked
+  byte by byte against the strings, so a lookup is exact.
+- The alias matcher (`KeyMatcher`): the alias keys (normalized alias variants, see
+  `entity_linking._normalize`) with their packed values, and a hash table of every key *and
+  every word prefix of a key* ("new york" for "new york city"). A scan starts at each word of
+  the normalized text and extends word by word while the text so far is a prefix of some key,
+  reporting each extension that is a key: the same spans, in the same order, as the
+  Aho-Corasick automaton of format 1 found with the keys padded by spaces.
+
+The kernels (`entity_linking.kb._kernels`) are compiled with numba on first use and cached.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_KERNELS: dict = {}
+
+
+def kernels() -> dict:
+    """The compiled kernels (`entity_linking.kb._kernels`, imported on first call)."""
+    if not _KERNELS:
+        from entity_linking.kb import _kernels as k
+
+        _KERNELS.update(fnv=k.fnv, dedupe=k.dedupe, lookup=k.lookup, prefix_table=k.prefix_table, scan=k.scan,
+                        key_lookup=k.key_lookup, gather=k.gather, char_lengths=k.char_lengths)
+    return _KERNELS
+
+
+def table_size(n: int) -> int:
+    """A power of two at least twice `n` (load factor <= 0.5)."""
+    size = 8
+    while size < 2 * n:
+        size *= 2
+    return size
+
+
+class StringColumn:
+    """A read-only sequence of strings over a UTF-8 blob and offsets (arrays or memory maps)."""
+
+    __slots__ = ("blob", "offsets", "_blob", "_off", "_n")
+
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray):
+        self.blob = blob
+        self.offsets = offsets
+        # memoryviews index in C without numpy scalars: a string costs well under a microsecond
+        self._blob = memoryview(blob) if len(blob) else memoryview(b"")
+        self._off = memoryview(offsets).cast("B").cast("q") if len(offsets) else memoryview(b"").cast("q")
+        self._n = len(offsets) - 1
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self._n))]
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        off = self._off
+        return str(self._blob[off[i]:off[i + 1]], "utf-8")
+
+    def __iter__(self):
+        return (self[i] for i in range(self._n))
+
+    @staticmethod
+    def build(strings) -> tuple[np.ndarray, np.ndarray]:
+        """(blob, offsets) of a list of strings."""
+        encoded = [s.encode("utf-8") for s in strings]
+        offsets = np.zeros(len(encoded) + 1, np.int64)
+        np.cumsum([len(b) for b in encoded], out=offsets[1:])
+        return np.frombuffer(b"".join(encoded), np.uint8).copy(), offsets
+
+
+class StringTable:
+    """Exact lookup of a string's index in a `StringColumn` through a hash table."""
+
+    __slots__ = ("column", "tab", "tab_hash")
+
+    def __init__(self, column: StringColumn, tab: np.ndarray, tab_hash: np.ndarray):
+        self.column = column
+        self.tab = tab
+        self.tab_hash = tab_hash
+
+    def index(self, s: str) -> int:
+        """The index of `s`, or -1."""
+        query = np.frombuffer(s.encode("utf-8"), np.uint8)
+        return int(kernels()["lookup"](self.column.blob, self.column.offsets, self.tab, self.tab_hash, query))
+
+    @staticmethod
+    def build(blob: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(uid per string, table, table hashes); uid[i] != i means string i repeats an earlier one."""
+        uid, _, tab, tab_hash = kernels()["dedupe"](blob, offsets, table_size(len(offsets) - 1))
+        return uid, tab, tab_hash
+
+
+class KeyMatcher:
+    """The alias keys, their packed values and the prefix table; `find` scans a text."""
+
+    ARRAYS = ("key_blob", "key_off", "key_val", "t_hash", "t_rep", "t_len", "t_full", "t_ext")
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        for name in self.ARRAYS:
+            setattr(self, name, arrays[name])
+        self._out = np.empty((256, 3), np.int64)
+        self._scan = None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in self.ARRAYS}
+
+    def __len__(self) -> int:
+        return len(self.key_off) - 1
+
+    def find(self, norm: str) -> list:
+        """Candidate spans `[start, end, value]` of a normalized text, sorted by end, longer first."""
+        scan = self._scan
+        if scan is None:
+            scan = self._scan = kernels()["scan"]
+        raw = norm.encode("utf-8")
+        text = np.frombuffer(raw, np.uint8)
+        out = self._out
+        if len(out) < len(raw) // 4 + 16:
+            out = self._out = np.empty((len(raw) // 4 + 16, 3), np.int64)
+        while True:
+            count = scan(text, self.key_blob, self.key_off, self.key_val, self.t_hash, self.t_rep, self.t_len,
+                         self.t_full, self.t_ext, len(raw) == len(norm), out)
+            if count >= 0:
+                return out[:count].tolist()
+            out = self._out = np.empty((2 * len(out), 3), np.int64)
+
+    def get(self, key: str, default=None):
+        """The packed value of a key (a normalized alias variant, no padding), or `default`."""
+        k = self.index(key)
+        return default if k < 0 else int(self.key_val[k])
+
+    def index(self, key: str) -> int:
+        """Index of a key, or -1."""
+        query = np.frombuffer(key.encode("utf-8"), np.uint8)
+        return int(kernels()["key_lookup"](self.key_off, self.key_blob, self.t_hash, self.t_rep, self.t_len,
+                                           self.t_full, query))

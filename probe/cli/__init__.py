@@ -1,0 +1,123 @@
+"""The `ltprobe` command.
+
+Each package registers its own subcommands from a small `_cli.py` module that imports nothing
+heavy at module level; a command's handler imports what it needs when it runs, so that
+`ltprobe --help` is instant and never starts torch or vLLM. Errors the user can fix
+(`InputError`) are printed as one line on stderr with exit status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import importlib
+import sys
+from collections.abc import Callable
+
+from entity_linking.io import InputError
+
+# Modules whose `register(commands)` adds subcommands, in the order `--help` lists them.
+_COMMAND_MODULES = [
+    "probe.cli._run",
+    "probe.cli._world",
+    "probe.cli._link",
+    "probe.cli._index",
+    "probe.cli._import",
+    "probe.cli._eval",
+    "probe.cli._learning",
+    "probe.cli._generate",
+    "probe.cli._report",
+]
+
+
+class Commands:
+    """What a `register` function receives: adds subcommands and benchmarks."""
+
+    def __init__(self, subparsers: argparse._SubParsersAction, bench: argparse._SubParsersAction):
+        self._subparsers = subparsers
+        self._bench = bench
+
+    def add(self, name: str, handler: Callable[[argparse.Namespace], int | None], help: str,
+            description: str | None = None) -> argparse.ArgumentParser:
+        """Add `ltprobe NAME`; `handler(args)` runs it and returns an exit status (None = 0)."""
+        parser = self._subparsers.add_parser(
+            name, help=help, description=description or help,
+            formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.set_defaults(handler=handler)
+        return parser
+
+    def add_bench(self, name: str, handler: Callable[[argparse.Namespace], int | None], help: str,
+                  description: str | None = None) -> argparse.ArgumentParser:
+        """Add `ltprobe bench NAME`. A benchmark prints one JSON object on its last line."""
+        parser = self._bench.add_parser(
+            name, help=help, description=description or help,
+            formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.set_defaults(handler=handler)
+        return parser
+
+
+def add_on_error(parser: argparse.ArgumentParser) -> None:
+    """The contract's `--on-error` option, shared by every command that reads records."""
+    parser.add_argument(
+        "--on-error", choices=["fail", "skip"], default="fail",
+        help="on a bad input record: stop with FILE:LINE: reason (fail, the default), or skip "
+             "it, count it and report the count at the end (skip)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ltprobe",
+        description=(
+            "Measure how a language model's factual knowledge depends on how often the facts "
+            "appear in its pretraining data.\n\n"
+            "The main job is `ltprobe run`; every stage is also a command of its own. "
+            "`ltprobe COMMAND --help` explains each."),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    bench_parser = subparsers.add_parser(
+        "bench", help="benchmarks asked for by the issues (each prints one JSON object last)",
+        description="Benchmarks. Each compares the toolkit with a baseline in the same run and "
+                    "prints one JSON object on its last line of output.")
+    bench = bench_parser.add_subparsers(dest="bench", metavar="NAME")
+    bench_parser.set_defaults(handler=lambda args: _missing(bench_parser))
+    commands = Commands(subparsers, bench)
+    for module in _COMMAND_MODULES:
+        importlib.import_module(module).register(commands)
+    return parser
+
+
+def _missing(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+"""A full disk, an exceeded quota, a file larger than the process may write."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        status = args.handler(args)
+    except InputError as exc:
+        print(f"ltprobe: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in _FULL:
+            raise
+        out = getattr(args, "out", None)
+        where = f"{exc.filename}: " if exc.filename else f"writing under {out}: " if out else ""
+        print(f"ltprobe: error: {where}{exc.strerror or 'no space left on device'}; free space (or raise the "
+              "quota or file-size limit) and run the same command again: finished outputs are kept and "
+              "it resumes", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ltprobe: interrupted; completed outputs are kept and a re-run resumes", file=sys.stderr)
+        return 130
+    return int(status or 0)
+

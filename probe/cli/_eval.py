@@ -1,0 +1,598 @@
+"""`ltprobe eval`, `ltprobe rag` and `ltprobe bench eval`.
+
+Handlers import what they need when they run, so `ltprobe --help` never starts torch or vLLM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EVAL_HELP = """\
+Evaluate a model on a QA set closed-book (k-shot `Q: ...\\nA: ...` prompts, greedy until a
+newline) and write OUT/predictions.jsonl; with --counts also OUT/summary.json (accuracy per
+decade bucket of the relevant-document count, slope per decade with a bootstrap interval,
+Spearman correlation). Completions are cached in OUT/cache, so a killed job resumes where it
+stopped; --shard I/N evaluates one shard of a job array (OUT/predictions.I-of-N.jsonl).
+
+Several --model values evaluate each model in turn on the same prompts (predictions.jsonl rows
+carry `model`). summary.json keeps the first model's results in its usual keys and adds
+`models` (each model's results and parameter count) and `scaling`, the original study's
+analysis across sizes: accuracy on questions with fewer than --scaling-max-count relevant
+documents against log10(parameters), the linear fit, its R^2 and, with --target-accuracy, the
+parameter count the fit needs to reach that accuracy. Parameter counts are read from the
+models' safetensors headers, or given with --params MODEL=N.
+
+Examples:
+  ltprobe eval --qa runs/demo/qa.jsonl --model runs/demo/model --counts runs/demo/counts.jsonl --out runs/eval
+  ltprobe eval --qa trivia_qa --preset trivia_qa --model EleutherAI/gpt-neo-125m EleutherAI/gpt-neo-1.3B \
+      EleutherAI/gpt-neo-2.7B --counts counts.jsonl --target-accuracy 0.5 --out runs/scaling
+  ltprobe eval --qa trivia_qa --preset trivia_qa --model EleutherAI/gpt-neo-1.3B --out runs/tqa \\
+      --option tensor_parallel_size=2 --shard 0/8
+  ltprobe eval --qa qa.jsonl --model served-name --backend openai --base-url http://127.0.0.1:8000/v1 --out runs/x
+"""
+
+RAG_HELP = """\
+Evaluate a model with retrieved passages: the top --k BM25 passages of INDEX_DIR (built with
+`ltprobe index`) as lines before each question, in the --shots in-context examples too (each
+with its own passages): by default the original study's 4-shot `Q: ...\\nA: ...` prompt with
+the top-3 passages prepended, so that with --closed-book the two settings' prompts differ
+only by the passages (--prompt-format rag for `Passage: ...\\nQuestion: ...\\nAnswer:`).
+Writes OUT/predictions.jsonl (setting rag; with --oracle also setting oracle, from gold passages
+or passages of documents linked to both the question and answer entity, see --qa-entities;
+with --closed-book also the closed-book setting) and OUT/retrieval.json (recall@1,3,5,10,20
+overall and per count bucket, retrieval precision). With --counts also OUT/summary.json, with
+count_dependence_reduction when --closed-book is given, and adaptive retrieval.
+
+Example:
+  ltprobe rag --qa runs/demo/qa.jsonl --model runs/demo/model --index runs/demo/index \\
+      --qa-entities runs/demo/qa_entities.jsonl --counts runs/demo/counts.jsonl --oracle --closed-book --out runs/rag
+"""
+
+BENCH_HELP = """\
+The same local model and the same prompts (4-shot QA prompts, greedy until a newline) through
+vLLM in this process and through transformers' batched generate. Prints tokens per second of
+each, their ratio, and the share of identical greedy completions; the last line is one JSON
+object. Without --model a small Llama is trained on synthetic facts first (about a minute on a
+CPU, kept in --model-dir for the next run).
+"""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    from probe.cli import add_on_error
+
+    parser.add_argument("--qa", required=True, help="QA set: JSONL/CSV/TSV/Parquet file, a data-set "
+                        "folder, or a Hugging Face data set id")
+    parser.add_argument("--preset", choices=["trivia_qa", "nq_open", "popqa"],
+                        help="field mapping of a known data set (with --qa set to the preset's name, its hub id)")
+    parser.add_argument("--split", help="data-set split (Hugging Face data sets)")
+    parser.add_argument("--mapping", action="append", default=[], metavar="OURS=THEIRS",
+                        help="field mapping, e.g. --mapping answers=answer.aliases (repeatable)")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N questions")
+    parser.add_argument("--model", required=True, nargs="+", action="extend", metavar="MODEL",
+                        help="model folder or hub id (openai: the served name); several (--model A B, or "
+                             "--model repeated) evaluate each in turn, the first being the primary model")
+    parser.add_argument("--params", action="append", default=[], metavar="MODEL=N",
+                        help="parameter count of a model for the scaling analysis, e.g. --params "
+                             "served-name=1.3e9 (default: read from its safetensors weights; repeatable)")
+    parser.add_argument("--scaling-max-count", type=int, default=100,
+                        help="scaling analysis over questions with fewer relevant documents than this (100)")
+    parser.add_argument("--target-accuracy", type=float,
+                        help="scaling analysis: extrapolate the parameters needed for this accuracy (0-1)")
+    parser.add_argument("--backend", choices=["vllm", "openai", "transformers"], default="vllm",
+                        help="generation backend (default: vllm in this process)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="backend option, VALUE read as YAML, e.g. --option dtype=float32 "
+                             "--option max_model_len=2048 --option tensor_parallel_size=4 (repeatable)")
+    parser.add_argument("--base-url", help="openai backend: the server's /v1 URL (API key from $OPENAI_API_KEY)")
+    parser.add_argument("--serve", action="store_true",
+                        help="openai backend: start a vLLM server for --model on 127.0.0.1 for this job and "
+                             "stop it at the end (--option values become server flags, e.g. max_model_len=2048)")
+    parser.add_argument("--counts", help="counts.jsonl of `ltprobe count`: also write summary.json")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--max-tokens", type=int, default=16, help="tokens to generate at most (16)")
+    parser.add_argument("--scoring", choices=["em", "contains"], default=None,
+                        help="which score is `correct`: SQuAD exact match (em) or alias containment "
+                             "(contains); default: the QA set's own (contains for --preset popqa, as "
+                             "PopQA scored, else em)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the shot pool and shot choice (0)")
+    parser.add_argument("--pool-size", type=int, default=16,
+                        help="questions set aside as the in-context example pool, never scored (16)")
+    parser.add_argument("--chat", action="store_true", help="wrap prompts in the model's chat template")
+    parser.add_argument("--shard", help="evaluate shard I of N (0 <= I < N), e.g. 0/8")
+    parser.add_argument("--chunk-size", type=int, default=1024,
+                        help="prompts handed to the backend at once and cached together (1024)")
+    parser.add_argument("--min-bucket", type=int, default=20, help="flag buckets with fewer questions (20)")
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (1000)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--gold-logprob", action="store_true",
+                        help="also score each question's gold answer log-probability (summed over its tokens, "
+                             "best alias): `gold_logprob` in predictions, its slope per decade in summary.json")
+    parser.add_argument("--counts-by-step", metavar="FILE",
+                        help="with --counts and checkpoints as --model (folders of `ltprobe train --save-steps`, "
+                             "or NAME@stepN revisions): relevant documents seen by step from `ltprobe count "
+                             "--order`; summary.json adds `learning`")
+    add_on_error(parser)
+
+
+def _one_line(handler: Any) -> Any:
+    """Report a backend failure (a dead server, retries exhausted) as one line, exit status 1."""
+
+    def run(args: argparse.Namespace) -> int:
+        from probe.generation import GenerationError
+
+        try:
+            return handler(args)
+        except GenerationError as exc:
+            print(f"ltprobe: error: {exc}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def register(commands: Any) -> None:
+    p = commands.add("eval", _one_line(_eval), help="evaluate a model closed-book on a QA set", description=EVAL_HELP)
+    _common(p)
+    p.add_argument("--shots", type=int, default=4, help="in-context examples per prompt (4)")
+    p.add_argument("--prompt-format", default="qa",
+                   help="prompt format: qa (`Q: ...\\nA: ...`, the original study's; default) or a JSON "
+                        "format file (fields shot, query, stop, passage)")
+
+    p = commands.add("rag", _one_line(_rag), help="evaluate a model with retrieved (and oracle) passages",
+                     description=RAG_HELP)
+    _common(p)
+    p.add_argument("--index", required=True, help="index folder written by `ltprobe index`")
+    p.add_argument("--es-url", help="Elasticsearch URL (with --es-index) instead of the index folder's")
+    p.add_argument("--es-index", help="Elasticsearch index name")
+    p.add_argument("--k", type=int, default=3, help="passages per prompt (3)")
+    p.add_argument("--shots", type=int, default=4,
+                   help="in-context examples per prompt, each with its own retrieved passages (4)")
+    p.add_argument("--prompt-format", default="qa",
+                   help="prompt format: qa (default: `Q: ...\\nA:` with the passages as lines before "
+                        "each question, the original study's; closed-book prompts are the same without "
+                        "passages), rag (`Passage: ...\\nQuestion: ...\\nAnswer:`), or a JSON format file")
+    p.add_argument("--filter-shots", action="store_true",
+                   help="use only shots whose passages contain their answer (default: every shot, as "
+                        "the original study)")
+    p.add_argument("--oracle", action="store_true", help="also evaluate with oracle passages")
+    p.add_argument("--qa-entities", help="qa_entities.jsonl (for oracle passages from entity-linked documents)")
+    p.add_argument("--closed-book", action="store_true",
+                   help="also evaluate closed-book (--closed-book-shots), for count_dependence_reduction")
+    p.add_argument("--closed-book-shots", type=int, default=None,
+                   help="shots of the closed-book setting (default: --shots, the same shots)")
+
+    p = commands.add_bench("eval", _bench, help="vLLM vs transformers generate: tokens/s and same answers",
+                           description=BENCH_HELP)
+    p.add_argument("--model", help="model folder (default: train a small local model)")
+    p.add_argument("--model-dir", default=None,
+                   help="where the default model is trained and kept (default: a folder in the temp dir)")
+    p.add_argument("--prompts", type=int, default=512, help="number of prompts (512)")
+    p.add_argument("--max-tokens", type=int, default=16, help="tokens to generate at most (16)")
+    p.add_argument("--batch-size", type=int, default=64, help="transformers batch size (64)")
+    p.add_argument("--dtype", default="float32", help="dtype of both backends (float32)")
+    p.add_argument("--no-stop", action="store_true",
+                   help="generate --max-tokens tokens without stopping at the newline (decoding throughput)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="vLLM option, VALUE read as YAML (repeatable)")
+
+
+def _options(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    from entity_linking.io import InputError
+
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--option {item!r}: expected KEY=VALUE")
+        options[key] = yaml.safe_load(value)
+    return options
+
+
+def _mapping(items: list[str]) -> dict[str, str] | None:
+    from entity_linking.io import InputError
+
+    mapping = {}
+    for item in items:
+        ours, sep, theirs = item.partition("=")
+        if not sep or not ours or not theirs:
+            raise InputError(f"--mapping {item!r}: expected OURS=THEIRS, e.g. answers=answer.aliases")
+        mapping[ours] = theirs
+    return mapping or None
+
+
+def _load(args: argparse.Namespace) -> tuple[list[dict], Any]:
+    from entity_linking.io import SkipCounter
+    from probe.data import load_qa
+
+    skips = SkipCounter()
+    qa = load_qa(args.qa, preset=args.preset, mapping=_mapping(args.mapping), split=args.split,
+                 on_error=args.on_error, skips=skips)
+    if args.limit is not None:
+        qa = qa[: args.limit]
+    return qa, skips
+
+
+def _generator(args: argparse.Namespace, model: str) -> Any:
+    from entity_linking.io import InputError
+    from probe.generation import get_generator, start_vllm_server
+
+    options = _options(args.option)
+    if args.serve:
+        if args.backend != "openai":
+            raise InputError("--serve starts a server for the openai backend; add --backend openai")
+        flags = []
+        for key, value in options.items():
+            flag = "--" + key.replace("_", "-")
+            flags += [flag] if value is True else [] if value is False else [flag, str(value)]
+        print(f"starting a vLLM server for {model} on 127.0.0.1 ...", file=sys.stderr)
+        server = start_vllm_server(model, extra_args=flags, log_file=Path(args.out) / "server.log")
+        generator = server.generator(tokenizer=model)
+        close = generator.close
+
+        def close_both() -> None:
+            close()
+            server.stop()
+
+        generator.close = close_both
+        return generator
+    if args.backend == "openai" and args.base_url:
+        options["base_url"] = args.base_url
+    return get_generator(args.backend, model, **options)
+
+
+def _parameters(args: argparse.Namespace, counts: list[dict] | None) -> dict[str, float] | None:
+    """Parameter counts of the models when there will be a scaling analysis (several models and
+    counts, unsharded), checked before any model is evaluated."""
+    from probe.evaluation import parse_shard
+    from probe.pipeline import model_parameters, parse_params
+
+    given = parse_params(args.params)
+    if len(args.model) < 2 or counts is None or parse_shard(args.shard) is not None:
+        return None
+    return model_parameters(args.model, given)
+
+
+def _each_model(args: argparse.Namespace, evaluate_model: Any) -> tuple[list[dict], list[dict], dict[str, str]]:
+    """`evaluate_model(generator) -> (predictions, stats)` for every --model in turn (one model
+    loaded at a time). Returns all predictions, all stats (each with its `model`), and each
+    --model value's name in the predictions."""
+    predictions: list[dict] = []
+    stats: list[dict] = []
+    names: dict[str, str] = {}
+    for model in args.model:
+        if len(args.model) > 1:
+            print(f"model {model}", file=sys.stderr)
+        generator = _generator(args, model)
+        try:
+            model_predictions, model_stats = evaluate_model(generator)
+            names[model] = generator.name
+        finally:
+            generator.close()
+        predictions += model_predictions
+        stats += [{"model": generator.name, **s} for s in model_stats]
+    return predictions, stats, names
+
+
+def _read_counts(path: str | None, on_error: str) -> list[dict] | None:
+    if not path:
+        return None
+    from entity_linking.io import read_records
+
+    return [r for _, r in read_records(path, on_error=on_error, required={"id": (str, int)})]
+
+
+def _finish(args: argparse.Namespace, out: Path, predictions: list[dict], stats: list[dict],
+            counts: list[dict] | None, skips: Any, extra: dict | None = None,
+            parameters: dict[str, float] | None = None) -> None:
+    from entity_linking.io import write_json, write_jsonl
+    from probe.evaluation import parse_shard
+
+    shard = parse_shard(args.shard)
+    pred_name = "predictions.jsonl" if shard is None else f"predictions.{shard[0]}-of-{shard[1]}.jsonl"
+    write_jsonl(out / pred_name, predictions)
+    write_json(out / ("manifest.json" if shard is None else f"manifest.{shard[0]}-of-{shard[1]}.json"),
+               eval_manifest(args, stats, skips))
+    several = len(args.model) > 1
+    if counts is not None and shard is None:
+        from probe.analysis import summarize_models
+
+        primary = [p for p in predictions if p["model"] == predictions[0]["model"]] if predictions else []
+        summary = {"model": args.model[0], "index": getattr(args, "index", None),
+                   "n_questions": len({p["id"] for p in primary})}
+        summary.update(summarize_models(predictions, counts, parameters=parameters, min_bucket=args.min_bucket,
+                                        n_boot=args.n_boot, seed=args.seed, max_count=args.scaling_max_count,
+                                        target_accuracy=args.target_accuracy))
+        summary.update(extra or {})
+        from probe.analysis import add_learning_views  # issue 19
+
+        add_learning_views(summary, predictions, counts, primary=str(predictions[0]["model"]) if predictions else "",
+                           counts_by_step=args.counts_by_step, min_bucket=args.min_bucket, n_boot=args.n_boot,
+                           seed=args.seed)
+        write_json(out / "summary.json", summary)
+        for model in summary.get("models") or [summary]:
+            for name, s in model["settings"].items():
+                slope = s["slope_per_decade"]
+                print(f"{model['model'] + ': ' if several else ''}{name}: accuracy {s['accuracy']:.3f} over "
+                      f"{s['n']} questions; slope per decade {'n/a' if slope is None else f'{slope:+.3f}'}")
+        if summary.get("count_dependence_reduction") is not None:
+            print(f"count dependence reduction: {summary['count_dependence_reduction']:.2f}")
+        from probe.analysis import count_dependence_lines
+
+        for line in count_dependence_lines(summary):
+            print(line)
+        scaling = summary.get("scaling")
+        if scaling is not None and scaling["slope"] is not None:
+            r2 = "n/a" if scaling["r2"] is None else f"{scaling['r2']:.2f}"
+            print(f"scaling ({scaling['setting']}, count < {scaling['max_count']}): accuracy "
+                  f"{scaling['intercept']:+.3f} {scaling['slope']:+.3f} x log10(parameters), R^2 {r2}"
+                  + ("" if scaling["parameters_for_target"] is None else
+                     f"; {scaling['target_accuracy']:.0%} needs about {scaling['parameters_for_target']:.2g} "
+                     "parameters"))
+    else:
+        by_setting: dict[tuple[str, str], list[bool]] = {}
+        for p in predictions:
+            by_setting.setdefault((p["model"], p["setting"]), []).append(p["correct"])
+        for (model, name), ys in by_setting.items():
+            print(f"{model + ': ' if several else ''}{name}: accuracy {sum(ys) / len(ys):.3f} "
+                  f"over {len(ys)} questions")
+    print(f"wrote {out / pred_name}")
+    if skips.skipped:
+        print(f"ltprobe: {skips.summary()}", file=sys.stderr)
+
+
+def eval_manifest(args: argparse.Namespace, stats: list[dict], skips: Any) -> dict[str, Any]:
+    """Arguments, package versions, git commit, seeds and counters of an eval/rag run."""
+    from probe.pipeline import environment
+
+    return {"command": sys.argv, "args": {k: v for k, v in vars(args).items() if k != "handler"},
+            **environment(),
+            "seeds": {"eval": args.seed}, "settings": stats, "skipped_records": skips.skipped,
+            "skipped_examples": skips.examples,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from probe.evaluation import evaluate, parse_shard
+
+    parse_shard(args.shard)  # a bad --shard fails before the model loads
+    qa, skips = _load(args)
+    counts = _read_counts(args.counts, args.on_error)
+    parameters = _parameters(args, counts)
+    out = Path(args.out)
+
+    def one(generator: Any) -> tuple[list[dict], list[dict]]:
+        stats: dict[str, Any] = {}
+        predictions = evaluate(qa, generator, setting="closed_book", shots=args.shots,
+                               prompt_format=args.prompt_format,
+                               pool_size=args.pool_size, seed=args.seed, max_tokens=args.max_tokens,
+                               scoring=_scoring(args), chat=args.chat, cache_dir=out / "cache",
+                               shard=args.shard, chunk_size=args.chunk_size, progress=not args.quiet,
+                               stats=stats, gold_logprob=args.gold_logprob)
+        return predictions, [stats]
+
+    predictions, stats, names = _each_model(args, one)
+    _finish(args, out, predictions, stats, counts, skips, parameters=_by_name(parameters, names))
+    return 0
+
+
+def _by_name(parameters: dict[str, float] | None, names: dict[str, str]) -> dict[str, float] | None:
+    """Parameter counts keyed by the model names the predictions carry."""
+    return None if parameters is None else {names.get(m, m): n for m, n in parameters.items()}
+
+
+def _rag(args: argparse.Namespace) -> int:
+    from entity_linking.io import write_json
+    from indexes import open_index
+    from probe.evaluation import (
+        RECALL_KS,
+        adaptive_retrieval,
+        evaluate,
+        oracle_passages,
+        parse_shard,
+        retrieval_quality,
+        retrieve_passages,
+    )
+
+    parse_shard(args.shard)
+    qa, skips = _load(args)
+    counts = _read_counts(args.counts, args.on_error)
+    parameters = _parameters(args, counts)
+    out = Path(args.out)
+    index = open_index(args.index, es_url=args.es_url, es_index=args.es_index)
+    oracle_stats: dict[str, int] = {}
+    try:
+        retrieved = retrieve_passages(index, qa, max(args.k, max(RECALL_KS)), progress=not args.quiet)
+        oracle = oracle_passages(index, qa, args.qa_entities, args.k, stats=oracle_stats,
+                                 progress=not args.quiet) if args.oracle else None
+    finally:
+        index.close()
+    retrieval = {**retrieval_quality(retrieved, qa, args.k, counts=counts, qa_entities=args.qa_entities),
+                 "oracle_sources": oracle_stats or None}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "retrieval.json", retrieval)
+    common = dict(pool_size=args.pool_size, seed=args.seed, max_tokens=args.max_tokens, scoring=_scoring(args),
+                  chat=args.chat, cache_dir=out / "cache", shard=args.shard, chunk_size=args.chunk_size,
+                  progress=not args.quiet, gold_logprob=args.gold_logprob)
+
+    def one(generator: Any) -> tuple[list[dict], list[dict]]:
+        predictions: list[dict] = []
+        stats: list[dict] = []
+        if args.closed_book:
+            stats.append({})
+            shots = args.shots if args.closed_book_shots is None else args.closed_book_shots
+            predictions += evaluate(qa, generator, setting="closed_book", shots=shots,
+                                    prompt_format=args.prompt_format, stats=stats[-1], **common)
+        stats.append({})
+        with_passages = dict(shots=args.shots, k=args.k, prompt_format=args.prompt_format,
+                             filter_shots=args.filter_shots)
+        predictions += evaluate(qa, generator, setting="rag", passages=retrieved, stats=stats[-1],
+                                **with_passages, **common)
+        if oracle is not None:
+            stats.append({})
+            predictions += evaluate(qa, generator, setting="oracle", passages=oracle, stats=stats[-1],
+                                    **with_passages, **common)
+        return predictions, stats
+
+    predictions, stats, names = _each_model(args, one)
+    extra: dict[str, Any] = {"retrieval": retrieval}
+    if counts is not None and args.closed_book:
+        primary = names[args.model[0]]  # adaptive retrieval of the primary model, as the settings
+        by = {s: [p for p in predictions if p["setting"] == s and p["model"] == primary]
+              for s in ("closed_book", "rag")}
+        extra["adaptive_retrieval"] = adaptive_retrieval(by["closed_book"], by["rag"], counts, seed=args.seed)
+        from probe.evaluation import adaptive_retrieval_by_relation
+
+        per_relation = adaptive_retrieval_by_relation(by["closed_book"], by["rag"], counts, qa, seed=args.seed)
+        if per_relation is not None:
+            extra["adaptive_retrieval_by_relation"] = per_relation
+    _finish(args, out, predictions, stats, counts, skips, extra, parameters=_by_name(parameters, names))
+    r = retrieval["recall_at_k"]["overall"]
+    print("recall@k: " + ", ".join(f"{k}: {v:.3f}" for k, v in r.items() if v is not None))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    from probe.evaluation import Shot, build_prompt, load_format
+    from probe.generation import get_generator
+
+    model = args.model
+    if model is None:
+        folder = args.model_dir or str(Path(tempfile.gettempdir()) / "ltprobe-bench-eval-model-v1")
+        print(f"training the benchmark model in {folder} (reused next time) ...", file=sys.stderr)
+        model = str(build_local_model(folder, hidden=128, layers=2))
+    fmt = load_format("qa")
+    facts = local_qa_texts(args.prompts + 4, seed=1)
+    pairs = [(t.split("\n")[0][3:], t.split("\n")[1][3:]) for t in facts]
+    prompts = [build_prompt(fmt, pairs[i + 4][0], [Shot(q, a) for q, a in pairs[i:i + 4]])
+               for i in range(args.prompts)]
+    stop = None if args.no_stop else list(fmt.stop)
+
+    def timed(generator: Any) -> tuple[list[str], float, int]:
+        generator.generate(prompts[:8], args.max_tokens, stop)  # warm-up, not timed
+        generator.generated_tokens = 0
+        start = time.perf_counter()
+        answers = generator.generate(prompts, args.max_tokens, stop)
+        return answers, time.perf_counter() - start, generator.generated_tokens
+
+    options = {"dtype": args.dtype, "max_model_len": 512, **_options(args.option)}
+    start = time.perf_counter()
+    vllm_gen = get_generator("vllm", model, **options)
+    engine_start = time.perf_counter() - start
+    try:
+        v_answers, v_seconds, v_tokens = timed(vllm_gen)
+    finally:
+        vllm_gen.close()
+    hf_gen = get_generator("transformers", model, dtype=args.dtype, batch_size=args.batch_size)
+    try:
+        h_answers, h_seconds, h_tokens = timed(hf_gen)
+        device = hf_gen.device
+    finally:
+        hf_gen.close()
+    same = sum(a.strip() == b.strip() for a, b in zip(v_answers, h_answers)) / len(prompts)
+    v_rate, h_rate = v_tokens / v_seconds, h_tokens / h_seconds
+    print(f"{'':28}{'vLLM':>14}{'transformers':>16}")
+    print(f"{'seconds':28}{v_seconds:>14.3f}{h_seconds:>16.3f}")
+    print(f"{'generated tokens':28}{v_tokens:>14d}{h_tokens:>16d}")
+    print(f"{'tokens per second':28}{v_rate:>14.1f}{h_rate:>16.1f}")
+    print(f"{'prompts per second':28}{len(prompts) / v_seconds:>14.1f}{len(prompts) / h_seconds:>16.1f}")
+    print(f"ratio {v_rate / h_rate:.2f} (target >= 3); same answers {same:.4f} (target >= 0.99); "
+          f"vLLM engine start {engine_start:.1f} s (not timed)")
+    print(json.dumps({"vllm_tokens_per_s": round(v_rate, 1), "transformers_tokens_per_s": round(h_rate, 1),
+                      "ratio": round(v_rate / h_rate, 3), "same_answers": round(same, 4),
+                      "prompts": len(prompts), "max_tokens": args.max_tokens, "stop": stop, "dtype": args.dtype,
+                      "transformers_batch_size": args.batch_size, "vllm_seconds": round(v_seconds, 3),
+                      "transformers_seconds": round(h_seconds, 3), "vllm_engine_start_s": round(engine_start, 1),
+                      "device": device, "model": model}))
+    return 0
+
+
+def build_local_model(out_dir: str | Path, *, n_facts: int = 400, steps: int = 300, seed: int = 0,
+                      hidden: int = 64, layers: int = 2) -> Path:
+    """Train a tiny Llama on synthetic `Q: ...\\nA: ...` facts into `out_dir`; return the folder.
+
+    Used by `ltprobe bench eval` when no `--model` is given and by the tests: a real model
+    folder that transformers and vLLM load offline, trained for a few seconds so that its
+    greedy answers follow the prompt format (an answer, then a newline). Reuses a finished
+    folder (`config.json` present).
+    """
+    import random
+
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    out = Path(out_dir)
+    if (out / "config.json").exists() and (out / "tokenizer.json").exists():
+        return out
+    rng = random.Random(seed)
+    texts = local_qa_texts(n_facts, seed)
+    bpe = Tokenizer(models.BPE(unk_token=None))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=600, special_tokens=["<s>", "</s>", "<pad>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>",
+                                        pad_token="<pad>")
+    torch.manual_seed(seed)
+    config = LlamaConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+                         num_key_value_heads=2, intermediate_size=hidden * 4,
+                         vocab_size=len(tokenizer), max_position_embeddings=512,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
+    model = LlamaForCausalLM(config)
+    # Training documents: several facts in a row, as a few-shot prompt will show them.
+    blocks = []
+    for _ in range(steps * 16):
+        blocks.append("".join(rng.sample(texts, 4)))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for step in range(steps):
+        batch = tokenizer(blocks[step * 16:(step + 1) * 16], return_tensors="pt", padding=True,
+                          truncation=True, max_length=96)
+        labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+        loss = model(**batch, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(out)
+    model.save_pretrained(out)
+    return out
+
+
+def local_qa_texts(n_facts: int, seed: int = 0) -> list[str]:
+    """Synthetic facts `Q: In what city was NAME born?\\nA: CITY\\n\\n` with made-up names."""
+    import random
+
+    rng = random.Random(seed)
+    syllables = ["ka", "lo", "mi", "ren", "do", "sa", "vi", "tor", "bel", "an", "qu", "is", "mar", "el"]
+    cities = ["Arlon", "Bexley", "Corvin", "Dalmar", "Eskin", "Farrow", "Galen", "Hollis"]
+    colours = ["red", "blue", "green", "amber", "violet", "grey"]
+    texts = []
+    for _ in range(n_facts):
+        name = "".join(rng.sample(syllables, 2)).title() + " " + "".join(rng.sample(syllables, 3)).title()
+        if rng.random() < 0.5:
+            texts.append(f"Q: In what city was {name} born?\nA: {rng.choice(cities)}\n\n")
+        else:
+            texts.append(f"Q: What is the favourite colour of {name}?\nA: {rng.choice(colours)}\n\n")
+    return texts
+
+
+def _scoring(args: argparse.Namespace) -> str:
+    """--scoring, or the QA set's own: containment for PopQA (as published), else exact match."""
+    from probe.data import default_scoring
+
+    return args.scoring or default_scoring(args.preset)

@@ -1,0 +1,111 @@
+"""`ltprobe world` and `ltprobe train`: the controlled world and the model trained on it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from probe.cli import Commands, add_on_error
+
+_WORLD_HELP = """\
+Generate a controlled world: fictional people with a birth city, an occupation and an
+employer; a training corpus in which the number of documents stating each fact is
+long-tailed (from none to a few hundred); QA pairs whose true relevant-document counts are
+known. Written to OUT:
+
+  corpus.jsonl        {"id", "text", "entities"}  training corpus with gold links
+  reading.jsonl       {"id", "text"}  reading-comprehension documents about fresh names,
+                      in the retrieval prompt format (teaches the model to use a passage)
+  encyclopedia.jsonl  {"id", "text", "entities"}  one article per person: the retrieval
+                      collection (not part of the training corpus)
+  kb.jsonl            {"id", "name", "aliases", "prior", "type", "description"}
+  qa.jsonl            {"id", "question", "answers", "q_entity", "a_entity", "relation", "stated_docs"}
+  truth.jsonl         {"id", "count"}  corpus documents whose gold links hold both entities
+  world.json          the settings used
+
+The same seed and settings write the same files."""
+
+_TRAIN_HELP = """\
+Train a byte-level BPE tokenizer and a small Llama model on JSONL files with a "text" field,
+and save a model folder that transformers and vLLM load. Scheduled by steps; on a GPU where
+torch sees one, else on every core of the CPU; bf16 autocast where the device computes bf16
+natively, else fp32. Cached: when OUT/ltprobe_train.json matches the
+settings and the input files, nothing is trained again.
+
+With --world DIR the training files are DIR/corpus.jsonl and DIR/reading.jsonl, mixed as the
+demo recipe's `mix` says."""
+
+
+def register(commands: Commands) -> None:
+    world = commands.add("world", _world, help="generate a controlled world (corpus, KB, QA, true counts)",
+                         description=_WORLD_HELP)
+    world.add_argument("--out", required=True, type=Path, help="folder to write the world into")
+    world.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    from probe.world import TrainConfig, WorldConfig
+
+    world_defaults, train_defaults = WorldConfig(), TrainConfig()
+    world.add_argument("--people", type=int, default=world_defaults.people,
+                       help=f"number of people (default {world_defaults.people}; cities, employers and "
+                            "occupations scale with it)")
+    world.add_argument("--reading-docs", type=int, default=None,
+                       help=f"reading-comprehension documents (default {world_defaults.reading_docs})")
+
+    train = commands.add("train", _train, help="train a small Llama model (GPU where present, else all CPU cores; cached)",
+                         description=_TRAIN_HELP)
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument("--world", type=Path, help="a world folder: train on its corpus.jsonl and reading.jsonl")
+    source.add_argument("--texts", type=Path, nargs="+", metavar="FILE",
+                        help="JSONL(.gz/.zst) files with a 'text' field; with several, --mix sets their shares")
+    train.add_argument("--out", required=True, type=Path, help="model folder to write")
+    for flag, kind, what in (("steps", int, "optimizer steps"), ("batch-size", int, "rows per step"),
+                             ("seq-len", int, "tokens per row"), ("hidden-size", int, "model width"),
+                             ("layers", int, "transformer layers"), ("heads", int, "attention heads"),
+                             ("vocab-size", int, "tokenizer vocabulary"), ("lr", float, "peak learning rate")):
+        default = getattr(train_defaults, flag.replace("-", "_"))
+        train.add_argument(f"--{flag}", type=kind, help=f"{what} (default {default})")
+    train.add_argument("--precision", choices=["auto", "bf16", "fp32"],
+                       help="default auto: bf16 where the device computes it natively, else fp32")
+    train.add_argument("--threads", type=int, help="torch threads on a CPU (default: every core this process may use)")
+    train.add_argument("--device", help="auto (default: cuda where torch sees a GPU), cpu or cuda[:N]")
+    train.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    train.add_argument("--save-steps", metavar="S1,S2,...",
+                       help="also save the model after these steps to OUT/checkpoints/step-N (checkpoints "
+                            "for a learning curve; OUT/train_order.npz, written by every training, says "
+                            "which documents each step trained on: `ltprobe count --order`)")
+    add_on_error(train)
+
+
+def _world(args: argparse.Namespace) -> int:
+    from probe.world import WorldConfig, generate_world
+
+    config = WorldConfig(seed=args.seed, people=args.people)
+    if args.reading_docs is not None:
+        config.reading_docs = args.reading_docs
+    out = generate_world(args.out, config)
+    print(f"world written to {out}", file=sys.stderr)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from probe.world import TrainConfig, train_model
+
+    config = TrainConfig()
+    for name in ("steps", "batch_size", "seq_len", "hidden_size", "layers", "heads", "vocab_size", "lr",
+                 "precision", "threads", "device"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(config, name, value)
+    if args.save_steps:
+        from indexes import parse_steps
+
+        config.save_steps = parse_steps(args.save_steps, "--save-steps")
+    if args.hidden_size is not None and args.heads is None:
+        config.heads = max(1, config.hidden_size // 64)
+    if args.hidden_size is not None:
+        config.intermediate_size = 4 * config.hidden_size
+    files = [args.world / "corpus.jsonl", args.world / "reading.jsonl"] if args.world else list(args.texts)
+    out = train_model(args.out, files, config, seed=args.seed, on_error=args.on_error)
+    print(f"model folder: {out}", file=sys.stderr)
+    return 0
+

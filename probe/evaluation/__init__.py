@@ -1,0 +1,29 @@
+"""Evaluating a model on QA pairs: prompts, scoring, batched evaluation with resume, and retrieval
+augmentation (BM25 passages, oracle passages, adaptive retrieval, retrieval quality)."""
+
+from entity_linking.lazy import lazy_exports
+
+# name -> "module:attribute", imported on first use (one line each; sorted by module).
+_LAZY = {
+    "evaluate": "probe.evaluation._evaluate:evaluate",
+    "parse_shard": "probe.evaluation._evaluate:parse_shard",
+    "build_prompt": "probe.evaluation._prompts:build_prompt",
+    "load_format": "probe.evaluation._prompts:load_format",
+    "relation_question": "probe.evaluation._prompts:relation_question",
+    "Shot": "probe.evaluation._prompts:Shot",
+    "adaptive_retrieval": "probe.evaluation._rag:adaptive_retrieval",
+    "adaptive_retrieval_by_relation": "probe.evaluation._rag:adaptive_retrieval_by_relation",
+    "oracle_passages": "probe.evaluation._rag:oracle_passages",
+    "question_entity_names": "probe.evaluation._rag:question_entity_names",
+    "recall_at_k": "probe.evaluation._rag:recall_at_k",
+    "RECALL_KS": "probe.evaluation._rag:RECALL_KS",
+    "retrieval_precision": "probe.evaluation._rag:retrieval_precision",
+    "retrieval_quality": "probe.evaluation._rag:retrieval_quality",
+    "retrieve_passages": "probe.evaluation._rag:retrieve_passages",
+    "contains_answer": "probe.evaluation._scoring:contains_answer",
+    "exact_match": "probe.evaluation._scoring:exact_match",
+    "normalize_answer": "probe.evaluation._scoring:normalize_answer",
+}
+
+__getattr__ = lazy_exports(__name__, _LAZY)
+__all__ = [*_LAZY]

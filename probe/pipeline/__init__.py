@@ -1,0 +1,19 @@
+"""The job: the config, `run` with its config-aware stages and lock, sharded runs and `merge`, the
+counterfactual retraining, provenance and model parameter counts."""
+
+from entity_linking.lazy import lazy_exports
+
+# name -> "module:attribute", imported on first use (one line each; sorted by module).
+_LAZY = {
+    "load_config": "probe.pipeline._config:load_config",
+    "counterfactual": "probe.pipeline._counterfactual:counterfactual",
+    "model_parameters": "probe.pipeline._params:model_parameters",
+    "parameter_count": "probe.pipeline._params:parameter_count",
+    "parse_params": "probe.pipeline._params:parse_params",
+    "environment": "probe.pipeline._provenance:environment",
+    "merge": "probe.pipeline._run:merge",
+    "run": "probe.pipeline._run:run",
+}
+
+__getattr__ = lazy_exports(__name__, _LAZY)
+__all__ = [*_LAZY]
