@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import REPO
+
 # Nothing may come from a model hub; vLLM's caches stay out of the home folder.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("VLLM_CACHE_ROOT", "/tmp/vllm-cache")
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 """The project's shared folder (real test data under `SHARED / "data"`)."""
 
 TINY_WORLD = dict(seed=7, people=60, reading_docs=300)
@@ -48,7 +49,7 @@ def tiny_train_settings() -> dict:
 def tiny_world(tmp_path_factory) -> Path:
     """Folder of a generated world of 60 people: corpus.jsonl, reading.jsonl,
     encyclopedia.jsonl, kb.jsonl, qa.jsonl, truth.jsonl, world.json."""
-    from probe.world._world import WorldConfig, generate_world
+    from probe.world import WorldConfig, generate_world
 
     return generate_world(tmp_path_factory.mktemp("tiny_world"), WorldConfig(**TINY_WORLD))
 
@@ -57,7 +58,7 @@ def tiny_world(tmp_path_factory) -> Path:
 def tiny_model(tiny_world, tmp_path_factory) -> Path:
     """Folder of a tiny Llama model and tokenizer trained on `tiny_world` (loads in
     transformers and vLLM; max_model_len up to 512)."""
-    from probe.world._train import TrainConfig, train_model
+    from probe.world import TrainConfig, train_model
 
     return train_model(tmp_path_factory.mktemp("tiny_model"),
                        [tiny_world / "corpus.jsonl", tiny_world / "reading.jsonl"],
@@ -69,7 +70,7 @@ def tiny_model_small(tiny_world, tmp_path_factory) -> Path:
     """A smaller model than `tiny_model` (one layer, hidden size 64 with one head of 64, about
     74k parameters), trained the same way on the same world in a few seconds: the second size
     of the scaling tests."""
-    from probe.world._train import TrainConfig, train_model
+    from probe.world import TrainConfig, train_model
 
     settings = {**TINY_TRAIN, "hidden_size": 64, "heads": 1, "layers": 1, "intermediate_size": 128}
     return train_model(tmp_path_factory.mktemp("tiny_model_small"),
@@ -77,7 +78,6 @@ def tiny_model_small(tiny_world, tmp_path_factory) -> Path:
                        TrainConfig(**settings), progress=False)
 
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")

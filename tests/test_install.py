@@ -8,11 +8,10 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.paths import REPO
 
 # The demo's own config at the size of configs/smoke.yaml: every stage, in about a minute.
 SMALL = ["world.people=60", "world.reading_docs=300", "model.train.steps=30", "model.train.batch_size=8",

@@ -1,7 +1,8 @@
 """The `ltprobe` command.
 
-Each package registers its own subcommands from a small `_cli.py` module that imports nothing
-heavy at module level; a command's handler imports what it needs when it runs, so that
+Every command lives here, one module per group (`_link` for the linking commands, `_index` for
+the index and count commands, `_eval`, `_run`, ...), each registering its subcommands and importing
+nothing heavy at module level; a command's handler imports what it needs when it runs, so that
 `ltprobe --help` is instant and never starts torch or vLLM. Errors the user can fix
 (`InputError`) are printed as one line on stderr with exit status 2, no traceback.
 """

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from el_data import TEN
+from tests.entity_linking.el_data import TEN
 
 
 @pytest.fixture()

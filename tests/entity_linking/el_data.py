@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
 TEN = [
     {"id": "P1", "name": "John Smith", "aliases": ["J. Smith"], "type": "person",
      "description": "chemist born in Springfield, Illinois", "prior": 0.2},

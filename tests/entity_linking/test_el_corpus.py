@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from el_data import write_compressed
 
 from entity_linking import InputError, KnowledgeBase, iter_linked, link_corpus, read_manifest
+from tests.entity_linking.el_data import write_compressed
 
 TEXTS = [
     "John Smith, a chemist, was born in Springfield, Illinois.",

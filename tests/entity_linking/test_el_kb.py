@@ -9,8 +9,8 @@ import json
 import pytest
 
 from entity_linking import InputError, KnowledgeBase, Linker
-
-from el_data import SHARED_DATA, TEN
+from tests.entity_linking.el_data import TEN
+from tests.paths import SHARED_DATA
 
 
 def test_from_jsonl_lookup(kb):

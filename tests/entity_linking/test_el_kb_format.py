@@ -8,14 +8,12 @@ import os
 import pickle
 import re
 import shutil
-import sys
 
 import numpy as np
 import pytest
 
 from entity_linking import InputError, KnowledgeBase, Linker
-
-from el_data import TEN
+from tests.entity_linking.el_data import TEN
 
 TRICKY = [
     {"id": "Q1", "name": "Zoë O'Brien", "aliases": ["Zoe OBrien", "Z. O’Brien"], "type": "person",
@@ -77,8 +75,8 @@ def test_round_trip_unicode_apostrophes_shared_names(tmp_path):
 
 
 def test_links_identical_to_format_1_on_generated_documents(tmp_path):
-    from entity_linking.kb import _legacy as _kb_legacy
     from entity_linking._bench import generate
+    from entity_linking.kb import _legacy as _kb_legacy
 
     records, documents = generate(6000, 150, seed=3)
     old = _kb_legacy.KnowledgeBase.from_records(records)
@@ -290,7 +288,7 @@ def test_more_than_65536_entities(tmp_path):
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="needs Linux /proc")
 def test_bench_kb_small(tmp_path):
-    from entity_linking.kb._bench import bench_kb
+    from entity_linking.kb import bench_kb
 
     result = bench_kb(entities=3000, aliases=9000, docs=200, worker_docs=100, work_dir=str(tmp_path))
     assert result["links_identical"] is True and result["entities"] == 3000 and result["aliases"] == 9000

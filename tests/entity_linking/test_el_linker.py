@@ -7,8 +7,7 @@ import json
 import pytest
 
 from entity_linking import KnowledgeBase, Linker, Mention
-
-from el_data import SHARED_DATA
+from tests.paths import SHARED_DATA
 
 
 def links(linker, text):
@@ -185,7 +184,7 @@ def test_real_text_google_re_place_of_birth():
 
 
 def test_normalize_maps_each_character_and_keeps_the_length():
-    from entity_linking._normalize import normalize
+    from entity_linking import normalize
 
     text = "Who? Zoë O'Brien met ŁUKASZ in İstanbul (中文)?! Café\u0301 costs 5€?"
     assert len(normalize(text)) == len(text)

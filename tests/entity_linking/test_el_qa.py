@@ -8,8 +8,7 @@ import json
 import pytest
 
 from entity_linking import InputError, KnowledgeBase, link_qa, link_qa_records
-
-from el_data import SHARED_DATA
+from tests.paths import SHARED_DATA
 
 
 def test_question_context_disambiguates_answers(kb):

@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-from el_data import write_compressed
 
 from entity_linking import InputError, iter_linked, link_corpus
-from entity_linking.corpus._reader import Corpus
+from entity_linking.corpus import Corpus
 from entity_linking.io import SkipCounter
+from tests.entity_linking.el_data import write_compressed
 
 TEXTS = [
     "John Smith, a chemist, was born in Springfield, Illinois.",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from fault_job import CONFIG
+from tests.faults.fault_job import CONFIG
 
 LTPROBE = str(Path(sys.executable).parent / "ltprobe")
 SIZES_KB = [150, 700, 2400, 2800, 3100, 3400, 3700, 4000, 6000, 8000]

@@ -100,7 +100,7 @@ csv_rows = st.lists(st.lists(st.one_of(cells, st.sampled_from(["id", "question",
 @FUZZ
 @given(rows=csv_rows, sep=st.sampled_from([",", "\t"]), header=st.booleans(), junk=st.one_of(st.none(), raw))
 def test_qa_csv_tsv(rows, sep, header, junk):
-    from probe.data._qa import load_qa
+    from probe.data import load_qa
 
     if header:
         rows = [["id", "question", "answers"]] + rows
@@ -113,7 +113,7 @@ def test_qa_csv_tsv(rows, sep, header, junk):
 @FUZZ
 @given(data=file_bytes)
 def test_qa_jsonl(data):
-    from probe.data._qa import load_qa
+    from probe.data import load_qa
 
     path = _file(data, ".jsonl")
     _check(lambda: load_qa(path))
@@ -136,7 +136,7 @@ def test_qa_parquet(columns, junk, cut):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from probe.data._qa import load_qa
+    from probe.data import load_qa
 
     if junk is not None:
         data = junk
@@ -166,7 +166,7 @@ overrides = st.lists(st.one_of(
 @FUZZ
 @given(text=yaml_text, sets=overrides)
 def test_configs(text, sets):
-    from probe.pipeline._config import load_config
+    from probe.pipeline import load_config
 
     path = _file(text.encode("utf-8", "surrogatepass"), ".yaml")
     _check(lambda: load_config(path, sets))
@@ -183,7 +183,7 @@ rules_doc = st.one_of(st.lists(rule, max_size=3), st.dictionaries(cells, st.list
 @FUZZ
 @given(doc=rules_doc, as_yaml=st.booleans(), junk=st.one_of(st.none(), raw))
 def test_link_rules(doc, as_yaml, junk):
-    from probe.link._rules import load_rules
+    from probe.link import load_rules
 
     if junk is not None:
         data = junk

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from probe.evaluation._evaluate import evaluate
-from probe.generation._generation import GenerationError, OpenAIGenerator
+from probe.evaluation import evaluate
+from probe.generation import GenerationError
+from probe.generation._generation import OpenAIGenerator
+from tests.paths import REPO
 
 pytestmark = pytest.mark.slow
 
 SERVER = Path(__file__).with_name("fake_openai_server.py")
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:

@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from fault_job import CONFIG
+
+from tests.faults.fault_job import CONFIG
 
 LTPROBE = str(Path(sys.executable).parent / "ltprobe")
 

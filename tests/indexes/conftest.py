@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-from ix_testdata import DOCS, delete_es_indices, es_url_for, new_index_name, write_corpus
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
+from tests.indexes.ix_testdata import DOCS, delete_es_indices, es_url_for, new_index_name, write_corpus
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,7 @@ from __future__ import annotations
 from itertools import product
 
 from indexes import Passage, count_qa, relevant_docs
-
-from ix_testdata import DOCS, QA, truth_doc_sets
+from tests.indexes.ix_testdata import DOCS, QA, truth_doc_sets
 
 TRUTH = truth_doc_sets(DOCS)
 ENTITIES = sorted(TRUTH) + ["Q404"]

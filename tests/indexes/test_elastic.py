@@ -9,11 +9,11 @@ import socket
 import time
 
 import pytest
-from ix_testdata import DOCS, write_corpus, write_linked
 
 from entity_linking.io import InputError
 from indexes import ElasticsearchIndex, PhraseCounts, build_index, count_qa, open_index
 from indexes.elastic._client import _config, connect, safe_url
+from tests.indexes.ix_testdata import DOCS, write_corpus, write_linked
 
 
 def _closed_port() -> int:
@@ -76,7 +76,7 @@ def test_credentials_from_environment_or_config_file(tmp_path, monkeypatch):
 def es_url(request):
     import os
 
-    from ix_testdata import es_url_for
+    from tests.indexes.ix_testdata import es_url_for
 
     if request.param == "es_url" and not os.environ.get("ES_URL"):
         pytest.skip("set ES_URL to run against a real Elasticsearch cluster")
@@ -85,7 +85,7 @@ def es_url(request):
 
 @pytest.fixture
 def es_name(es_url):
-    from ix_testdata import delete_es_indices, new_index_name
+    from tests.indexes.ix_testdata import delete_es_indices, new_index_name
 
     name = new_index_name()
     yield name
@@ -208,7 +208,7 @@ def test_both_backends_count_the_world_identically(tiny_world, es_url, es_name, 
 
 
 def test_command_line_with_elasticsearch(es_url, es_name, tmp_path, capsys):
-    from ix_testdata import QA
+    from tests.indexes.ix_testdata import QA
 
     from probe.cli import main
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from ix_testdata import delete_es_indices, new_index_name, write_linked
 
 from entity_linking.io import InputError
 from indexes import build_index, count_qa, open_index
+from tests.indexes.ix_testdata import delete_es_indices, new_index_name, write_linked
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,7 @@ def test_ray_ingestion_matches_one_process_and_embedded(ray_local, noida_url, na
 
 
 def test_ray_ingestion_errors_and_command_line(ray_local, noida_url, names, tmp_path, capsys):
-    from ix_testdata import DOCS, write_corpus
+    from tests.indexes.ix_testdata import DOCS, write_corpus
 
     from probe.cli import main
 
@@ -98,7 +98,7 @@ def test_ray_ingestion_errors_and_command_line(ray_local, noida_url, names, tmp_
 
 def test_ray_ingestion_names_the_failed_ids(ray_local, noida_url, names, tmp_path):
     from elasticsearch import Elasticsearch
-    from ix_testdata import write_corpus
+    from tests.indexes.ix_testdata import write_corpus
 
     corpus, linked = write_corpus(tmp_path / "c", [("1", ["Q1"], "one"), ("2", ["Q1", "Q2"], "two"),
                                                    ("x3", ["Q2"], "three")])

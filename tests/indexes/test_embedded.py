@@ -7,16 +7,15 @@ import itertools
 import json
 import math
 import time
-from pathlib import Path
 
 import pytest
-from ix_testdata import DOCS, alias_linker, write_corpus, write_linked
 
 from entity_linking.io import InputError
 from indexes import build_index, count_qa, open_index, split_passages
-from indexes.embedded._strings import StringTable, write_strings
-
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
+from indexes.embedded import write_strings
+from indexes.embedded._strings import StringTable
+from tests.indexes.ix_testdata import DOCS, alias_linker, write_corpus, write_linked
+from tests.paths import SHARED
 
 
 def test_split_passages_about_n_words():
@@ -209,9 +208,9 @@ def test_real_wikipedia_snippets_count_exactly(tmp_path):
 
 
 def test_entity_numbering_in_chunks_gives_the_same_counts(tmp_path, monkeypatch):
-    from ix_testdata import QA
+    from tests.indexes.ix_testdata import QA
 
-    from indexes.embedded._index import EmbeddedWriter
+    from indexes.embedded import EmbeddedWriter
 
     corpus, linked = write_corpus(tmp_path / "c", DOCS)
     build_index(corpus, linked, tmp_path / "one", progress=False)
@@ -227,7 +226,8 @@ def _brute_force_top(passages: list[str], queries: list[str], k: int) -> list[li
     scored for every query, ties broken by passage number."""
     from collections import Counter
 
-    from indexes._text import query_terms, tokenize
+    from indexes import tokenize
+    from indexes._text import query_terms
 
     docs = [Counter(tokenize(p)) for p in passages]
     lengths = [sum(d.values()) for d in docs]
@@ -259,7 +259,7 @@ def test_maxscore_search_equals_brute_force_bm25(tmp_path, monkeypatch, bitmaps,
 
     import indexes.embedded._index as embedded
     from indexes._bench import generate_passages, make_queries
-    from indexes.embedded._index import PassageSearcher, PassageWriter
+    from indexes.embedded import PassageSearcher, PassageWriter
 
     monkeypatch.setattr(embedded, "_BITMAP_FRACTION", {"some": 32, "all": 10**9, "none": 0}[bitmaps])
     monkeypatch.setattr(embedded, "_PROBE_BEFORE", probe_before)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from ix_testdata import DOCS, QA, write_corpus
 
 from probe.cli import main
-
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
+from tests.indexes.ix_testdata import DOCS, QA, write_corpus
+from tests.paths import SHARED
 
 
 @pytest.fixture(scope="module")

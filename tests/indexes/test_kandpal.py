@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from probe.cli import main
+from tests.paths import SHARED
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 COUNTRY_FILE = SHARED / "data" / "country_entities_dbpedia_uris.txt"
 DBP = "http://dbpedia.org/resource/"
 N_DOCS = 400
@@ -227,8 +227,8 @@ def test_bench_import_smoke(capsys):
 
 def test_zip64_maps_with_more_members_than_a_plain_zip_directory_holds(tmp_path):
     """Over 65,535 members the .npz needs zip64 end records (The Pile's map has millions)."""
-    from indexes.kandpal._import import EntityMap
     from indexes.kandpal._bench import write_entity_map
+    from indexes.kandpal._import import EntityMap
 
     path = tmp_path / "big.npz"
     write_entity_map(path, 66_000, 132_000, 1000, seed=3, progress=False)

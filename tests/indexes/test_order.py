@@ -21,7 +21,7 @@ def trained(tiny_world, tiny_train_settings, tmp_path_factory):
     """(model folder with checkpoints, linked folder, index folder, qa_entities) on the tiny world."""
     from entity_linking import link_corpus, link_qa
     from indexes import build_index
-    from probe.world._train import TrainConfig, train_model
+    from probe.world import TrainConfig, train_model
 
     base = tmp_path_factory.mktemp("order")
     settings = {**tiny_train_settings, "steps": 12, "seq_len": 256, "save_steps": [4, 8]}  # no document split
@@ -103,8 +103,7 @@ def test_counts_by_step_equal_a_brute_force_walk(trained, tmp_path):
 
 def test_npy_order_of_document_numbers(trained, tmp_path):
     """The same order as document numbers of the index (as Pythia/OLMo publish theirs) gives the same counts."""
-    from indexes import open_index
-    from indexes._order import count_by_step, load_order
+    from indexes import count_by_step, load_order, open_index
 
     model, _, index_dir, qa_entities = trained
     own = load_order(model)
@@ -135,7 +134,7 @@ def test_npy_order_of_document_numbers(trained, tmp_path):
 
 
 def test_bad_orders_are_input_errors(tmp_path):
-    from indexes._order import load_order, parse_steps
+    from indexes import load_order, parse_steps
 
     with pytest.raises(InputError, match="no such"):
         load_order(tmp_path / "none.npz")

@@ -7,18 +7,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("infini_gram")
 
 from indexes import build_index, count_qa, open_index  # noqa: E402
-from indexes.infinigram._index import InfiniGramIndex  # noqa: E402
-from indexes.infinigram._build import build_infinigram_index, phrase_corpus, write_jsonl_plain  # noqa: E402
 from indexes._phrases import case_variants, occurs_at, phrase_at, words  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[2]
+from indexes.infinigram import InfiniGramIndex, build_infinigram_index
+from indexes.infinigram._build import phrase_corpus, write_jsonl_plain
+from tests.paths import REPO
 
 
 def brute_force(docs: list[dict], aliases: dict[str, list[str]]) -> dict[str, set[int]]:
@@ -121,7 +119,7 @@ def test_three_backends_count_the_same_documents(generated, noida_url, tmp_path)
     """Embedded --phrases, Elasticsearch match_phrase (an ES-API server) and infini-gram: equal."""
     from elasticsearch import Elasticsearch
     from elasticsearch.helpers import bulk
-    from ix_testdata import delete_es_indices, new_index_name
+    from tests.indexes.ix_testdata import delete_es_indices, new_index_name
 
     from indexes import open_phrase_index
 
@@ -176,7 +174,7 @@ def test_count_cli_writes_the_contract_shape_plus_approx(generated, tmp_path):
 def test_embedded_phrases_and_the_comparison_report(tmp_path):
     """Linked counts vs phrase counts on one corpus: a pronoun mention only linking counts, a
     shared name only phrases count; the report shows both, with the documents behind them."""
-    from ix_testdata import write_corpus
+    from tests.indexes.ix_testdata import write_corpus
 
     docs = [
         ("d1", ["marie", "warsaw"], "Marie Curie was born in Warsaw."),
@@ -216,8 +214,7 @@ def test_embedded_phrases_and_the_comparison_report(tmp_path):
     assert [r["count"] for r in linked_rows] == [2, 1, 1]
     assert [r["count"] for r in phrase_rows] == [2, 1, 1]  # d2 lost (pronoun), d3 gained ('Curie')
     with open_index(tmp_path / "index") as index:
-        from indexes import EmbeddedPhraseCounts
-        from indexes import load_aliases
+        from indexes import EmbeddedPhraseCounts, load_aliases
 
         view = EmbeddedPhraseCounts(open_index(tmp_path / "index"), load_aliases(str(kb)))
         assert view.docs_with(["marie", "warsaw"]) == ["d1", "d3"]
