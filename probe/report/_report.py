@@ -615,10 +615,12 @@ def _generation_summary_html(gs: Mapping[str, Any]) -> str:
 
             rows.append([str(rule), str(r.get("status", "")), f"{fmt_int(n.get('head'))} / {fmt_int(n.get('tail'))}",
                          fmt(mean(ll, "head"), ".2f"), fmt(mean(ll, "tail"), ".2f"), fmt(ll.get("gap"), "+.2f"),
+                         _interval_text(pair(ll.get("gap_ci")), "+.2f"),
                          fmt(cnt.get("gap_log10"), "+.2f"),
                          fmt_pct(mean(probing, "head", "accuracy")), fmt_pct(mean(probing, "tail", "accuracy"))])
         parts.append("<h3>Per rule (generation_summary.json)</h3>" + html_table(
-            ["rule", "status", "head / tail", "head log-lik", "tail log-lik", "gap", "count gap (log10)",
+            ["rule", "status", "head / tail", "head log-lik", "tail log-lik", "gap", "gap 95% interval",
+             "count gap (log10)",
              "probing head", "probing tail"], rows))
     probing = gs.get("probing")
     if isinstance(probing, Mapping):
@@ -639,6 +641,14 @@ def _generation_summary_html(gs: Mapping[str, Any]) -> str:
         parts.append("<details><summary>Search configuration</summary><pre>"
                      + html.escape(json.dumps(gs["config"], indent=2, default=str)) + "</pre></details>")
     return "\n".join(parts)
+
+
+def _interval_text(ci: tuple[float, float] | None, spec: str) -> str:
+    """`[lo, hi]`, with "excludes 0" when the whole interval is on one side of zero; "–" without one."""
+    if ci is None:
+        return "–"
+    text = f"[{ci[0]:{spec}}, {ci[1]:{spec}}]"
+    return text + (" excludes 0" if ci[0] > 0 or ci[1] < 0 else "")
 
 
 def _section_other(run: Run, plots_dir: Path) -> str | None:

@@ -178,7 +178,9 @@ def make_run(out: Path, *, n: int = 300, seed: int = 0, rag_slope_factor: float 
                            mean_log10=sum(math.log10(r["count"] + 1) for r in rows if r["beam"] == b) / 25)
                    for b in ("head", "tail")}
             rules[rule] = {"status": "ok", "domain": "food", "n": {"head": 25, "tail": 25},
-                           "loglik": dict(ll, gap=ll["head"]["mean"] - ll["tail"]["mean"]),
+                           "loglik": dict(ll, gap=ll["head"]["mean"] - ll["tail"]["mean"],
+                                             gap_ci=[ll["head"]["mean"] - ll["tail"]["mean"] - 0.3,
+                                                     ll["head"]["mean"] - ll["tail"]["mean"] + 0.3]),
                            "count": dict(cnt, gap_log10=cnt["head"]["mean_log10"] - cnt["tail"]["mean_log10"]),
                            "overlap": 0, "critic": {b: describe([0.9] * 25) for b in ("head", "tail")},
                            "steps": [{"variable": "A", "calls": 2, "accepted": 25}],

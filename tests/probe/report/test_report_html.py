@@ -81,6 +81,7 @@ def test_full_report_has_every_section_and_is_self_contained(full_report):
     assert "Per rule (generation_summary.json)" in link and "Probing: does the model judge" in link
     row = r"<td>allergy</td><td>25</td><td>25</td><td>-2\.\d\d</td><td>-3\.\d\d</td><td>\+1\.\d\d</td>"
     assert re.search(row, link)
+    assert re.search(r"<td>\[\+\d\.\d\d, \+\d\.\d\d\] excludes 0</td>", link)  # the gap's bootstrap interval
 
 
 def test_truth_section_says_where_and_why_counts_differ(full_report):
