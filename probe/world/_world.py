@@ -18,7 +18,8 @@ Why it looks the way it does (see docs/design.md, "Files between stages", and is
   retrieval prompt format (`Passage: ...`, `Question: ...`, `Answer: ...`): trained on the
   world corpus alone, a small model never learns to use a passage.
 - `encyclopedia.jsonl` (one article per person) is the retrieval collection and is not part of
-  the training corpus, so a zero-count fact can still be retrieved.
+  the training corpus, so a zero-count fact can still be retrieved. Each QA pair carries its
+  person's article as `gold_passage`: the oracle passage, the same source for every question.
 """
 
 from __future__ import annotations
@@ -549,7 +550,9 @@ class _World:
         return [{"id": e.id, "name": e.name, "aliases": e.aliases, "prior": round((df[e.id] + 1) / total, 8),
                  "type": e.type, "description": e.description} for e in self.entities.values()]
 
-    def qa(self, stated_docs: Counter) -> list[dict[str, Any]]:
+    def qa(self, stated_docs: Counter, articles: dict[str, str]) -> list[dict[str, Any]]:
+        """The QA pairs; `gold_passage` is the person's encyclopedia article (`articles` by
+        person id), which states every fact asked: the oracle passage of every question."""
         out = []
         for p in self.people:
             if not p.qa:
@@ -557,7 +560,8 @@ class _World:
             for r in RELATIONS:
                 out.append({"id": f"qa_{len(out):05d}", "question": self._question(r, p),
                             "answers": self._answer_aliases(r, p), "q_entity": p.id, "a_entity": p.facts[r],
-                            "relation": r, "stated_docs": stated_docs[(p.id, r)]})
+                            "relation": r, "stated_docs": stated_docs[(p.id, r)],
+                            "gold_passage": articles[p.id]})
         return out
 
     def reading(self) -> list[dict[str, Any]]:
@@ -619,9 +623,10 @@ def generate_world(out_dir: str | Path, config: WorldConfig | None = None) -> Pa
     world = _World(config)
     corpus, stated_docs = world.corpus()
     write_jsonl(out / "corpus.jsonl", corpus)
-    write_jsonl(out / "encyclopedia.jsonl", world.encyclopedia())
+    encyclopedia = world.encyclopedia()
+    write_jsonl(out / "encyclopedia.jsonl", encyclopedia)
     write_jsonl(out / "kb.jsonl", world.kb(corpus))
-    qa = world.qa(stated_docs)
+    qa = world.qa(stated_docs, {article["id"].removeprefix("enc_"): article["text"] for article in encyclopedia})
     write_jsonl(out / "qa.jsonl", qa)
     write_jsonl(out / "reading.jsonl", world.reading())
     write_json(out / "world.json", {"config": asdict(config), "documents": len(corpus), "qa": len(qa),

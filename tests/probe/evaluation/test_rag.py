@@ -70,10 +70,16 @@ def test_retrieve_and_recall_at_k(tiny_world, world_index, index):
 
 
 def test_oracle_passages_contain_the_answer(tiny_world, world_index, index):
-    qa = [r for _, r in read_records(tiny_world / "qa.jsonl")][:30]
+    world_qa = [r for _, r in read_records(tiny_world / "qa.jsonl")][:30]
+    stats = {}
+    oracle = oracle_passages(index, world_qa, world_index / "qa_entities.jsonl", k=2, stats=stats, progress=False)
+    assert stats["gold"] == len(world_qa)  # the world's article, for every question
+    assert all(oracle[r["id"]][0].text == r["gold_passage"] for r in world_qa)
+    # Without gold passages: the pseudo-oracle from documents linked to both entities, or search.
+    qa = [{k: v for k, v in r.items() if k != "gold_passage"} for r in world_qa]
     stats = {}
     oracle = oracle_passages(index, qa, world_index / "qa_entities.jsonl", k=2, stats=stats, progress=False)
-    assert sum(stats.values()) == len(qa) and stats["docs_with"] > 0
+    assert sum(stats.values()) == len(qa) and stats["docs_with"] > 0 and stats["gold"] == 0
     for r in qa:
         assert len(oracle[r["id"]]) <= 2
         assert all(contains_answer(passage_text(p), r["answers"]) for p in oracle[r["id"]])

@@ -211,6 +211,7 @@ def test_encyclopedia_states_every_fact_and_is_not_in_the_corpus(world):
         article = articles[q["q_entity"]]
         assert any(a in article["text"] for a in q["answers"])
         assert article["text"] not in corpus_texts
+        assert q["gold_passage"] == article["text"]  # the oracle passage of every question (issue 16)
 
 
 def test_reading_documents_use_the_retrieval_format_with_fresh_names(world):
