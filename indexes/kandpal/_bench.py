@@ -29,12 +29,12 @@ def write_entity_map(path: Path, n_entities: int, n_indices: int, n_docs: int, s
                      progress: bool = True) -> dict[str, Any]:
     """Write an entity map `.npz` as the released ones are (DBpedia URI -> int64 document
     indices, unsorted, with repeats), member by member so that memory stays small."""
-    from tqdm import tqdm
+    from entity_linking.logs import progress_bar
 
     rng = np.random.default_rng(seed)
     sizes = _sizes(n_entities, n_indices, rng)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for e in tqdm(range(n_entities), desc="generate map", unit=" entities", disable=not progress):
+        for e in progress_bar(range(n_entities), desc="generate map", unit=" entities", enabled=progress):
             values = rng.integers(0, n_docs, size=int(sizes[e]), dtype=np.int64)
             if len(values) > 1:  # the released arrays repeat documents (one per mention)
                 values[-1] = values[0]

@@ -213,7 +213,7 @@ def _kb_build(args: argparse.Namespace) -> int:
                                          min_sitelinks=args.min_sitelinks, on_error=args.on_error, skips=skips,
                                          progress=False)
         KnowledgeBase.write(entities, args.out, source=str(args.input), on_error=args.on_error, skips=skips,
-                            progress=sys.stderr.isatty())
+                            progress=True)
         kb = KnowledgeBase.load(args.out)
     elif source == "table":
         columns = {}

@@ -209,10 +209,10 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
             todo.setdefault(key, f.prompt)
     cached = sum(1 for key, f in zip(keys, fitted) if not f.too_long and key in cache.entries)
 
-    from tqdm import tqdm
+    from entity_linking.logs import progress_bar
 
-    bar = tqdm(total=len(fitted), initial=len(fitted) - len(todo), unit="q", desc=f"eval {setting}",
-               disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    bar = progress_bar(total=len(fitted), initial=len(fitted) - len(todo), unit="q", desc=f"eval {setting}",
+                       enabled=progress, dynamic_ncols=True)
     pending = list(todo.items())
     generated_before = generator.generated_tokens
     try:
@@ -301,14 +301,14 @@ def gold_logprobs(generator: Any, prompts: Sequence[str], answers: Sequence[Sequ
     forward pass) get every (prompt, alias) sequence in one batch; others go through
     `next_token_logprobs` one prompt at a time.
     """
-    from tqdm import tqdm
+    from entity_linking.logs import progress_bar
 
     def continuation(prompt: str, alias: str) -> str:
         return alias if prompt[-1:].isspace() else " " + alias
 
     result: list[float | None] = [None] * len(prompts)
     in_process = hasattr(generator, "_token_logprobs") and hasattr(generator, "_tokenizer")
-    bar = tqdm(total=len(prompts), unit="q", desc="gold log-prob", disable=not progress, file=sys.stderr)
+    bar = progress_bar(total=len(prompts), unit="q", desc="gold log-prob", enabled=progress)
     try:
         for start in range(0, len(prompts), chunk_size):
             chunk = range(start, min(start + chunk_size, len(prompts)))

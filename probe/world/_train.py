@@ -30,6 +30,7 @@ from typing import Any
 
 from entity_linking.faults import fault_point
 from entity_linking.io import InputError, SkipCounter, disk_errors, read_records, write_json
+from entity_linking.logs import progress_bar
 from probe.generation import available_cores, native_bf16, training_device
 
 TRAIN_MARKER = "ltprobe_train.json"
@@ -273,7 +274,6 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
     step): the counterfactual's retraining, in which only the removed documents differ.
     """
     import torch
-    from tqdm import tqdm
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     config = config or TrainConfig()
@@ -368,7 +368,7 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
     started = time.time()
     tokens_seen = 0
     losses: list[float] = []
-    bar = tqdm(total=config.steps, desc="train", unit="step", disable=not progress, file=sys.stderr)
+    bar = progress_bar(total=config.steps, desc="train", unit="step", enabled=progress)
     with memory:
         for step in range(config.steps):
             shares = _shares_at(step, config, len(pools), sizes)
