@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,12 +64,13 @@ def quiet_progress(quiet: bool = True) -> Iterator[None]:
 
 
 @contextmanager
-def log_file(path: str | Path, level: int = logging.INFO) -> Iterator[Path]:
+def log_file(path: str | Path, level: int = logging.INFO, *, header: str | None = None) -> Iterator[Path]:
     """Within the block the toolkit's messages at `level` and above (DEBUG where the toolkit's
     loggers are set to it) are also appended to `path`, with time and level: the log of a batch
     job kept beside its results. The toolkit's loggers are lowered to `level` meanwhile where
     they are set higher; where the messages show on the screen is still up to the caller's
-    handlers (the `ltprobe` command filters them by `--log-level`)."""
+    handlers (the `ltprobe` command filters them by `--log-level`). `header` is written to the
+    file alone, first; the reason an exception ends the block last (also to the file alone)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     loggers = [logging.getLogger(name) for name in PACKAGES]
@@ -76,15 +78,28 @@ def log_file(path: str | Path, level: int = logging.INFO) -> Iterator[Path]:
         level = min(level, logging.DEBUG)
     handler = logging.FileHandler(path, mode="a", encoding="utf-8")
     handler.setLevel(level)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S"))
+    formatter = logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%SZ")
+    formatter.converter = time.gmtime  # UTC, as manifest.json's times
+    handler.setFormatter(formatter)
     before = [logger.level for logger in loggers]
     for logger in loggers:
         if logger.getEffectiveLevel() > level:
             logger.setLevel(level)
+
+    def note(level: int, message: str) -> None:  # to the file alone
+        handler.handle(logging.makeLogRecord({"name": "ltprobe", "levelno": level, "msg": message,
+                                              "levelname": logging.getLevelName(level)}))
+
+    if header:
+        note(logging.INFO, header)
     root = logging.getLogger()
     root.addHandler(handler)  # on the root: warnings of the libraries the toolkit calls go in too
     try:
         yield path
+    except BaseException as exc:  # the reason a job stopped, in its log (not shown twice on stderr)
+        note(logging.ERROR, "stopped: " + ("interrupted" if isinstance(exc, KeyboardInterrupt)
+                                           else f"{type(exc).__name__}: {exc}"))
+        raise
     finally:
         root.removeHandler(handler)
         handler.close()

@@ -108,7 +108,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="prompts handed to the backend at once and cached together (1024)")
     parser.add_argument("--min-bucket", type=int, default=20, help="flag buckets with fewer questions (20)")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (1000)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--gold-logprob", action="store_true",
                         help="also score each question's gold answer log-probability (summed over its tokens, "
                              "best alias): `gold_logprob` in predictions, its slope per decade in summary.json")

@@ -95,7 +95,6 @@ def register(commands) -> None:
     probing.add_argument("--no-negated", action="store_true", help="skip the negated variants")
     probing.add_argument("--no-probe", action="store_true", help="do not probe a model")
     parser.add_argument("--force", action="store_true", help="run again even if OUT has a summary")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
     bench = commands.add_bench("generate", _bench,
                                help="LINK critic/reranker scoring: batched per beam step vs per candidate",

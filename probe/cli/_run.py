@@ -41,7 +41,6 @@ def register(commands) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config setting, e.g. --set eval.shots=4 (repeatable; "
                              "VALUE is read as YAML)")
-    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument("--force", action="append", default=[], metavar="STAGE",
                         help="recompute this stage (and the stages after it) even when nothing it depends "
                              "on changed; repeatable. Stages: world, qa, link-qa, link-corpus, index, count, "
