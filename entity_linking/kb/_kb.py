@@ -32,10 +32,10 @@ from __future__ import annotations
 import bz2
 import csv
 import json
+import logging
 import math
 import os
 import re
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +43,8 @@ from typing import Any
 
 from entity_linking._normalize import alias_variants, is_cased, normalize
 from entity_linking.io import InputError, OnError, SkipCounter, _open_binary, read_records, write_json
+
+logger = logging.getLogger(__name__)
 
 FORMAT = "ltprobe-kb"
 VERSION = 2
@@ -819,7 +821,7 @@ class _Writer:
 
         from entity_linking.kb._store import StringColumn, StringTable
 
-        log = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
+        log = logger.info if progress else logger.debug
         self.ids = set()  # no longer needed: free it before the big allocations
         arrays: dict[str, Any] = {}
         for name, (blob, off) in self.columns.items():

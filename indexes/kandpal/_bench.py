@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import shutil
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 
 def _sizes(n_entities: int, n_indices: int, rng: np.random.Generator) -> np.ndarray:
@@ -91,9 +94,9 @@ def bench_import(n_entities: int = 1_000_000, n_indices: int = 200_000_000, n_do
             "import_peak_rss_mb": round(peak_mb, 1),
             "sample_checked": len(names), "counts_agree": bool(dfs_ok and pairs_ok),
         }
-        print(f"import of {n_entities:,} entities / {generated['n_indices']:,} indices: {import_s:.1f} s "
-              f"({result['entities_per_s']:,.0f} entities/s, {result['indices_per_s']:,.0f} indices/s), "
-              f"peak {peak_mb:,.0f} MB; sample agrees with numpy: {result['counts_agree']}", file=sys.stderr)
+        logger.info(f"import of {n_entities:,} entities / {generated['n_indices']:,} indices: {import_s:.1f} s "
+                    f"({result['entities_per_s']:,.0f} entities/s, {result['indices_per_s']:,.0f} indices/s), "
+                    f"peak {peak_mb:,.0f} MB; sample agrees with numpy: {result['counts_agree']}")
         return result
     finally:
         if own:
