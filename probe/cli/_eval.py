@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 EVAL_HELP = """\
 Evaluate a model on a QA set closed-book (k-shot `Q: ...\\nA: ...` prompts, greedy until a
@@ -229,7 +232,7 @@ def _generator(args: argparse.Namespace, model: str) -> Any:
         for key, value in options.items():
             flag = "--" + key.replace("_", "-")
             flags += [flag] if value is True else [] if value is False else [flag, str(value)]
-        print(f"starting a vLLM server for {model} on 127.0.0.1 ...", file=sys.stderr)
+        logger.info(f"starting a vLLM server for {model} on 127.0.0.1 ...")
         server = start_vllm_server(model, extra_args=flags, log_file=Path(args.out) / "server.log")
         generator = server.generator(tokenizer=model)
         close = generator.close
@@ -266,7 +269,7 @@ def _each_model(args: argparse.Namespace, evaluate_model: Any) -> tuple[list[dic
     names: dict[str, str] = {}
     for model in args.model:
         if len(args.model) > 1:
-            print(f"model {model}", file=sys.stderr)
+            logger.info(f"model {model}")
         generator = _generator(args, model)
         try:
             model_predictions, model_stats = evaluate_model(generator)
@@ -340,9 +343,9 @@ def _finish(args: argparse.Namespace, out: Path, predictions: list[dict], stats:
         for (model, name), ys in by_setting.items():
             print(f"{model + ': ' if several else ''}{name}: accuracy {sum(ys) / len(ys):.3f} "
                   f"over {len(ys)} questions")
-    print(f"wrote {out / pred_name}")
+    logger.info(f"wrote {out / pred_name}")
     if skips.skipped:
-        print(f"ltprobe: {skips.summary()}", file=sys.stderr)
+        logger.warning(skips.summary())
 
 
 def eval_manifest(args: argparse.Namespace, stats: list[dict], skips: Any) -> dict[str, Any]:
@@ -468,7 +471,7 @@ def _bench(args: argparse.Namespace) -> int:
     model = args.model
     if model is None:
         folder = args.model_dir or str(Path(tempfile.gettempdir()) / "ltprobe-bench-eval-model-v1")
-        print(f"training the benchmark model in {folder} (reused next time) ...", file=sys.stderr)
+        logger.info(f"training the benchmark model in {folder} (reused next time) ...")
         model = str(build_local_model(folder, hidden=128, layers=2))
     fmt = load_format("qa")
     facts = local_qa_texts(args.prompts + 4, seed=1)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
+
+logger = logging.getLogger(__name__)
 
 RUN_HELP = """\
 Run the whole job: (generate a controlled world and train a model on it,) link the QA pairs
@@ -100,7 +103,7 @@ def _counterfactual(args: argparse.Namespace) -> int:
     c = result["control"]
     print(f"control: n={c['n']}, accuracy {_fmt(c['before'])} -> {_fmt(c['after'])}, "
           f"drop {_fmt(c['drop'])} {_ci(c['drop_ci'])}")
-    print(f"written: {args.run}/counterfactual.json and the report's counterfactual section")
+    logger.info(f"written: {args.run}/counterfactual.json and the report's counterfactual section")
     return 0
 
 
