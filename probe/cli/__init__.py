@@ -18,12 +18,15 @@ import argparse
 import errno
 import importlib
 import logging
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from entity_linking.io import InputError
 from entity_linking.logs import PACKAGES, quiet_progress
+
+logger = logging.getLogger(__name__)
 
 # Modules whose `register(commands)` adds subcommands, in the order `--help` lists them.
 _COMMAND_MODULES = [
@@ -171,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     args.quiet = getattr(args, "quiet", False)
     level = LOG_LEVELS[getattr(args, "log_level", "warning" if args.quiet else "info")]
     with console_logging(level), quiet_progress(args.quiet):
+        logger.debug("command: ltprobe %s", shlex.join(sys.argv[1:] if argv is None else argv))
         return _call(args)
 
 

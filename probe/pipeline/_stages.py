@@ -111,6 +111,7 @@ class Stages:
         fingerprint = {"settings": settings, "inputs": self._relative(inputs or {}),
                        "after": {s: self.results[s] for s in after}}
         key = digest(fingerprint)
+        logger.debug(f"[{name}] fingerprint {key}")
         record = self.records.get(name) or {}
         complete = bool(outputs) and all(p.exists() for p in outputs)
         same = record.get("fingerprint") == key
