@@ -63,6 +63,20 @@ def quiet_progress(quiet: bool = True) -> Iterator[None]:
         _quiet = before
 
 
+class _LogFile(logging.FileHandler):
+    """A log file that falls silent when it cannot be written: a full disk is reported once, by
+    the stage that meets it, not buried under the logging module's tracebacks."""
+
+    failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self.failed = True
+
+
 @contextmanager
 def log_file(path: str | Path, level: int = logging.INFO, *, header: str | None = None) -> Iterator[Path]:
     """Within the block the toolkit's messages at `level` and above (DEBUG where the toolkit's
@@ -76,7 +90,7 @@ def log_file(path: str | Path, level: int = logging.INFO, *, header: str | None 
     loggers = [logging.getLogger(name) for name in PACKAGES]
     if any(logger.isEnabledFor(logging.DEBUG) for logger in loggers):
         level = min(level, logging.DEBUG)
-    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler = _LogFile(path, mode="a", encoding="utf-8", delay=True)
     handler.setLevel(level)
     formatter = logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%SZ")
     formatter.converter = time.gmtime  # UTC, as manifest.json's times
@@ -102,6 +116,9 @@ def log_file(path: str | Path, level: int = logging.INFO, *, header: str | None 
         raise
     finally:
         root.removeHandler(handler)
-        handler.close()
+        try:
+            handler.close()
+        except OSError:  # what a full disk kept in the buffer is lost
+            pass
         for logger, old in zip(loggers, before):
             logger.setLevel(old)

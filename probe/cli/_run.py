@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +95,11 @@ def _register_more(commands) -> None:
 
 
 def _counterfactual(args: argparse.Namespace) -> int:
+    from entity_linking.logs import log_file
     from probe.pipeline import counterfactual
 
-    result = counterfactual(args.run, per_bucket=args.per_bucket, control=args.control, seed=args.seed)
+    with log_file(Path(args.run) / "run.log", header=f"ltprobe counterfactual on {args.run}"):
+        result = counterfactual(args.run, per_bucket=args.per_bucket, control=args.control, seed=args.seed)
     for b in result["buckets"]:
         print(f"count {b['lo']}-{b['hi'] - 1}: n={b['n']}, removed {b['docs_removed']} docs, "
               f"accuracy {_fmt(b['before'])} -> {_fmt(b['after'])}, drop {_fmt(b['drop'])} {_ci(b['drop_ci'])}")
@@ -108,9 +111,11 @@ def _counterfactual(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
+    from entity_linking.logs import log_file
     from probe.pipeline import merge
 
-    summary = merge(args.shards, args.out)
+    with log_file(Path(args.out) / "run.log", header=f"ltprobe merge {' '.join(args.shards)} into {args.out}"):
+        summary = merge(args.shards, args.out)
     print(f"merged {len(args.shards)} shards: {summary['n_questions']} questions; report: {args.out}/report.html")
     return 0
 
