@@ -152,17 +152,17 @@ def console_logging(level: int) -> Iterator[None]:
     handler.setFormatter(_Plain("%(message)s"))
     root = logging.getLogger()
     loggers = [root, *(logging.getLogger(name) for name in PACKAGES)]
-    before = [logger.level for logger in loggers]
+    before = [each.level for each in loggers]
     root.setLevel(max(level, logging.WARNING))
-    for logger in loggers[1:]:
-        logger.setLevel(level)
+    for each in loggers[1:]:
+        each.setLevel(level)
     root.addHandler(handler)
     try:
         yield
     finally:
         root.removeHandler(handler)
-        for logger, old in zip(loggers, before):
-            logger.setLevel(old)
+        for each, old in zip(loggers, before):
+            each.setLevel(old)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -122,13 +122,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _one_line(handler: Any) -> Any:
-    """Report a backend failure (a dead server, retries exhausted) as one line, exit status 1."""
+    """Report a backend failure (a dead server, retries exhausted) as one line, exit status 1;
+    the command's messages are also appended to `--out`/run.log."""
 
     def run(args: argparse.Namespace) -> int:
+        from entity_linking.logs import log_file
         from probe.generation import GenerationError
 
         try:
-            return handler(args)
+            with log_file(Path(args.out) / "run.log", header=f"ltprobe {args.command} into {args.out}"):
+                return handler(args)
         except GenerationError as exc:
             print(f"ltprobe: error: {exc}", file=sys.stderr)
             return 1
