@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import random
 import subprocess
@@ -20,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 _ONSETS = ["b", "br", "d", "dr", "f", "g", "gr", "h", "k", "kr", "l", "m", "n", "p", "pr", "r", "s", "st",
            "t", "tr", "v", "w", "z", "th", "sh", "ch"]
@@ -192,7 +195,7 @@ def bench_link(docs: int = 20000, aliases: int = 100000, spacy_docs: int | None 
         work_dir = tmp.name
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
+    log = logger.info
 
     started = time.perf_counter()
     records, documents = generate(aliases, docs, seed)
@@ -331,7 +334,7 @@ def bench_scale(docs: int = 200000, aliases: int = 20000, files: int = 8, seed: 
         work_dir = tmp.name
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
+    log = logger.info
     records, documents = generate(aliases, docs, seed)
     kb = KnowledgeBase.from_records(records)
     kb.save(work / "kb")

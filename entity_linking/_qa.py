@@ -16,7 +16,6 @@ after its stop-list, as the original did).
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -58,7 +57,7 @@ def link_qa(qa_path: str | os.PathLike, kb: Any, out_path: str | os.PathLike, *,
     write `out_path` (`qa_entities.jsonl`, atomically). `kb`: a `KnowledgeBase`, a saved KB
     folder or a kb.jsonl. Returns stats: questions, with_q_entity, with_a_entity, skipped,
     seconds."""
-    from tqdm import tqdm
+    from entity_linking.logs import progress_bar
 
     started = time.perf_counter()
     linker = _linker(kb, linker_options or {})
@@ -74,8 +73,7 @@ def link_qa(qa_path: str | os.PathLike, kb: Any, out_path: str | os.PathLike, *,
     def rows():
         records = read_records(qa_path, on_error=on_error, skips=skips,
                                required={"id": (str, int), "question": str}, check=check)
-        for _, record in tqdm(records, desc="linking QA", unit=" questions", file=sys.stderr,
-                              disable=not progress):
+        for _, record in progress_bar(records, desc="linking QA", unit=" questions", enabled=progress):
             out = {"id": record["id"], **link_qa_record(linker, record["question"], record["answers"])}
             stats["questions"] += 1
             stats["with_q_entity"] += bool(out["q_entities"])

@@ -95,7 +95,7 @@ def iter_counts(index: DocumentIndex, qa_entities: Iterable[dict[str, Any]] | st
                 on_error: str = "fail", skips: SkipCounter | None = None,
                 progress: bool = False) -> Iterator[dict[str, Any]]:
     """Like `count_qa`, but yields records batch by batch (bounded memory for millions of pairs)."""
-    from tqdm import tqdm
+    from entity_linking.logs import progress_bar
 
     if stoplist_sides not in ("question", "both"):
         raise InputError(f"stop-list sides must be 'question' or 'both', not {stoplist_sides!r}")
@@ -105,7 +105,7 @@ def iter_counts(index: DocumentIndex, qa_entities: Iterable[dict[str, Any]] | st
     if isinstance(stoplist, (str, os.PathLike)):
         stoplist = load_stoplist(stoplist)
     stop = frozenset(stoplist or ())
-    bar = tqdm(desc="count", unit=" qa", disable=not progress)
+    bar = progress_bar(desc="count", unit=" qa", enabled=progress)
     records = iter(qa_entities)
     try:
         while batch := list(islice(records, _BATCH)):

@@ -114,8 +114,7 @@ def count_by_step(index: Any, qa_entities: Iterable[dict[str, Any]] | str | os.P
     (question, answer) entity pairs at that step). Steps past the end of the order count
     everything trained on. Documents of the index that the order never names were not trained on.
     """
-    from tqdm import tqdm
-
+    from entity_linking.logs import progress_bar
     from indexes._counts import _count_batch, load_stoplist, read_qa_entities
 
     steps = parse_steps(list(steps))
@@ -145,7 +144,7 @@ def count_by_step(index: Any, qa_entities: Iterable[dict[str, Any]] | str | os.P
             seen += hits > 0
         return seen, exposures
 
-    bar = tqdm(desc="count by step", unit=" qa", disable=not progress)
+    bar = progress_bar(desc="count by step", unit=" qa", enabled=progress)
     try:
         for record in qa_entities:
             counted = _count_batch(index, [record], stop)[0]

@@ -49,9 +49,10 @@ class EmbeddedPhraseCounts(DocumentIndex):
         matcher = PhraseMatcher({e: self._aliases.get(e, []) for e in missing})
         found: dict[str, list[int]] = {e: [] for e in missing}
         if self.n_docs:
-            from tqdm import tqdm
+            from entity_linking.logs import progress_bar
 
-            for d in tqdm(range(self.n_docs), desc="phrase scan", unit=" docs", disable=not self._progress):
+            for d in progress_bar(range(self.n_docs), desc="phrase scan", unit=" docs",
+                                  enabled=self._progress):
                 for e in matcher.match(self._text(d)):
                     found[e].append(d)
         for e, docs in found.items():

@@ -4,7 +4,6 @@ both executors (the local process pool in `_link` and Ray in `_ray`)."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -110,10 +109,9 @@ def write_shards(results: Iterable[tuple[int, list[tuple[str | None, Any]]]], ou
     """Write `(shard, [(doc_id, entities) or (None, "FILE:LINE: reason")])` results, in corpus
     order, into shards and their manifests (both executors). Results for a shard that was
     complete before this run are dropped. Returns the shards seen and the records linked now."""
-    from tqdm import tqdm
+    from entity_linking.logs import progress_bar
 
-    bar = tqdm(desc=desc, unit=" docs", unit_scale=True, disable=not progress, file=sys.stderr,
-               dynamic_ncols=True)
+    bar = progress_bar(desc=desc, unit=" docs", unit_scale=True, enabled=progress, dynamic_ncols=True)
     writer = _ShardWriter(out_dir, on_error)
     seen: list[int] = []
     linked_now = 0

@@ -23,6 +23,7 @@ entities. Then, each format in fresh processes:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import subprocess
@@ -31,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 _WORKER = r"""
 import gc, json, os, re, resource, sys, time
@@ -102,7 +105,7 @@ fmt, jsonl, out = sys.argv[1:4]
 started, cpu = time.perf_counter(), time.process_time()
 if fmt == "new":
     from entity_linking.kb._kb import KnowledgeBase, jsonl_entities
-    KnowledgeBase.write(jsonl_entities(jsonl), out, source=jsonl, progress=sys.stderr.isatty())
+    KnowledgeBase.write(jsonl_entities(jsonl), out, source=jsonl, progress=True)
 else:
     from entity_linking.kb._legacy import KnowledgeBase
     KnowledgeBase.from_jsonl(jsonl).save(out)
@@ -150,7 +153,7 @@ def generate_kb(entities: int, aliases: int, docs: int, seed: int = 0) -> tuple[
 def bench_kb(entities: int = 2_000_000, aliases: int = 6_000_000, docs: int = 20000, worker_docs: int = 5000,
              seed: int = 0, baseline: bool = True, work_dir: str | None = None) -> dict[str, Any]:
     """Run the benchmark (see the module docstring); print a table to stderr, return the figures."""
-    log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
+    log = logger.info
     tmp = None
     if work_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="ltprobe-bench-kb-")

@@ -32,10 +32,10 @@ from __future__ import annotations
 import bz2
 import csv
 import json
+import logging
 import math
 import os
 import re
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +43,8 @@ from typing import Any
 
 from entity_linking._normalize import alias_variants, is_cased, normalize
 from entity_linking.io import InputError, OnError, SkipCounter, _open_binary, read_records, write_json
+
+logger = logging.getLogger(__name__)
 
 FORMAT = "ltprobe-kb"
 VERSION = 2
@@ -302,11 +304,11 @@ class KnowledgeBase:
         arrays that are de-duplicated and indexed at the end (numba kernels). A bad entity (a
         duplicate id, an empty alias, a negative prior) raises `InputError("WHERE: reason")`, or
         is skipped and counted with `on_error="skip"`. Returns the folder."""
-        from tqdm import tqdm
+        from entity_linking.logs import progress_bar
 
         skips = skips if skips is not None else SkipCounter()
         writer = _Writer(source)
-        bar = tqdm(desc="kb build", unit=" entities", disable=not progress, file=sys.stderr, mininterval=1.0)
+        bar = progress_bar(desc="kb build", unit=" entities", enabled=progress, mininterval=1.0)
         n = 0
         for item in entities:
             where, entity = item if isinstance(item, tuple) else (f"{source}:{n + 1}", item)
@@ -552,14 +554,14 @@ def wikidata_entities(path: str | os.PathLike, *, language: str = "en", limit: i
                       min_sitelinks: int = 0, on_error: OnError = "fail", skips: SkipCounter | None = None,
                       progress: bool = True) -> Iterator[tuple[str, Entity]]:
     """`(FILE:LINE, Entity)` of a streamed Wikidata JSON dump (see `KnowledgeBase.from_wikidata`)."""
-    from tqdm import tqdm
+    from entity_linking.logs import progress_bar
 
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
     skips = skips if skips is not None else SkipCounter()
     opener = (lambda p: bz2.open(p, "rb")) if path.suffix == ".bz2" else _open_binary
-    bar = tqdm(desc="wikidata", unit=" lines", disable=not progress, file=sys.stderr)
+    bar = progress_bar(desc="wikidata", unit=" lines", enabled=progress)
     kept = 0
     with opener(path) as handle:
         lineno = 0
@@ -819,7 +821,7 @@ class _Writer:
 
         from entity_linking.kb._store import StringColumn, StringTable
 
-        log = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
+        log = logger.info if progress else logger.debug
         self.ids = set()  # no longer needed: free it before the big allocations
         arrays: dict[str, Any] = {}
         for name, (blob, off) in self.columns.items():

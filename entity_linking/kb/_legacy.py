@@ -39,7 +39,6 @@ import json
 import math
 import os
 import re
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -280,7 +279,7 @@ class KnowledgeBase:
         (P31) value, prior = the number of sitelinks. Entities with fewer than
         `min_sitelinks` are left out; `limit` stops after that many entities.
         """
-        from tqdm import tqdm
+        from entity_linking.logs import progress_bar
 
         path = Path(path)
         if not path.exists():
@@ -288,7 +287,7 @@ class KnowledgeBase:
         skips = skips if skips is not None else SkipCounter()
         kb = cls(source=str(path))
         opener = (lambda p: bz2.open(p, "rb")) if path.suffix == ".bz2" else _open_binary
-        bar = tqdm(desc="wikidata", unit=" lines", disable=not progress, file=sys.stderr)
+        bar = progress_bar(desc="wikidata", unit=" lines", enabled=progress)
         with opener(path) as handle:
             lineno = 0
             while True:

@@ -50,7 +50,7 @@ def build_elasticsearch(corpus: str | os.PathLike, linked_dir: str | os.PathLike
     `workers`: parallel bulk streams per process. `executor="ray"` sends the bulk requests from
     `ray_workers` Ray actors instead of this process (see `indexes.elastic._ray`); the indices,
     ids and counts are the same."""
-    from tqdm import tqdm
+    from entity_linking.logs import progress_bar
 
     if executor not in ("local", "ray"):
         raise ValueError(f"executor must be 'local' or 'ray', not {executor!r}")
@@ -75,7 +75,7 @@ def build_elasticsearch(corpus: str | os.PathLike, linked_dir: str | os.PathLike
                                                 fields=fields)
             failed = []
             for label, stream in (("index", actions.documents(documents)), ("passages", actions.passages(texts))):
-                with tqdm(desc=label, unit=" docs", disable=not progress) as bar:
+                with progress_bar(desc=label, unit=" docs", enabled=progress) as bar:
                     _, bad = bulk_index(client, stream, workers=workers, on_done=bar.update)
                 failed.extend(bad)
             counts = actions.counts

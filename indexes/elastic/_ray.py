@@ -126,9 +126,8 @@ def ingest_ray(corpus: Any, linked_dir: Any, passages: Any, *, es_url: str, es_i
                ) -> tuple[dict[str, int], list[tuple[str, str]], int]:
     """Send the corpus to `es_index` from `workers` Ray actors (into indices that exist);
     return `(counts, failed ids with reasons, workers)`. Bad records are added to `skips`."""
-    from tqdm import tqdm
-
     from entity_linking import start_ray
+    from entity_linking.logs import progress_bar
 
     ray, workers = start_ray(workers)
     context = ray.data.DataContext.get_current()
@@ -148,7 +147,7 @@ def ingest_ray(corpus: Any, linked_dir: Any, passages: Any, *, es_url: str, es_i
     counts = {"n_docs": 0, "n_mentions": 0, "n_passages": 0}
     failed: list[tuple[str, str]] = []
     error = ""
-    with tqdm(desc="index (ray)", unit=" docs", disable=not progress) as bar:
+    with progress_bar(desc="index (ray)", unit=" docs", enabled=progress) as bar:
         for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
             for i in range(len(batch["error"])):
                 for key in counts:

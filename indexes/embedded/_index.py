@@ -699,7 +699,7 @@ def build_embedded(corpus: str | os.PathLike, linked_dir: str | os.PathLike | No
     The index is written to a temporary folder beside `out` and moved into place at the end,
     so an interrupted build never leaves a half-written index under the final name.
     """
-    from tqdm import tqdm
+    from entity_linking.logs import progress_bar
 
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not (out / INDEX_INFO).exists():
@@ -713,14 +713,14 @@ def build_embedded(corpus: str | os.PathLike, linked_dir: str | os.PathLike | No
         passage_writer = PassageWriter(tmp / "passages")
         fields = fields or reader_fields(linked_dir)
         docs = iter_corpus(corpus, linked_dir, on_error=on_error, skips=skips, fields=fields)
-        for doc_id, entities, text in tqdm(docs, desc="index", unit=" docs", disable=not progress):
+        for doc_id, entities, text in progress_bar(docs, desc="index", unit=" docs", enabled=progress):
             writer.add(doc_id, entities, text)
             fault_point("index:doc")
             if passages is None:
                 passage_writer.add_document(doc_id, text, passage_words)
         if passages is not None:
-            for doc_id, text in tqdm(iter_texts(passages, on_error=on_error, skips=skips),
-                                     desc="passages", unit=" docs", disable=not progress):
+            for doc_id, text in progress_bar(iter_texts(passages, on_error=on_error, skips=skips),
+                                             desc="passages", unit=" docs", enabled=progress):
                 passage_writer.add_document(doc_id, text, passage_words)
         passage_writer.commit()
         info = writer.finish({

@@ -11,6 +11,7 @@ casings, for the tests and the benchmark.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import resource
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from entity_linking.io import InputError
+
+logger = logging.getLogger(__name__)
 
 
 def build_infinigram_index(corpus: str | os.PathLike, out: str | os.PathLike, *, token_dtype: str = "u8",
@@ -186,10 +189,9 @@ def bench_infinigram(*, n_docs: int = 1_000_000, n_qa: int = 2000, n_entities: i
         }
         exact.close()
         window.close()
-        print(f"infini-gram, {result['docs']} docs, {n} pairs: document-level {result['counts_per_s']} "
-              f"counts/s ({result['ms_per_pair']} ms/pair, {approx} approx); engine window AND "
-              f"{result['engine_window_counts_per_s']} counts/s ({result['engine_ms_per_pair']} ms/pair)",
-              file=sys.stderr)
+        logger.info(f"infini-gram, {result['docs']} docs, {n} pairs: document-level {result['counts_per_s']} "
+                    f"counts/s ({result['ms_per_pair']} ms/pair, {approx} approx); engine window AND "
+                    f"{result['engine_window_counts_per_s']} counts/s ({result['engine_ms_per_pair']} ms/pair)")
         return result
     finally:
         if own:

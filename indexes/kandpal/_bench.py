@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import shutil
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 
 def _sizes(n_entities: int, n_indices: int, rng: np.random.Generator) -> np.ndarray:
@@ -29,12 +32,12 @@ def write_entity_map(path: Path, n_entities: int, n_indices: int, n_docs: int, s
                      progress: bool = True) -> dict[str, Any]:
     """Write an entity map `.npz` as the released ones are (DBpedia URI -> int64 document
     indices, unsorted, with repeats), member by member so that memory stays small."""
-    from tqdm import tqdm
+    from entity_linking.logs import progress_bar
 
     rng = np.random.default_rng(seed)
     sizes = _sizes(n_entities, n_indices, rng)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for e in tqdm(range(n_entities), desc="generate map", unit=" entities", disable=not progress):
+        for e in progress_bar(range(n_entities), desc="generate map", unit=" entities", enabled=progress):
             values = rng.integers(0, n_docs, size=int(sizes[e]), dtype=np.int64)
             if len(values) > 1:  # the released arrays repeat documents (one per mention)
                 values[-1] = values[0]
@@ -91,9 +94,9 @@ def bench_import(n_entities: int = 1_000_000, n_indices: int = 200_000_000, n_do
             "import_peak_rss_mb": round(peak_mb, 1),
             "sample_checked": len(names), "counts_agree": bool(dfs_ok and pairs_ok),
         }
-        print(f"import of {n_entities:,} entities / {generated['n_indices']:,} indices: {import_s:.1f} s "
-              f"({result['entities_per_s']:,.0f} entities/s, {result['indices_per_s']:,.0f} indices/s), "
-              f"peak {peak_mb:,.0f} MB; sample agrees with numpy: {result['counts_agree']}", file=sys.stderr)
+        logger.info(f"import of {n_entities:,} entities / {generated['n_indices']:,} indices: {import_s:.1f} s "
+                    f"({result['entities_per_s']:,.0f} entities/s, {result['indices_per_s']:,.0f} indices/s), "
+                    f"peak {peak_mb:,.0f} MB; sample agrees with numpy: {result['counts_agree']}")
         return result
     finally:
         if own:

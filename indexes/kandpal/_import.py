@@ -217,8 +217,8 @@ def import_entity_map(entity_map: str | os.PathLike, out: str | os.PathLike, *,
     Written to a temporary folder beside `out` and moved into place at the end.
     """
     from pyroaring import BitMap
-    from tqdm import tqdm
 
+    from entity_linking.logs import progress_bar
     from indexes._base import INDEX_INFO
     from indexes.embedded import FORMAT_VERSION, RAW_POSTINGS_BELOW, write_strings
 
@@ -235,8 +235,8 @@ def import_entity_map(entity_map: str | os.PathLike, out: str | os.PathLike, *,
         df = array("I")
         n_docs = n_mentions = n_indices = 0
         with open(tmp / "postings.bin", "wb") as postings:
-            for name, values in tqdm(entries, total=len(entries), desc="import entity map", unit=" entities",
-                                     disable=not progress):
+            for name, values in progress_bar(entries, total=len(entries), desc="import entity map", unit=" entities",
+                                             enabled=progress):
                 docs = _documents(entity_map, name, values)
                 n_indices += values.size
                 if len(docs) < RAW_POSTINGS_BELOW:  # as EmbeddedWriter: small sets as plain arrays
@@ -316,7 +316,7 @@ def import_qa_entities(qa_entities: str | os.PathLike, out: str | os.PathLike, *
     Ids are the 0-based line numbers as strings, or `ids[line]` when the QA set the file
     follows is given (its length must equal the file's number of lines).
     """
-    from tqdm import tqdm
+    from entity_linking.logs import progress_bar
 
     qa_entities = Path(qa_entities)
     skips = SkipCounter()
@@ -328,7 +328,7 @@ def import_qa_entities(qa_entities: str | os.PathLike, out: str | os.PathLike, *
 
     def rows() -> Iterator[dict[str, Any]]:
         records = read_records(qa_entities, on_error=on_error, skips=skips, check=check)  # type: ignore[arg-type]
-        for line, record in tqdm(records, desc="import QA entities", unit=" questions", disable=not progress):
+        for line, record in progress_bar(records, desc="import QA entities", unit=" questions", enabled=progress):
             lines[0] = line
             if ids is not None and line > len(ids):
                 raise InputError(f"{qa_entities}:{line}: more lines than the {len(ids)} questions of the "

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 EVAL_HELP = """\
 Evaluate a model on a QA set closed-book (k-shot `Q: ...\\nA: ...` prompts, greedy until a
@@ -108,7 +111,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="prompts handed to the backend at once and cached together (1024)")
     parser.add_argument("--min-bucket", type=int, default=20, help="flag buckets with fewer questions (20)")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (1000)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--gold-logprob", action="store_true",
                         help="also score each question's gold answer log-probability (summed over its tokens, "
                              "best alias): `gold_logprob` in predictions, its slope per decade in summary.json")
@@ -120,13 +122,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _one_line(handler: Any) -> Any:
-    """Report a backend failure (a dead server, retries exhausted) as one line, exit status 1."""
+    """Report a backend failure (a dead server, retries exhausted) as one line, exit status 1;
+    the command's messages are also appended to `--out`/run.log."""
 
     def run(args: argparse.Namespace) -> int:
+        from entity_linking.logs import log_file
         from probe.generation import GenerationError
 
         try:
-            return handler(args)
+            with log_file(Path(args.out) / "run.log", header=f"ltprobe {args.command} into {args.out}"):
+                return handler(args)
         except GenerationError as exc:
             print(f"ltprobe: error: {exc}", file=sys.stderr)
             return 1
@@ -230,7 +235,7 @@ def _generator(args: argparse.Namespace, model: str) -> Any:
         for key, value in options.items():
             flag = "--" + key.replace("_", "-")
             flags += [flag] if value is True else [] if value is False else [flag, str(value)]
-        print(f"starting a vLLM server for {model} on 127.0.0.1 ...", file=sys.stderr)
+        logger.info(f"starting a vLLM server for {model} on 127.0.0.1 ...")
         server = start_vllm_server(model, extra_args=flags, log_file=Path(args.out) / "server.log")
         generator = server.generator(tokenizer=model)
         close = generator.close
@@ -267,7 +272,7 @@ def _each_model(args: argparse.Namespace, evaluate_model: Any) -> tuple[list[dic
     names: dict[str, str] = {}
     for model in args.model:
         if len(args.model) > 1:
-            print(f"model {model}", file=sys.stderr)
+            logger.info(f"model {model}")
         generator = _generator(args, model)
         try:
             model_predictions, model_stats = evaluate_model(generator)
@@ -341,9 +346,9 @@ def _finish(args: argparse.Namespace, out: Path, predictions: list[dict], stats:
         for (model, name), ys in by_setting.items():
             print(f"{model + ': ' if several else ''}{name}: accuracy {sum(ys) / len(ys):.3f} "
                   f"over {len(ys)} questions")
-    print(f"wrote {out / pred_name}")
+    logger.info(f"wrote {out / pred_name}")
     if skips.skipped:
-        print(f"ltprobe: {skips.summary()}", file=sys.stderr)
+        logger.warning(skips.summary())
 
 
 def eval_manifest(args: argparse.Namespace, stats: list[dict], skips: Any) -> dict[str, Any]:
@@ -469,7 +474,7 @@ def _bench(args: argparse.Namespace) -> int:
     model = args.model
     if model is None:
         folder = args.model_dir or str(Path(tempfile.gettempdir()) / "ltprobe-bench-eval-model-v1")
-        print(f"training the benchmark model in {folder} (reused next time) ...", file=sys.stderr)
+        logger.info(f"training the benchmark model in {folder} (reused next time) ...")
         model = str(build_local_model(folder, hidden=128, layers=2))
     fmt = load_format("qa")
     facts = local_qa_texts(args.prompts + 4, seed=1)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
+
+logger = logging.getLogger(__name__)
 
 _DESCRIPTION = """\
 Search head and tail values for the variables of logical rules, as LINK does (Li et al.,
@@ -95,7 +98,6 @@ def register(commands) -> None:
     probing.add_argument("--no-negated", action="store_true", help="skip the negated variants")
     probing.add_argument("--no-probe", action="store_true", help="do not probe a model")
     parser.add_argument("--force", action="store_true", help="run again even if OUT has a summary")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
     bench = commands.add_bench("generate", _bench,
                                help="LINK critic/reranker scoring: batched per beam step vs per candidate",
@@ -173,8 +175,8 @@ def _generate(args: argparse.Namespace) -> int:
             line += (f"; probing accuracy head {probing['head']['accuracy']:.2f} "
                      f"tail {probing['tail']['accuracy']:.2f}")
         print(line)
-    print(f"wrote {out / 'statements.jsonl'} and {out / 'generation_summary.json'} "
-          f"({summary['n_statements']} statements)")
+    logger.info(f"wrote {out / 'statements.jsonl'} and {out / 'generation_summary.json'} "
+                f"({summary['n_statements']} statements)")
     failed = [r for r, e in summary["rules"].items() if e["status"] != "ok"]
     if failed and len(failed) == len(summary["rules"]):
         print(f"ltprobe: error: no rule produced statements ({failed[0]}: "
@@ -187,7 +189,6 @@ def _bench(args: argparse.Namespace) -> int:
     import json
     import math
     import os
-    import sys
     import tempfile
     import time
     from pathlib import Path
@@ -205,7 +206,7 @@ def _bench(args: argparse.Namespace) -> int:
         from probe.cli._eval import build_local_model
 
         folder = Path(tempfile.gettempdir()) / "ltprobe-bench-eval-model-v1"
-        print(f"training the benchmark model in {folder} (reused next time) ...", file=sys.stderr)
+        logger.info(f"training the benchmark model in {folder} (reused next time) ...")
         model = str(build_local_model(folder, hidden=128, layers=2))
     rule = parse_rule("bench", {
         "premise_map": {"is_allergic_to(P, A)": "[P] is allergic to [A]",

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+
+logger = logging.getLogger(__name__)
 
 
 def register(commands) -> None:
@@ -89,14 +92,13 @@ def _import_kandpal(args: argparse.Namespace) -> int:
                             ids=ids, on_error=args.on_error)
     if "qa_entities" in result:
         qa = result["qa_entities"]
-        print(f"wrote {qa['n']} QA entity records to {qa['path']}"
-              + (f" (skipped {qa['skipped']}: {qa['skipped_summary']})" if qa["skipped"] else ""),
-              file=sys.stderr)
+        logger.info(f"wrote {qa['n']} QA entity records to {qa['path']}"
+                    + (f" (skipped {qa['skipped']}: {qa['skipped_summary']})" if qa["skipped"] else ""))
     if "index" in result:
         ix = result["index"]
-        print(f"wrote an index of {ix['n_entities']} entities over {ix['n_docs']} documents "
-              f"({ix['n_mentions']} distinct entity-document pairs) to {ix['path']} "
-              f"in {ix['build_seconds']} s", file=sys.stderr)
+        logger.info(f"wrote an index of {ix['n_entities']} entities over {ix['n_docs']} documents "
+                    f"({ix['n_mentions']} distinct entity-document pairs) to {ix['path']} "
+                    f"in {ix['build_seconds']} s")
     return 0
 
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import logging
 from typing import Any
 
 from indexes import load_aliases, open_phrase_index
+
+logger = logging.getLogger(__name__)
 
 _ES_HELP = ("Elasticsearch credentials come from the environment (ES_API_KEY, or ES_USERNAME and "
             "ES_PASSWORD; ES_CA_CERTS, ES_VERIFY_CERTS=false for TLS) or from a config file "
@@ -232,11 +234,11 @@ def _index(args: argparse.Namespace) -> int:
                        executor=args.executor, workers=args.workers, text_field=args.text_field,
                        id_field=args.id_field, split=args.split)
     where = args.out or f"{info.get('url')} {info.get('index')}"
-    print(f"indexed {info['n_docs']} documents ({info['n_mentions']} entity mentions) and "
-          f"{info['n_passages']} passages into {where}", file=sys.stderr)
+    logger.info(f"indexed {info['n_docs']} documents ({info['n_mentions']} entity mentions) and "
+                f"{info['n_passages']} passages into {where}")
     if info.get("skipped_records"):
-        print(f"skipped {info['skipped_records']} bad record(s)" +
-              (f": {info['skipped_summary']}" if info.get("skipped_summary") else ""), file=sys.stderr)
+        logger.warning(f"skipped {info['skipped_records']} bad record(s)" +
+                       (f": {info['skipped_summary']}" if info.get("skipped_summary") else ""))
     return 0
 
 
@@ -261,11 +263,10 @@ def _count(args: argparse.Namespace) -> int:
                                stoplist_sides=args.stoplist_sides, on_error=args.on_error)
     finally:
         index.close()
-    print(f"wrote {summary['n']} counts to {args.out}: {summary['ok']} ok, {summary['no_q_entity']} "
-          f"without a question entity, {summary['no_a_entity']} without an answer entity",
-          file=sys.stderr)
+    logger.info(f"wrote {summary['n']} counts to {args.out}: {summary['ok']} ok, {summary['no_q_entity']} "
+                f"without a question entity, {summary['no_a_entity']} without an answer entity")
     if summary["skipped"]:
-        print(summary["skipped_summary"], file=sys.stderr)
+        logger.warning(summary["skipped_summary"])
     return 0
 
 
@@ -281,9 +282,9 @@ def _count_by_step(args: argparse.Namespace, index: Any) -> int:
                                        stoplist=args.stoplist, on_error=args.on_error)
     finally:
         index.close()
-    print(f"wrote {summary['n']} counts by step ({order.steps} steps in the order) to {args.out}", file=sys.stderr)
+    logger.info(f"wrote {summary['n']} counts by step ({order.steps} steps in the order) to {args.out}")
     if summary["skipped"]:
-        print(summary["skipped_summary"], file=sys.stderr)
+        logger.warning(summary["skipped_summary"])
     return 0
 
 
@@ -304,8 +305,8 @@ def _compare_counts(args: argparse.Namespace) -> int:
         for index in (index_a, index_b):
             if index is not None:
                 index.close()
-    print(f"{summary['n_both']} QA pairs counted by both, Spearman {summary['spearman']}; report in "
-          f"{args.out}/report.html", file=sys.stderr)
+    logger.info(f"{summary['n_both']} QA pairs counted by both, Spearman {summary['spearman']}; report in "
+                f"{args.out}/report.html")
     print(json.dumps({k: v for k, v in summary.items() if k != "disagreements"}))
     return 0
 

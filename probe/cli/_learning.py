@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import logging
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 _HELP = """\
 Attribute wrong answers: link each wrong prediction against the knowledge base (the question as
@@ -40,5 +42,5 @@ def _attribute(args: argparse.Namespace) -> int:
         print(f"{setting}: {s['n_errors']} wrong answers, {s['n_attributed']} linked to another entity; "
               f"share with a more frequent predicted answer {share}")
     print(json.dumps(summary))
-    print(f"wrote {args.out}", file=sys.stderr)
+    logger.info(f"wrote {args.out}")
     return 0

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+
+logger = logging.getLogger(__name__)
 
 
 def register(commands) -> None:
@@ -213,7 +216,7 @@ def _kb_build(args: argparse.Namespace) -> int:
                                          min_sitelinks=args.min_sitelinks, on_error=args.on_error, skips=skips,
                                          progress=False)
         KnowledgeBase.write(entities, args.out, source=str(args.input), on_error=args.on_error, skips=skips,
-                            progress=sys.stderr.isatty())
+                            progress=True)
         kb = KnowledgeBase.load(args.out)
     elif source == "table":
         columns = {}
@@ -229,11 +232,10 @@ def _kb_build(args: argparse.Namespace) -> int:
     if source in ("table", "popqa"):
         kb.save(args.out)
     info = kb.info()
-    print(f"knowledge base: {info['entities']} entities, {info['aliases']} aliases, {info['keys']} alias keys "
-          f"({info['ambiguous_keys']} ambiguous) -> {args.out} in {time.perf_counter() - started:.1f}s",
-          file=sys.stderr)
+    logger.info(f"knowledge base: {info['entities']} entities, {info['aliases']} aliases, {info['keys']} alias keys "
+                f"({info['ambiguous_keys']} ambiguous) -> {args.out} in {time.perf_counter() - started:.1f}s")
     if skips.skipped:
-        print(skips.summary(), file=sys.stderr)
+        logger.warning(skips.summary())
     return 0
 
 
@@ -248,10 +250,10 @@ def _link_qa(args: argparse.Namespace) -> int:
     from entity_linking import link_qa
 
     stats = link_qa(args.qa, args.kb, args.out, on_error=args.on_error, linker_options=_options(args))
-    print(f"linked {stats['questions']} QA pairs: {stats['with_q_entity']} with a question entity, "
-          f"{stats['with_a_entity']} with an answer entity -> {args.out}", file=sys.stderr)
+    logger.info(f"linked {stats['questions']} QA pairs: {stats['with_q_entity']} with a question entity, "
+                f"{stats['with_a_entity']} with an answer entity -> {args.out}")
     if stats["skipped"]:
-        print(stats["skip_summary"], file=sys.stderr)
+        logger.warning(stats["skip_summary"])
     return 0
 
 
@@ -263,11 +265,10 @@ def _link_corpus(args: argparse.Namespace) -> int:
                            shard_size=args.shard_size, max_doc_chars=args.max_doc_chars,
                            linker_options=_options(args), executor=args.executor,
                            progress=not args.no_progress)
-    print(f"linked {manifest['documents_linked']} documents ({manifest['entity_links']} entity links) in "
-          f"{len(manifest['shards'])} shard(s) -> {args.out}", file=sys.stderr)
+    logger.info(f"linked {manifest['documents_linked']} documents ({manifest['entity_links']} entity links) in "
+                f"{len(manifest['shards'])} shard(s) -> {args.out}")
     if manifest["skipped"]:
-        print(f"skipped {manifest['skipped']} bad record(s); first: {manifest['skip_examples'][0]}",
-              file=sys.stderr)
+        logger.warning(f"skipped {manifest['skipped']} bad record(s); first: {manifest['skip_examples'][0]}")
     return 0
 
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 RUN_HELP = """\
 Run the whole job: (generate a controlled world and train a model on it,) link the QA pairs
@@ -41,7 +45,6 @@ def register(commands) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config setting, e.g. --set eval.shots=4 (repeatable; "
                              "VALUE is read as YAML)")
-    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument("--force", action="append", default=[], metavar="STAGE",
                         help="recompute this stage (and the stages after it) even when nothing it depends "
                              "on changed; repeatable. Stages: world, qa, link-qa, link-corpus, index, count, "
@@ -92,23 +95,27 @@ def _register_more(commands) -> None:
 
 
 def _counterfactual(args: argparse.Namespace) -> int:
+    from entity_linking.logs import log_file
     from probe.pipeline import counterfactual
 
-    result = counterfactual(args.run, per_bucket=args.per_bucket, control=args.control, seed=args.seed)
+    with log_file(Path(args.run) / "run.log", header=f"ltprobe counterfactual on {args.run}"):
+        result = counterfactual(args.run, per_bucket=args.per_bucket, control=args.control, seed=args.seed)
     for b in result["buckets"]:
         print(f"count {b['lo']}-{b['hi'] - 1}: n={b['n']}, removed {b['docs_removed']} docs, "
               f"accuracy {_fmt(b['before'])} -> {_fmt(b['after'])}, drop {_fmt(b['drop'])} {_ci(b['drop_ci'])}")
     c = result["control"]
     print(f"control: n={c['n']}, accuracy {_fmt(c['before'])} -> {_fmt(c['after'])}, "
           f"drop {_fmt(c['drop'])} {_ci(c['drop_ci'])}")
-    print(f"written: {args.run}/counterfactual.json and the report's counterfactual section")
+    logger.info(f"written: {args.run}/counterfactual.json and the report's counterfactual section")
     return 0
 
 
 def _merge(args: argparse.Namespace) -> int:
+    from entity_linking.logs import log_file
     from probe.pipeline import merge
 
-    summary = merge(args.shards, args.out)
+    with log_file(Path(args.out) / "run.log", header=f"ltprobe merge {' '.join(args.shards)} into {args.out}"):
+        summary = merge(args.shards, args.out)
     print(f"merged {len(args.shards)} shards: {summary['n_questions']} questions; report: {args.out}/report.html")
     return 0
 

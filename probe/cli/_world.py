@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from pathlib import Path
 
 from probe.cli import Commands, add_on_error
+
+logger = logging.getLogger(__name__)
 
 _WORLD_HELP = """\
 Generate a controlled world: fictional people with a birth city, an occupation and an
@@ -83,7 +85,7 @@ def _world(args: argparse.Namespace) -> int:
     if args.reading_docs is not None:
         config.reading_docs = args.reading_docs
     out = generate_world(args.out, config)
-    print(f"world written to {out}", file=sys.stderr)
+    logger.info(f"world written to {out}")
     return 0
 
 
@@ -106,6 +108,6 @@ def _train(args: argparse.Namespace) -> int:
         config.intermediate_size = 4 * config.hidden_size
     files = [args.world / "corpus.jsonl", args.world / "reading.jsonl"] if args.world else list(args.texts)
     out = train_model(args.out, files, config, seed=args.seed, on_error=args.on_error)
-    print(f"model folder: {out}", file=sys.stderr)
+    logger.info(f"model folder: {out}")
     return 0
 

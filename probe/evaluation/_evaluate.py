@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import random
-import sys
 import time
 import zlib
 from collections.abc import Mapping, Sequence
@@ -33,6 +33,8 @@ from entity_linking import faults as _faults
 from entity_linking.io import InputError
 from probe.evaluation._prompts import FittedPrompt, PromptFormat, Shot, chat_wrapper, fit_prompts, load_format
 from probe.evaluation._scoring import SCORINGS, contains_answer, score
+
+logger = logging.getLogger(__name__)
 
 SETTINGS = ("closed_book", "rag", "oracle")
 
@@ -184,8 +186,8 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
     pool_ids = {str(r["id"]) for r in pool}
     pool_shots = _pool_shots(pool, setting, passages, k, filter_shots)
     if shots > 0 and len(pool_shots) < shots:
-        print(f"ltprobe: warning: only {len(pool_shots)} shot(s) available for {shots}-shot prompts "
-              f"in setting {setting}", file=sys.stderr)
+        logger.warning(f"only {len(pool_shots)} shot(s) available for {shots}-shot prompts "
+                       f"in setting {setting}")
 
     scored = [r for r in qa if str(r["id"]) not in pool_ids and in_shard(str(r["id"]), shard)]
     items = []
@@ -209,10 +211,10 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
             todo.setdefault(key, f.prompt)
     cached = sum(1 for key, f in zip(keys, fitted) if not f.too_long and key in cache.entries)
 
-    from tqdm import tqdm
+    from entity_linking.logs import progress_bar
 
-    bar = tqdm(total=len(fitted), initial=len(fitted) - len(todo), unit="q", desc=f"eval {setting}",
-               disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    bar = progress_bar(total=len(fitted), initial=len(fitted) - len(todo), unit="q", desc=f"eval {setting}",
+                       enabled=progress, dynamic_ncols=True)
     pending = list(todo.items())
     generated_before = generator.generated_tokens
     try:
@@ -254,8 +256,8 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
     truncated = sum(1 for f in fitted if f.dropped and not f.too_long)
     too_long = sum(1 for f in fitted if f.too_long)
     if truncated or too_long:
-        print(f"ltprobe: warning: {setting}: {truncated} prompt(s) longer than the context lost shots or "
-              f"passages from the left; {too_long} did not fit at all and were scored wrong", file=sys.stderr)
+        logger.warning(f"{setting}: {truncated} prompt(s) longer than the context lost shots or "
+                       f"passages from the left; {too_long} did not fit at all and were scored wrong")
     if stats is not None:
         elapsed = time.monotonic() - started
         stats.update({"setting": setting, "questions": len(predictions), "shot_pool": len(pool_ids),
@@ -301,14 +303,14 @@ def gold_logprobs(generator: Any, prompts: Sequence[str], answers: Sequence[Sequ
     forward pass) get every (prompt, alias) sequence in one batch; others go through
     `next_token_logprobs` one prompt at a time.
     """
-    from tqdm import tqdm
+    from entity_linking.logs import progress_bar
 
     def continuation(prompt: str, alias: str) -> str:
         return alias if prompt[-1:].isspace() else " " + alias
 
     result: list[float | None] = [None] * len(prompts)
     in_process = hasattr(generator, "_token_logprobs") and hasattr(generator, "_tokenizer")
-    bar = tqdm(total=len(prompts), unit="q", desc="gold log-prob", disable=not progress, file=sys.stderr)
+    bar = progress_bar(total=len(prompts), unit="q", desc="gold log-prob", enabled=progress)
     try:
         for start in range(0, len(prompts), chunk_size):
             chunk = range(start, min(start + chunk_size, len(prompts)))

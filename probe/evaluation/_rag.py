@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,10 +46,10 @@ def retrieve_passages(index: Any, qa: Sequence[Mapping[str, Any]], k: int = 3, *
     """Top-`k` BM25 passages for each question (`index.search_many`), keyed by question id."""
     if k < 1:
         raise InputError(f"--k must be at least 1, not {k}")
-    from tqdm import tqdm
+    from entity_linking.logs import progress_bar
 
     result: dict[str, list[Any]] = {}
-    with tqdm(total=len(qa), unit="q", desc="retrieve", disable=not progress, file=sys.stderr) as bar:
+    with progress_bar(total=len(qa), unit="q", desc="retrieve", enabled=progress) as bar:
         for start in range(0, len(qa), batch_size):
             batch = qa[start:start + batch_size]
             for record, passages in zip(batch, index.search_many([r["question"] for r in batch], k)):
@@ -95,7 +94,7 @@ def oracle_passages(index: Any, qa: Sequence[Mapping[str, Any]],
     and `a_entities`. `stats`, when given, counts the source used: `gold`, `docs_with`,
     `search`, `none`.
     """
-    from tqdm import tqdm
+    from entity_linking.logs import progress_bar
 
     entities = _entity_table(qa_entities)
     try:
@@ -105,7 +104,7 @@ def oracle_passages(index: Any, qa: Sequence[Mapping[str, Any]],
     counters = {"gold": 0, "docs_with": 0, "search": 0, "none": 0}
     result: dict[str, list[Any]] = {}
     need_search: list[Mapping[str, Any]] = []
-    for record in tqdm(qa, unit="q", desc="oracle", disable=not progress, file=sys.stderr):
+    for record in progress_bar(qa, unit="q", desc="oracle", enabled=progress):
         qid = str(record["id"])
         gold = record.get("gold_passages") or ([record["gold_passage"]] if record.get("gold_passage") else [])
         if gold:

@@ -20,6 +20,7 @@ module never imports torch, transformers or vLLM.
 from __future__ import annotations
 
 import importlib
+import logging
 import math
 import os
 import random
@@ -36,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from entity_linking.io import InputError
+
+logger = logging.getLogger(__name__)
 
 BACKENDS = {
     "vllm": "probe.generation._generation:VLLMGenerator",
@@ -98,9 +101,9 @@ def resolve_backend(backend: str, options: dict[str, Any], *, notice: bool = Tru
         kept["dtype"] = "auto" if cuda_available() else "bfloat16" if cpu_supports_bf16() else "float32"
     if notice:
         dropped = sorted(set(options) - set(_VLLM_TO_TRANSFORMERS))
-        print("ltprobe: vLLM is not installed here" + (" (LTPROBE_VLLM=none)" if os.environ.get(
+        logger.warning("vLLM is not installed here" + (" (LTPROBE_VLLM=none)" if os.environ.get(
             "LTPROBE_VLLM", "").lower() == "none" else "") + "; evaluating with transformers instead"
-              + (f" (vLLM options {', '.join(dropped)} do not apply)" if dropped else ""), file=sys.stderr, flush=True)
+                       + (f" (vLLM options {', '.join(dropped)} do not apply)" if dropped else ""))
     return "transformers", kept
 
 

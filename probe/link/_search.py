@@ -554,9 +554,9 @@ class Searcher:
 
 
 def _progress(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
+    from entity_linking.logs import progress_bar
 
-    return tqdm(total=total, desc=desc, unit="var", disable=not enabled, leave=False)
+    return progress_bar(total=total, desc=desc, unit="var", enabled=enabled, leave=False)
 
 
 # --------------------------------------------------------------------------- output

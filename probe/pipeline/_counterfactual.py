@@ -22,15 +22,17 @@ Output: `RUN/counterfactual/` (removed_docs.txt, model, predictions) and
 from __future__ import annotations
 
 import json
+import logging
 import random
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from entity_linking.io import InputError, read_records, write_json, write_jsonl
+
+logger = logging.getLogger(__name__)
 
 
 def counterfactual(run_dir: str | Path, *, per_bucket: int = 30, control: int | None = None,
@@ -93,7 +95,7 @@ def counterfactual(run_dir: str | Path, *, per_bucket: int = 30, control: int | 
         if kept:
             controls += rng.sample(kept, min(control, len(kept)))
     if not controls:
-        print("ltprobe: warning: no question keeps all its documents: the control is empty", file=sys.stderr)
+        logger.warning("no question keeps all its documents: the control is empty")
 
     out = run / "counterfactual"
     out.mkdir(parents=True, exist_ok=True)

@@ -11,12 +11,16 @@ where it stopped. `manifest.json` records, stage by stage, what the files were c
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 from entity_linking.io import InputError, read_records, write_json, write_jsonl
+from entity_linking.logs import log_file, quiet_progress
 from probe.pipeline._stages import Stages, corpus_identity, identity
+
+logger = logging.getLogger(__name__)
 
 
 def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False,
@@ -26,14 +30,19 @@ def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False,
     Each stage is fingerprinted (`probe.pipeline._stages`): a re-run recomputes the stages whose
     settings, input files or earlier stages changed, and those after them; `force` names
     stages to recompute anyway. Returns the summary (also written to `summary.json`).
+
+    The stages' messages go to `logging` and are appended to `run.log` in `out_dir` (with time
+    and level; DEBUG too where the toolkit's loggers are set to it). `quiet`: no headline on
+    stdout and no progress bars.
     """
     from entity_linking.faults import fault_point
     from probe.pipeline._lock import RunLock, describe
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    config = _with_available_backend(config)
-    with RunLock(out) as lock:  # one job per folder; a second stops here, naming the first
+    with RunLock(out) as lock, quiet_progress(quiet), \
+            log_file(out / "run.log", header=f"ltprobe run into {out}"):  # one job per folder
+        config = _with_available_backend(config)
         stages = Stages(out, force=force, quiet=quiet)
         if lock.previous:
             stages(f"[lock] took over the lock of a job that is gone ({describe(lock.previous)})")

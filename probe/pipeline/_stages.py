@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from entity_linking.io import InputError, write_json
+
+logger = logging.getLogger(__name__)
 
 STAGES = ("world", "qa", "link-qa", "link-corpus", "index", "count", "eval", "count-by-step", "errors", "summary",
           "report")
@@ -94,8 +96,8 @@ class Stages:
         """Stages computed in this run."""
 
     def __call__(self, message: str) -> None:
-        if not self.quiet:
-            print(f"ltprobe: {message}", file=sys.stderr, flush=True)
+        """Log a stage message (INFO: the run's `run.log` keeps it; the CLI shows it unless quiet)."""
+        logger.info(message)
 
     def run(self, name: str, outputs: list[Path], work: Callable[[], Any], *, settings: dict[str, Any],
             inputs: dict[str, Any] | None = None, after: Iterable[str] = (),
@@ -109,6 +111,7 @@ class Stages:
         fingerprint = {"settings": settings, "inputs": self._relative(inputs or {}),
                        "after": {s: self.results[s] for s in after}}
         key = digest(fingerprint)
+        logger.debug(f"[{name}] fingerprint {key}")
         record = self.records.get(name) or {}
         complete = bool(outputs) and all(p.exists() for p in outputs)
         same = record.get("fingerprint") == key

@@ -14,8 +14,8 @@ from __future__ import annotations
 import csv
 import html
 import json
+import logging
 import math
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,8 @@ from probe.report._html import (
 )
 from probe.report._load import Run, load_run
 from probe.report._words import headline, setup_sentence
+
+logger = logging.getLogger(__name__)
 
 # summary.json keys the report renders in a section of their own; others land in "Other figures".
 _RENDERED_KEYS = {"model", "index", "n_questions", "settings", "count_dependence_reduction",
@@ -84,7 +86,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *,
     ]
     skipped = ""
     if run.skipped.skipped:
-        print(f"ltprobe report: {run.skipped.summary()}", file=sys.stderr)
+        logger.warning(f"report: {run.skipped.summary()}")
         skipped = (f"<p class='note'>{run.skipped.skipped} bad record(s) in the run's files were skipped "
                    f"(--on-error skip); first: {html.escape(run.skipped.examples[0])}</p>")
     setup = setup_sentence(run.manifest, run.summary)
@@ -129,8 +131,7 @@ def _guarded(title: str, render: Any, run: Run, plots_dir: Path) -> str:
     try:
         content = render(run, plots_dir)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        print(f"ltprobe report: warning: section {title!r} could not be drawn ({type(exc).__name__}: {exc})",
-              file=sys.stderr)
+        logger.warning(f"report: section {title!r} could not be drawn ({type(exc).__name__}: {exc})")
         content = (f"<p class='note'>This section could not be drawn from the run's data "
                    f"({html.escape(type(exc).__name__)}: {html.escape(str(exc))}).</p>")
     if not content:
@@ -714,7 +715,7 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, labels:
     runs = [load_run(d, on_error=on_error) for d in run_dirs]
     for run in runs:
         if run.skipped.skipped:
-            print(f"ltprobe compare: {run.path}: {run.skipped.summary()}", file=sys.stderr)
+            logger.warning(f"compare: {run.path}: {run.skipped.summary()}")
     if labels is not None and len(labels) != len(runs):
         raise InputError(f"compare: {len(labels)} label(s) for {len(runs)} run(s); give one per run")
     labels = list(labels) if labels is not None else _unique_labels([r.path for r in runs])

@@ -18,10 +18,10 @@ import contextlib
 import ctypes
 import hashlib
 import json
+import logging
 import math
 import os
 import random
-import sys
 import time
 from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, field
@@ -30,7 +30,10 @@ from typing import Any
 
 from entity_linking.faults import fault_point
 from entity_linking.io import InputError, SkipCounter, disk_errors, read_records, write_json
+from entity_linking.logs import progress_bar
 from probe.generation import available_cores, native_bf16, training_device
+
+logger = logging.getLogger(__name__)
 
 TRAIN_MARKER = "ltprobe_train.json"
 """Written last into the model folder; its presence with the same config and inputs means the
@@ -134,7 +137,7 @@ def _read_texts(path: Path, on_error: str) -> tuple[list[str], list[str | None]]
         texts.append(record["text"])
         ids.append(None if record.get("id") is None else str(record["id"]))
     if skips.skipped:
-        print(f"train: {path}: {skips.summary()}", file=sys.stderr)
+        logger.warning(f"train: {path}: {skips.summary()}")
     if not texts:
         raise InputError(f"{path}: no training texts (records need a 'text' field)")
     return texts, ids
@@ -273,7 +276,6 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
     step): the counterfactual's retraining, in which only the removed documents differ.
     """
     import torch
-    from tqdm import tqdm
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     config = config or TrainConfig()
@@ -309,8 +311,8 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
     if device == "cpu" and threads > 1 and load > available_cores():
         # OpenMP threads spin-wait for each other; on an oversubscribed machine two threads
         # were measured ten times slower than one.
-        print(f"train: the machine is busy (load {load:.1f} on {available_cores()} cores); "
-              f"threads=1 may train much faster than threads={threads}", file=sys.stderr)
+        logger.warning(f"train: the machine is busy (load {load:.1f} on {available_cores()} cores); "
+                       f"threads=1 may train much faster than threads={threads}")
     torch.manual_seed(seed)
     rng = random.Random(seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -328,7 +330,7 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
         pool_members.append([])
         pools.append(_pack(tokens, config.seq_len, eos, rng, keep, pool_members[-1]))
     if drop and dropped != len(drop):
-        print(f"train: {len(drop) - dropped} of the {len(drop)} ids to drop are in no training file", file=sys.stderr)
+        logger.warning(f"train: {len(drop) - dropped} of the {len(drop)} ids to drop are in no training file")
     sizes = [len(p) for p in pools]
 
     model_config = LlamaConfig(
@@ -368,7 +370,7 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
     started = time.time()
     tokens_seen = 0
     losses: list[float] = []
-    bar = tqdm(total=config.steps, desc="train", unit="step", disable=not progress, file=sys.stderr)
+    bar = progress_bar(total=config.steps, desc="train", unit="step", enabled=progress)
     with memory:
         for step in range(config.steps):
             shares = _shares_at(step, config, len(pools), sizes)

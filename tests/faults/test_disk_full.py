@@ -42,7 +42,7 @@ def _can_mount(where: Path) -> bool:
 def _digests(folder: Path) -> dict[str, str]:
     """Digests of the finished outputs: not the files rewritten at every start, nor a model
     folder without its completeness marker (training stopped there, and starts again)."""
-    skip = {"manifest.json", ".ltprobe.lock"}
+    skip = {"manifest.json", ".ltprobe.lock", "run.log"}  # run.log: appended at every start
     unfinished_model = not (folder / "model" / "ltprobe_train.json").exists()
     return {name: hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()

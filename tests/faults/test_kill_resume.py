@@ -129,6 +129,8 @@ def test_killed_anywhere_the_resumed_run_equals_an_uninterrupted_one(tmp_path):
         got_path = got_files[name]
         if name == ".ltprobe.lock":
             continue
+        if name == "run.log":  # the log of every start, the killed ones too (checked below)
+            continue
         if name == "cache/completions.jsonl":
             (ref_entries, ref_n), (got_entries, got_n) = _cache_records(ref_path), _cache_records(got_path)
             assert got_entries == ref_entries, "the completion cache holds other completions"
@@ -148,4 +150,5 @@ def test_killed_anywhere_the_resumed_run_equals_an_uninterrupted_one(tmp_path):
     assert len(keys) == len(set(keys)) > 0  # each question once per setting
     starts = json.loads((out / "manifest.json").read_text())["starts"]
     assert len(starts) == len(FAULTS) + 1
+    assert (out / "run.log").read_text().count(" INFO ltprobe: ltprobe run into ") == len(starts)
     shutil.rmtree(reference)

@@ -39,14 +39,14 @@ def test_default_threads_are_every_core_and_do_not_change_the_cache_key(tiny_wor
     assert (out / "model.safetensors").stat().st_mtime_ns == weights
 
 
-def test_vllm_falls_back_to_transformers_with_a_notice(monkeypatch, capsys):
+def test_vllm_falls_back_to_transformers_with_a_notice(monkeypatch, caplog):
     monkeypatch.setenv("LTPROBE_VLLM", "none")
     assert not vllm_available()
     backend, options = resolve_backend("vllm", {"dtype": "auto", "max_model_len": 256, "enforce_eager": True})
     assert backend == "transformers"
     assert options == {"dtype": "bfloat16" if cpu_supports_bf16() else "float32", "max_context": 256}
-    err = capsys.readouterr().err
-    assert "evaluating with transformers instead" in err and "enforce_eager" in err
+    (notice,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "evaluating with transformers instead" in notice and "enforce_eager" in notice
     assert resolve_backend("transformers", {"dtype": "float32"}) == ("transformers", {"dtype": "float32"})
     monkeypatch.delenv("LTPROBE_VLLM")
     with pytest.raises(InputError):

@@ -65,6 +65,9 @@ def test_smoke_run_writes_every_contract_file(small_run):
                  "world/truth.jsonl", "model/config.json"]:
         assert (small_run / name).is_file(), name
     assert list((small_run / "plots").glob("*.png"))
+    log = (small_run / "run.log").read_text()  # added to the contract's files: the job's messages
+    for stage in ("world", "qa", "link-qa", "link-corpus", "index", "count", "eval", "summary", "report"):
+        assert f" INFO probe.pipeline._stages: [{stage}] running: first run\n" in log, stage
 
     qa = _records(small_run / "qa.jsonl")
     ids = [r["id"] for r in qa]
@@ -118,6 +121,8 @@ def test_second_run_repeats_no_work_and_writes_the_same_summary(small_run):
     assert result.returncode == 0, result.stderr[-2000:]
     for stage in ("world", "link-qa", "link-corpus", "index", "count", "eval", "report"):
         assert f"[{stage}] done already" in result.stderr, stage
+    assert result.stdout.startswith(f"report: {small_run / 'report.html'}\nquestions: ")  # the result, on stdout
+    assert result.stderr.startswith("[world] done already")  # the stage messages, plain
     assert weights.stat().st_mtime_ns == mtime
     assert (small_run / "summary.json").read_text() == summary
 
@@ -145,6 +150,7 @@ def test_sharded_evaluation_merges_into_the_unsharded_run(small_run, tmp_path):
     joined = json.loads((merged / "summary.json").read_text())
     assert joined["settings"] == whole["settings"]
     assert (merged / "report.html").exists()
+    assert f"INFO ltprobe: ltprobe merge {' '.join(shards)} into {merged}" in (merged / "run.log").read_text()
 
     again = _ltprobe("merge", shards[0], "--out", str(tmp_path / "half"))
     assert again.returncode == 2 and "do not cover" in again.stderr
@@ -155,6 +161,7 @@ def test_counterfactual_removes_relevant_documents_and_retrains(small_run):
     result = _ltprobe("counterfactual", "--run", str(small_run), "--per-bucket", "4", "--control", "4",
                       timeout=1200)
     assert result.returncode == 0, result.stderr[-2000:]
+    assert f"INFO ltprobe: ltprobe counterfactual on {small_run}" in (small_run / "run.log").read_text()
     cf = json.loads((small_run / "counterfactual.json").read_text())
     counts = {c["id"]: c for c in _records(small_run / "counts.jsonl")}
     before = {p["id"]: p["correct"] for p in _records(small_run / "predictions.jsonl")

@@ -27,16 +27,21 @@ pytestmark = pytest.mark.slow
 
 def run_job(out: Path, capsys, *overrides: str, force: tuple[str, ...] = ()) -> dict[str, str]:
     """Run the smoke job into `out`; return what each stage did: "ran" or "skipped" (also "given",
-    "not needed"), and the reason logged for each stage that ran."""
+    "not needed"), and the reason logged for each stage that ran, as this run appended them to
+    `out/run.log` (under "_log"); "_out": what it printed on stdout (the headline)."""
     from probe.pipeline import load_config, run
 
+    log = out / "run.log"
+    start = log.stat().st_size if log.exists() else 0
     capsys.readouterr()
     run(load_config(SMOKE, [*FAST, *overrides]), out, force=list(force))
-    err = capsys.readouterr().err
+    appended = log.read_bytes()[start:].decode("utf-8")
     did = {}
-    for stage, what in re.findall(r"ltprobe: \[([a-z-]+)\] (done already|running|given|not needed)", err):
+    for stage, what in re.findall(r" INFO probe\.pipeline\._stages: \[([a-z-]+)\] (done already|running|given|not needed)",
+                                  appended):
         did[stage] = {"done already": "skipped", "running": "ran"}.get(what, what)
-    did["_log"] = err
+    did["_log"] = appended
+    did["_out"] = capsys.readouterr().out
     return did
 
 
@@ -71,6 +76,7 @@ def test_unchanged_rerun_repeats_nothing(job, capsys):
     before = files_state(job)
     did = run_job(job, capsys)
     assert ran(did) == set(), did["_log"][-2000:]
+    assert did["_out"].startswith(f"report: {job / 'report.html'}\nquestions: ")  # the headline, on stdout
     assert {s for s, w in did.items() if w == "skipped"} >= {"world", "qa", "link-qa", "link-corpus", "index",
                                                             "count", "eval", "summary", "report"}
     assert files_state(job) == before
