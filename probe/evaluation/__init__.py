@@ -20,6 +20,7 @@ _LAZY = {
     "retrieval_precision": "probe.evaluation._rag:retrieval_precision",
     "retrieval_quality": "probe.evaluation._rag:retrieval_quality",
     "retrieve_passages": "probe.evaluation._rag:retrieve_passages",
+    "Prediction": "probe.evaluation._records:Prediction",
     "contains_answer": "probe.evaluation._scoring:contains_answer",
     "exact_match": "probe.evaluation._scoring:exact_match",
     "normalize_answer": "probe.evaluation._scoring:normalize_answer",
