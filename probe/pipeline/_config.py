@@ -348,7 +348,7 @@ def _check(tp: Any, value: Any, path: str) -> Any:
         options = [a for a in args if a is not type(None)]
         if value is None and len(options) < len(args):
             return None
-        same_kind = [o for o in options if _kind(o) == _kind(value)]
+        same_kind = [o for o in options if _kind(o) == _kind(value) != "scalar"]
         if len(options) == 1 or len(same_kind) == 1:  # report inside it (a list's bad item)
             return _check((same_kind or options)[0], value, path)
         for option in options:
