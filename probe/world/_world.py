@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 from entity_linking.io import InputError, write_json, write_jsonl
-from entity_linking.records import QAPair
 
 RELATIONS = ("birth_city", "occupation", "employer")
 """The relations of the world, in the order QA pairs are written."""
@@ -556,9 +555,9 @@ class _World:
             if not p.qa:
                 continue
             for r in RELATIONS:
-                out.append(QAPair(f"qa_{len(out):05d}", self._question(r, p), self._answer_aliases(r, p),
-                                  {"q_entity": p.id, "a_entity": p.facts[r], "relation": r,
-                                   "stated_docs": stated_docs[(p.id, r)]}).to_json())
+                out.append({"id": f"qa_{len(out):05d}", "question": self._question(r, p),
+                            "answers": self._answer_aliases(r, p), "q_entity": p.id, "a_entity": p.facts[r],
+                            "relation": r, "stated_docs": stated_docs[(p.id, r)]})
         return out
 
     def reading(self) -> list[dict[str, Any]]:
