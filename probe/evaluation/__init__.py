@@ -9,6 +9,7 @@ _LAZY = {
     "parse_shard": "probe.evaluation._evaluate:parse_shard",
     "build_prompt": "probe.evaluation._prompts:build_prompt",
     "load_format": "probe.evaluation._prompts:load_format",
+    "prompt_formats": "probe.evaluation._prompts:prompt_formats",
     "relation_question": "probe.evaluation._prompts:relation_question",
     "Shot": "probe.evaluation._prompts:Shot",
     "adaptive_retrieval": "probe.evaluation._rag:adaptive_retrieval",

@@ -400,6 +400,8 @@ def _check_section(cls: type, value: Any, path: str) -> Any:
         low = known[key].metadata.get("min")
         if low is not None and checked is not None and checked < low:
             raise _Invalid(name, f"setting {name!r} must be at least {low}, got {_show(item)}")
+        if key == "prompt_format" and isinstance(checked, str) and not Path(checked).suffix:
+            _check_prompt_format(checked, name)
         given[key] = checked
     if cls is EvalConfig and given.get("shard") is not None:
         from probe.evaluation import parse_shard
@@ -413,6 +415,18 @@ def _check_section(cls: type, value: Any, path: str) -> Any:
         return cls(**given)
     except (TypeError, ValueError) as exc:  # a section's own checks
         raise _Invalid(path, f"setting {path!r}: {exc}") from None
+
+
+def _check_prompt_format(name: str, path: str) -> None:
+    """A format named without a suffix is a shipped one (a JSON file is checked when it is read)."""
+    from probe.evaluation import prompt_formats
+
+    shipped = prompt_formats()
+    if name not in shipped:
+        near = difflib.get_close_matches(name, shipped, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise _Invalid(path, f"{path}: unknown prompt format {_show(name)}{hint}; choose {', '.join(shipped)} "
+                             "or a JSON format file")
 
 
 def _suggest(cls: type, key: str, path: str) -> str:

@@ -73,6 +73,8 @@ def _job(tmp_path, text):
                                        "choose trivia_qa, nq_open, popqa"),
     ("index: {stoplist_sides: questions}\n", [], "JOB: index.stoplist_sides: unknown side 'questions' "
                                                  "(did you mean 'question'?); choose question, both"),
+    ("rag: {prompt_format: rags}\n", [], "JOB: rag.prompt_format: unknown prompt format 'rags' (did you mean "
+                                        "'rag'?); choose qa, rag or a JSON format file"),
     # values out of range
     ("rag: {k: 0}\n", [], "JOB: setting 'rag.k' must be at least 1, got 0"),
     ("", ["eval.shard=4/4"], "--set 'eval.shard=4/4': setting 'eval.shard' must be I/N with 0 <= I < N (e.g. 0/4), "
