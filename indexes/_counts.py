@@ -74,16 +74,17 @@ def linked(record: LinkedQAPair | dict[str, Any]) -> LinkedQAPair:
     return record if isinstance(record, LinkedQAPair) else LinkedQAPair.from_json(record)
 
 
-def count_qa(index: DocumentIndex, qa_entities: Iterable[dict[str, Any]] | str | os.PathLike, *,
+def count_qa(index: DocumentIndex, qa_entities: Iterable[LinkedQAPair | dict[str, Any]] | str | os.PathLike, *,
              stoplist: Iterable[str] | str | os.PathLike | None = None,
              stoplist_sides: str = "question", progress: bool = False) -> list[dict[str, Any]]:
     """Count records (`counts.jsonl` lines, as dicts: `Count.to_json()`) for QA entity records,
     in input order.
 
     `qa_entities` is an iterable of `LinkedQAPair`s (or their JSON dicts, `{"id", "q_entities",
-    "a_entities"[, "a_entity_votes"]}`) or the path of a `qa_entities.jsonl` file; `stoplist` a set of entity ids, the path of a
-    stop-list file or a shipped stop-list's name (`countries`); `stoplist_sides` `"question"`
-    (the original) or `"both"`.
+    "a_entities"[, "a_entity_votes"]}`; a malformed one is a `ValueError`) or the path of a
+    `qa_entities.jsonl` file; `stoplist` a set of entity ids, the path of a stop-list file or a
+    shipped stop-list's name (`countries`); `stoplist_sides` `"question"` (the original) or
+    `"both"`.
     """
     return list(iter_counts(index, qa_entities, stoplist=stoplist, stoplist_sides=stoplist_sides,
                             progress=progress))

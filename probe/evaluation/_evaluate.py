@@ -229,8 +229,9 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
         qid = str(record["id"])
         completion = "" if f.too_long else cache.entries[key].strip()
         scores = score(completion, record["answers"], scoring)
-        prediction = Prediction(qid, setting, generator.name, f.prompt, completion, scores["em"],  # type: ignore[arg-type]
-                                scores["contains"], scores["correct"], f.n_shots, f.n_passages, dropped=f.dropped)
+        prediction = Prediction(qid, setting, generator.name, f.prompt,  # type: ignore[arg-type]
+                                completion, scores["em"], scores["contains"], scores["correct"], f.n_shots,
+                                f.n_passages, dropped=f.dropped)
         if setting != "closed_book":
             ranked = list((passages or {}).get(qid, []))[: k if k is not None else None]
             prediction.passage_ids = [passage_ref(p) for p in ranked[: f.n_passages]]
