@@ -19,6 +19,8 @@ _LAZY = {
     "start_ray": "entity_linking.corpus._ray:start_ray",
     "Entity": "entity_linking.kb._kb:Entity",
     "KnowledgeBase": "entity_linking.kb._kb:KnowledgeBase",
+    "LinkedQAPair": "entity_linking.records:LinkedQAPair",
+    "QAPair": "entity_linking.records:QAPair",
 }
 
 __getattr__ = lazy_exports(__name__, _LAZY)

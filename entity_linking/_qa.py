@@ -21,11 +21,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from entity_linking.io import InputError, OnError, SkipCounter, read_records, write_jsonl
+from entity_linking.records import LinkedQAPair, QAPair
 
 
 def link_qa_record(linker: Any, question: str, answers: list[str]) -> dict[str, Any]:
     """Link one QA pair; returns `q_entities`, `a_entities` (salient), `a_entity_votes` and
-    `q_mentions`."""
+    `q_mentions` (the fields of a `LinkedQAPair` but its id)."""
     q_mentions = linker.link(question)
     q_entities = list(dict.fromkeys(m.kb_id for m in q_mentions))
     votes: dict[str, int] = {}
@@ -47,7 +48,7 @@ def link_qa_records(records: Iterable[dict[str, Any]], kb: Any, **linker_options
     """Link in-memory QA records (`{"id", "question", "answers"}`); returns the
     `qa_entities.jsonl` records."""
     linker = _linker(kb, linker_options)
-    return [{"id": r["id"], **link_qa_record(linker, r["question"], list(r.get("answers") or []))}
+    return [LinkedQAPair(r["id"], **link_qa_record(linker, r["question"], list(r.get("answers") or []))).to_json()
             for r in records]
 
 
@@ -62,23 +63,21 @@ def link_qa(qa_path: str | os.PathLike, kb: Any, out_path: str | os.PathLike, *,
     started = time.perf_counter()
     linker = _linker(kb, linker_options or {})
     skips = SkipCounter()
-
-    def check(record: dict[str, Any]) -> None:
-        answers = record.get("answers")
-        if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
-            raise ValueError("field 'answers' must be a list of strings")
-
     stats = {"questions": 0, "with_q_entity": 0, "with_a_entity": 0}
 
     def rows():
-        records = read_records(qa_path, on_error=on_error, skips=skips,
-                               required={"id": (str, int), "question": str}, check=check)
-        for _, record in progress_bar(records, desc="linking QA", unit=" questions", enabled=progress):
-            out = {"id": record["id"], **link_qa_record(linker, record["question"], record["answers"])}
+        records = read_records(qa_path, on_error=on_error, skips=skips)
+        for line, record in progress_bar(records, desc="linking QA", unit=" questions", enabled=progress):
+            try:
+                qa = QAPair.from_json(record)
+            except ValueError as exc:
+                skips.bad_record(f"{qa_path}:{line}: {exc}", on_error)
+                continue
+            out = LinkedQAPair(qa.id, **link_qa_record(linker, qa.question, qa.answers))
             stats["questions"] += 1
-            stats["with_q_entity"] += bool(out["q_entities"])
-            stats["with_a_entity"] += bool(out["a_entities"])
-            yield out
+            stats["with_q_entity"] += bool(out.q_entities)
+            stats["with_a_entity"] += bool(out.a_entities)
+            yield out.to_json()
 
     write_jsonl(out_path, rows())
     if not stats["questions"]:

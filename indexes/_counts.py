@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from entity_linking.io import InputError, SkipCounter, read_records, write_jsonl
+from entity_linking.records import LinkedQAPair
 from indexes._backends import open_index
 from indexes._base import DocumentIndex
+from indexes._records import Count
 
 _BATCH = 5000  # QA pairs per batch of count queries (Elasticsearch sends them via _msearch)
 
@@ -56,45 +58,55 @@ def load_stoplist(path: str | os.PathLike) -> set[str]:
     return ids
 
 
-def _check_qa_entities(record: dict[str, Any]) -> None:
-    for key in ("q_entities", "a_entities"):
-        value = record.get(key)
-        if not isinstance(value, list) or not all(isinstance(e, str) for e in value):
-            raise ValueError(f"field {key!r} must be a list of entity id strings")
-    votes = record.get("a_entity_votes")
-    if votes is not None and not (isinstance(votes, dict) and all(
-            isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in votes.values())):
-        raise ValueError("field 'a_entity_votes' must map entity ids to positive mention counts")
-
-
 def read_qa_entities(path: str | os.PathLike, *, on_error: str = "fail",
-                     skips: SkipCounter | None = None) -> Iterator[dict[str, Any]]:
-    """Records of a `qa_entities.jsonl` file (`id`, `q_entities`, `a_entities`), checked."""
-    for _, record in read_records(path, on_error=on_error, skips=skips,  # type: ignore[arg-type]
-                                  required={"id": (str, int)}, check=_check_qa_entities):
-        yield record
+                     skips: SkipCounter | None = None) -> Iterator[LinkedQAPair]:
+    """The records of a `qa_entities.jsonl` file, checked (a bad line: `FILE:LINE: reason`)."""
+    skips = skips if skips is not None else SkipCounter()
+    for line, record in read_records(path, on_error=on_error, skips=skips):  # type: ignore[arg-type]
+        try:
+            yield LinkedQAPair.from_json(record)
+        except ValueError as exc:
+            skips.bad_record(f"{path}:{line}: {exc}", on_error)  # type: ignore[arg-type]
 
 
-def count_qa(index: DocumentIndex, qa_entities: Iterable[dict[str, Any]] | str | os.PathLike, *,
+def linked(record: LinkedQAPair | dict[str, Any]) -> LinkedQAPair:
+    """A QA entity record given as a `LinkedQAPair` or as its JSON dict (`ValueError` when malformed)."""
+    return record if isinstance(record, LinkedQAPair) else LinkedQAPair.from_json(record)
+
+
+def count_qa(index: DocumentIndex, qa_entities: Iterable[LinkedQAPair | dict[str, Any]] | str | os.PathLike, *,
              stoplist: Iterable[str] | str | os.PathLike | None = None,
              stoplist_sides: str = "question", progress: bool = False) -> list[dict[str, Any]]:
-    """Count records (`counts.jsonl` shape) for QA entity records, in input order.
+    """Count records (`counts.jsonl` lines, as dicts: `Count.to_json()`) for QA entity records,
+    in input order.
 
-    `qa_entities` is an iterable of `{"id", "q_entities", "a_entities"[, "a_entity_votes"]}`
-    records or the path of such a JSONL file; `stoplist` a set of entity ids, the path of a
-    stop-list file or a shipped stop-list's name (`countries`); `stoplist_sides` `"question"`
-    (the original) or `"both"`.
+    `qa_entities` is an iterable of `LinkedQAPair`s (or their JSON dicts, `{"id", "q_entities",
+    "a_entities"[, "a_entity_votes"]}`; a malformed one is a `ValueError`) or the path of a
+    `qa_entities.jsonl` file; `stoplist` a set of entity ids, the path of a stop-list file or a
+    shipped stop-list's name (`countries`); `stoplist_sides` `"question"` (the original) or
+    `"both"`.
     """
     return list(iter_counts(index, qa_entities, stoplist=stoplist, stoplist_sides=stoplist_sides,
                             progress=progress))
 
 
-def iter_counts(index: DocumentIndex, qa_entities: Iterable[dict[str, Any]] | str | os.PathLike, *,
+def iter_counts(index: DocumentIndex, qa_entities: Iterable[LinkedQAPair | dict[str, Any]] | str | os.PathLike, *,
                 stoplist: Iterable[str] | str | os.PathLike | None = None,
                 stoplist_sides: str = "question",
                 on_error: str = "fail", skips: SkipCounter | None = None,
                 progress: bool = False) -> Iterator[dict[str, Any]]:
     """Like `count_qa`, but yields records batch by batch (bounded memory for millions of pairs)."""
+    for count in iter_count_records(index, qa_entities, stoplist=stoplist, stoplist_sides=stoplist_sides,
+                                    on_error=on_error, skips=skips, progress=progress):
+        yield count.to_json()
+
+
+def iter_count_records(index: DocumentIndex,
+                       qa_entities: Iterable[LinkedQAPair | dict[str, Any]] | str | os.PathLike, *,
+                       stoplist: Iterable[str] | str | os.PathLike | None = None,
+                       stoplist_sides: str = "question", on_error: str = "fail",
+                       skips: SkipCounter | None = None, progress: bool = False) -> Iterator[Count]:
+    """Like `iter_counts`, but yields typed `Count` records."""
     from entity_linking.logs import progress_bar
 
     if stoplist_sides not in ("question", "both"):
@@ -106,7 +118,7 @@ def iter_counts(index: DocumentIndex, qa_entities: Iterable[dict[str, Any]] | st
         stoplist = load_stoplist(stoplist)
     stop = frozenset(stoplist or ())
     bar = progress_bar(desc="count", unit=" qa", enabled=progress)
-    records = iter(qa_entities)
+    records = (linked(r) for r in qa_entities)
     try:
         while batch := list(islice(records, _BATCH)):
             yield from _count_batch(index, batch, stop, stoplist_sides == "both")
@@ -115,24 +127,21 @@ def iter_counts(index: DocumentIndex, qa_entities: Iterable[dict[str, Any]] | st
         bar.close()
 
 
-def answer_candidates(record: dict[str, Any], q: Iterable[str]) -> dict[str, int]:
+def answer_candidates(record: LinkedQAPair, q: Iterable[str]) -> dict[str, int]:
     """The answer entities of a QA entity record not in `q`, with their mention votes (in
     first-mention order): `a_entity_votes` when the record has them, else one vote per
     `a_entities` id."""
-    votes = record.get("a_entity_votes")
-    if not votes:
-        votes = dict.fromkeys(record.get("a_entities") or [], 1)
     in_q = set(q)
-    return {e: n for e, n in votes.items() if e not in in_q}
+    return {e: n for e, n in record.answer_votes().items() if e not in in_q}
 
 
-def _count_batch(index: DocumentIndex, batch: list[dict[str, Any]],
-                 stop: frozenset[str], both_sides: bool = False) -> list[dict[str, Any]]:
+def _count_batch(index: DocumentIndex, batch: list[LinkedQAPair],
+                 stop: frozenset[str], both_sides: bool = False) -> list[Count]:
     sides = []
     pairs: list[tuple[str, str]] = []
     singles: dict[str, int] = {}
     for record in batch:
-        q = list(dict.fromkeys(e for e in record.get("q_entities") or [] if e not in stop))
+        q = list(dict.fromkeys(e for e in record.q_entities if e not in stop))
         candidates = answer_candidates(record, q)
         if both_sides:
             candidates = {e: n for e, n in candidates.items() if e not in stop}
@@ -149,24 +158,21 @@ def _count_batch(index: DocumentIndex, batch: list[dict[str, Any]],
     annotate = getattr(index, "annotate", None)
     out = []
     for record, (q, a, every_a, start) in zip(batch, sides):
-        result: dict[str, Any] = {
-            "id": record["id"], "count": None,
-            "q_count": max(singles[e] for e in q) if q else None,
-            "a_count": max(singles[e] for e in every_a) if every_a else None,
-            "pair": None,
-        }
+        result = Count(record.id, None, max(singles[e] for e in q) if q else None,
+                       max(singles[e] for e in every_a) if every_a else None, None, "ok")
         if not q:
-            result["status"] = "no_q_entity"
+            result.status = "no_q_entity"
         elif not a:
-            result["status"] = "no_a_entity"
+            result.status = "no_a_entity"
         else:
             counts = pair_counts[start:start + len(q) * len(a)]
             best = max(range(len(counts)), key=counts.__getitem__)  # first maximum
-            result["count"] = counts[best]
-            result["pair"] = list(pairs[start + best])
-            result["status"] = "ok"
+            result.count = counts[best]
+            result.pair = list(pairs[start + best])
         if annotate is not None:  # backends with more to say per record (infini-gram: approx)
-            annotate(result, q, a)
+            fields = result.to_json()
+            annotate(fields, q, a)
+            result.extra = {k: v for k, v in fields.items() if k not in Count.FIELDS}
         out.append(result)
     return out
 
@@ -186,11 +192,11 @@ def write_counts(index: DocumentIndex | str | os.PathLike, qa_entities: str | os
     summary: dict[str, Any] = {"ok": 0, "no_q_entity": 0, "no_a_entity": 0}
     try:
         def tally() -> Iterator[dict[str, Any]]:
-            for record in iter_counts(opened, qa_entities, stoplist=stoplist,
-                                      stoplist_sides=stoplist_sides, on_error=on_error,
-                                      skips=skips, progress=progress):
-                summary[record["status"]] += 1
-                yield record
+            for record in iter_count_records(opened, qa_entities, stoplist=stoplist,
+                                             stoplist_sides=stoplist_sides, on_error=on_error,
+                                             skips=skips, progress=progress):
+                summary[record.status] += 1
+                yield record.to_json()
 
         summary["n"] = write_jsonl(out, tally())
     finally:
@@ -202,15 +208,15 @@ def write_counts(index: DocumentIndex | str | os.PathLike, qa_entities: str | os
     return summary
 
 
-def find_qa_record(qa_entities: str | os.PathLike, qa_id: str) -> dict[str, Any]:
+def find_qa_record(qa_entities: str | os.PathLike, qa_id: str) -> LinkedQAPair:
     """The record of `qa_id` in a `qa_entities.jsonl` file (ids compared as strings)."""
     for record in read_qa_entities(qa_entities, on_error="skip"):
-        if str(record["id"]) == str(qa_id):
+        if str(record.id) == str(qa_id):
             return record
     raise InputError(f"{qa_entities}: no QA pair with id {qa_id!r}")
 
 
-def relevant_docs(index: DocumentIndex, record: dict[str, Any], *, limit: int | None = 10,
+def relevant_docs(index: DocumentIndex, record: LinkedQAPair | dict[str, Any], *, limit: int | None = 10,
                   stoplist: Iterable[str] | str | os.PathLike | None = None,
                   stoplist_sides: str = "question") -> dict[str, Any]:
     """The relevant documents of one QA entity record: those containing the counted pair.

@@ -115,7 +115,7 @@ def count_by_step(index: Any, qa_entities: Iterable[dict[str, Any]] | str | os.P
     everything trained on. Documents of the index that the order never names were not trained on.
     """
     from entity_linking.logs import progress_bar
-    from indexes._counts import _count_batch, load_stoplist, read_qa_entities
+    from indexes._counts import _count_batch, linked, load_stoplist, read_qa_entities
 
     steps = parse_steps(list(steps))
     if isinstance(qa_entities, (str, os.PathLike)):
@@ -146,13 +146,13 @@ def count_by_step(index: Any, qa_entities: Iterable[dict[str, Any]] | str | os.P
 
     bar = progress_bar(desc="count by step", unit=" qa", enabled=progress)
     try:
-        for record in qa_entities:
+        for record in map(linked, qa_entities):
             counted = _count_batch(index, [record], stop)[0]
-            result = {"id": counted["id"], "status": counted["status"], "pair": counted["pair"],
-                      "count": counted["count"], "steps": steps, "seen": None, "exposures": None}
-            if counted["status"] == "ok":
-                q = [e for e in dict.fromkeys(record["q_entities"]) if e not in stop]
-                a = [e for e in dict.fromkeys(record["a_entities"]) if e not in stop]
+            result = {"id": counted.id, "status": counted.status, "pair": counted.pair,
+                      "count": counted.count, "steps": steps, "seen": None, "exposures": None}
+            if counted.status == "ok":
+                q = [e for e in dict.fromkeys(record.q_entities) if e not in stop]
+                a = [e for e in dict.fromkeys(record.a_entities) if e not in stop]
                 best_seen = np.zeros(len(steps), dtype=np.int64)
                 best_exp = np.zeros(len(steps), dtype=np.int64)
                 for qe in q:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from entity_linking.io import InputError, SkipCounter, read_records, write_json, write_jsonl
+from entity_linking.records import LinkedQAPair
 
 _MAX_DOC = 2**32 - 2  # document numbers are uint32 in the index's bitmaps
 
@@ -334,7 +335,7 @@ def import_qa_entities(qa_entities: str | os.PathLike, out: str | os.PathLike, *
                 raise InputError(f"{qa_entities}:{line}: more lines than the {len(ids)} questions of the "
                                  "QA set named; is it the right set and split?")
             qa_id = str(ids[line - 1]) if ids is not None else str(line - 1)
-            yield {"id": qa_id, **convert_qa_record(record)}
+            yield LinkedQAPair(qa_id, **convert_qa_record(record)).to_json()
 
     n = write_jsonl(out, rows())
     if ids is not None and lines[0] != len(ids):

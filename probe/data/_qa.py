@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from entity_linking.io import InputError, SkipCounter, open_text, read_records
+from entity_linking.records import QAPair
 
 PRESETS: dict[str, dict[str, Any]] = {
     "trivia_qa": {"hub": "mandarjoshi/trivia_qa", "config": "unfiltered.nocontext", "split": "validation"},
@@ -43,7 +44,8 @@ _LOCAL_SUFFIXES = {".jsonl", ".json", ".csv", ".tsv", ".parquet", ".gz", ".zst"}
 
 def load_qa(source: str | Path, *, preset: str | None = None, mapping: dict[str, str] | None = None,
             split: str | None = None, on_error: str = "fail", skips: SkipCounter | None = None) -> list[dict]:
-    """Read a QA set into records `{"id", "question", "answers", ...}` (extra fields kept).
+    """Read a QA set into records `{"id", "question", "answers", ...}` (extra fields kept): the
+    JSON dicts of `QAPair`s (`QAPair.from_json` wraps one again).
 
     `source`: a local file, a local data-set folder, or a Hugging Face data set id (with
     `preset`, the preset's id is used when `source` is the preset's name). `mapping` maps our
@@ -67,14 +69,14 @@ def load_qa(source: str | Path, *, preset: str | None = None, mapping: dict[str,
     first_line: dict[str, str] = {}
     for line, row in rows:
         try:
-            record = _convert(row, preset, mapping, where, line)
-            if record["id"] in first_line:
-                raise ValueError(f"duplicate id {record['id']!r} (first at {first_line[record['id']]})")
+            pair = _convert(row, preset, mapping, where, line)
+            if pair.id in first_line:
+                raise ValueError(f"duplicate id {pair.id!r} (first at {first_line[pair.id]})")  # type: ignore[index]
         except ValueError as exc:
             skips.bad_record(f"{where}:{line}: {exc}", on_error)
             continue
-        first_line[record["id"]] = f"{where}:{line}"
-        records.append(record)
+        first_line[pair.id] = f"{where}:{line}"  # type: ignore[index]
+        records.append(pair.to_json())
     if not records:
         raise InputError(f"{where}: no usable QA records" + (f" ({skips.summary()})" if skips.skipped else ""))
     return records
@@ -188,7 +190,7 @@ def _aliases(value: Any, field: str) -> list[str]:
     return list(seen)
 
 
-def _convert(row: dict, preset: str | None, mapping: dict[str, str] | None, where: str, line: Any) -> dict:
+def _convert(row: dict, preset: str | None, mapping: dict[str, str] | None, where: str, line: Any) -> QAPair:
     mapping = dict(mapping or {})
     extra: dict[str, Any] = {}
     if preset == "trivia_qa":
@@ -231,19 +233,19 @@ def _convert(row: dict, preset: str | None, mapping: dict[str, str] | None, wher
             raise ValueError(f"missing field {id_field!r}")
         # No id in the source: the position in it, stable across runs.
         raw_id = f"{Path(where).name}:{line}" if not str(line).startswith("row ") else f"{where}:{line[4:]}"
-    record = {"id": str(raw_id), "question": question.strip(), "answers": answers}
+    fields: dict[str, Any] = {}  # the source's other fields, after the QA pair's own
     used = {id_field, q_field, a_field, "_answers"}
     for ours, theirs in mapping.items():
-        if ours not in record:
-            record[ours] = _get(row, theirs)
+        if ours not in QAPair.FIELDS and ours not in fields:
+            fields[ours] = _get(row, theirs)
             used.add(theirs)
     if preset is None:
         for key, value in row.items():
-            if key not in used and key not in record:
-                record[key] = value
+            if key not in used and key not in QAPair.FIELDS and key not in fields:
+                fields[key] = value
     else:
         for key in ("gold_passage", "gold_passages", "q_entity", "a_entity", "relation"):
-            if key in row and key not in record:
-                record[key] = row[key]
-    record.update({k: v for k, v in extra.items() if k not in record})
-    return record
+            if key in row and key not in fields:
+                fields[key] = row[key]
+    fields.update({k: v for k, v in extra.items() if k not in fields})
+    return QAPair(str(raw_id), question.strip(), answers, fields)

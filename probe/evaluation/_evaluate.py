@@ -1,8 +1,8 @@
 """Batch evaluation: prompts for a QA set, completions from a generator, scored predictions.
 
-`evaluate(qa, generator, setting=...)` returns `predictions.jsonl` records (contract: `id`,
-`setting`, `model`, `prompt`, `completion`, `correct`; ours: `em`, `contains`, `n_shots`,
-`n_passages`, `passage_ids`, `dropped`, `error`).
+`evaluate(qa, generator, setting=...)` returns `predictions.jsonl` records (`Prediction`s, as
+their JSON dicts; contract: `id`, `setting`, `model`, `prompt`, `completion`, `correct`; ours:
+`em`, `contains`, `n_shots`, `n_passages`, `passage_ids`, `dropped`, `error`, `gold_logprob`).
 
 Resuming: completions go to an append-only cache (`CACHE_DIR/completions*.jsonl`, one line
 per completion, keyed by model, prompt and sampling parameters) after each chunk of prompts,
@@ -32,11 +32,10 @@ from typing import Any
 from entity_linking import faults as _faults
 from entity_linking.io import InputError
 from probe.evaluation._prompts import FittedPrompt, PromptFormat, Shot, chat_wrapper, fit_prompts, load_format
+from probe.evaluation._records import SETTINGS, Prediction
 from probe.evaluation._scoring import SCORINGS, contains_answer, score
 
 logger = logging.getLogger(__name__)
-
-SETTINGS = ("closed_book", "rag", "oracle")
 
 
 def parse_shard(text: str | tuple[int, int] | None) -> tuple[int, int] | None:
@@ -227,21 +226,19 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
     finally:
         bar.close()
 
-    predictions = []
+    predictions: list[Prediction] = []
     for record, f, key, item in zip(scored, fitted, keys, items):
         qid = str(record["id"])
         completion = "" if f.too_long else cache.entries[key].strip()
-        prediction: dict[str, Any] = {"id": qid, "setting": setting, "model": generator.name,
-                                      "prompt": f.prompt, "completion": completion}
-        prediction.update(score(completion, record["answers"], scoring))
-        prediction.update({"n_shots": f.n_shots, "n_passages": f.n_passages})
+        scores = score(completion, record["answers"], scoring)
+        prediction = Prediction(qid, setting, generator.name, f.prompt,  # type: ignore[arg-type]
+                                completion, scores["em"], scores["contains"], scores["correct"], f.n_shots,
+                                f.n_passages, dropped=f.dropped)
         if setting != "closed_book":
             ranked = list((passages or {}).get(qid, []))[: k if k is not None else None]
-            prediction["passage_ids"] = [passage_ref(p) for p in ranked[: f.n_passages]]
-        if f.dropped:
-            prediction["dropped"] = f.dropped
+            prediction.passage_ids = [passage_ref(p) for p in ranked[: f.n_passages]]
         if f.too_long:
-            prediction["error"] = "prompt longer than the model's context even without shots and passages"
+            prediction.error = "prompt longer than the model's context even without shots and passages"
         predictions.append(prediction)
 
     if gold_logprob:
@@ -249,9 +246,9 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
         values = gold_logprobs(generator, [fitted[i].prompt for i in fits],
                                [scored[i]["answers"] for i in fits], progress=progress)
         for prediction in predictions:
-            prediction["gold_logprob"] = None
+            prediction.gold_logprob = None
         for i, value in zip(fits, values):
-            predictions[i]["gold_logprob"] = value
+            predictions[i].gold_logprob = value
 
     truncated = sum(1 for f in fitted if f.dropped and not f.too_long)
     too_long = sum(1 for f in fitted if f.too_long)
@@ -266,7 +263,7 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
                       "too_long_prompts": too_long, "seconds": round(elapsed, 3),
                       "questions_per_s": round(len(pending) / elapsed, 2) if elapsed > 0 else None,
                       "generated_tokens": generator.generated_tokens - generated_before})
-    return predictions
+    return [p.to_json() for p in predictions]
 
 
 def _pool_shots(pool: Sequence[Mapping[str, Any]], setting: str, passages: Mapping[str, Sequence[Any]] | None,

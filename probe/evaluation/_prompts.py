@@ -55,6 +55,12 @@ class Shot:
     """Passage texts shown before the example (retrieval formats); they contain `answer`."""
 
 
+def prompt_formats() -> list[str]:
+    """The names of the prompt formats shipped with the package (`qa`, `rag`, ...); a name
+    without a suffix is one of them, anything else a JSON file."""
+    return sorted(p.stem for p in TEMPLATES.glob("*.json") if p.stem != "popqa_relations")
+
+
 def load_format(name: str | Path) -> PromptFormat:
     """The format `qa` or `rag` shipped with the package, or a user's JSON file."""
     path = Path(name)
@@ -63,7 +69,7 @@ def load_format(name: str | Path) -> PromptFormat:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        shipped = ", ".join(sorted(p.stem for p in TEMPLATES.glob("*.json") if p.stem != "popqa_relations"))
+        shipped = ", ".join(prompt_formats())
         raise InputError(f"{path}: no such prompt format (shipped: {shipped}, or give a JSON file)") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}:{exc.lineno}: broken JSON in prompt format ({exc.msg})") from None

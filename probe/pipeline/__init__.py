@@ -5,6 +5,8 @@ from entity_linking.lazy import lazy_exports
 
 # name -> "module:attribute", imported on first use (one line each; sorted by module).
 _LAZY = {
+    "check_config": "probe.pipeline._config:check_config",
+    "JobConfig": "probe.pipeline._config:JobConfig",
     "load_config": "probe.pipeline._config:load_config",
     "counterfactual": "probe.pipeline._counterfactual:counterfactual",
     "model_parameters": "probe.pipeline._params:model_parameters",
