@@ -245,7 +245,7 @@ def ensure_index(client: Any, index: str, kind: str, shards: int, replicas: int,
 
 
 def bulk_index(client: RetryingClient, actions: Iterable[dict[str, Any]], *, workers: int = 2,
-               chunk_size: int = BULK_CHUNK, on_done: Any = None,
+               chunk_size: int | None = None, on_done: Any = None,
                on_reconnect: Callable[[], Any] | None = None) -> tuple[int, list[tuple[str, str]]]:
     """Send index actions in `chunk_size` bulk requests from `workers` parallel streams.
 
@@ -257,6 +257,7 @@ def bulk_index(client: RetryingClient, actions: Iterable[dict[str, Any]], *, wor
     a cluster that stops answering raises one `InputError` that says to re-run."""
     from elasticsearch import ApiError
 
+    chunk_size = chunk_size or BULK_CHUNK
     source = iter(actions)
     lock = threading.Lock()
     stop = threading.Event()

@@ -25,9 +25,9 @@ from typing import Any
 
 from entity_linking.io import InputError, SkipCounter, write_json
 from indexes._base import INDEX_INFO, DocumentIndex, Passage
+from indexes.elastic import _client
 from indexes.elastic._client import (
     FORMAT_VERSION,
-    MSEARCH_BATCH,
     RETRY_STATUS,
     BulkActions,
     _pause,
@@ -204,8 +204,8 @@ class ElasticsearchIndex(DocumentIndex):
         counts: list[int | None] = [None] * len(queries)
         target = index or self.index
         attempts, backoff = getattr(self.client, "attempts", 1), getattr(self.client, "backoff", 0.5)
-        for start in range(0, len(queries), MSEARCH_BATCH):
-            pending = list(range(start, min(start + MSEARCH_BATCH, len(queries))))
+        for start in range(0, len(queries), _client.MSEARCH_BATCH):
+            pending = list(range(start, min(start + _client.MSEARCH_BATCH, len(queries))))
             for attempt in range(attempts):
                 body: list[dict[str, Any]] = []
                 for i in pending:
@@ -283,9 +283,9 @@ class ElasticsearchIndex(DocumentIndex):
     @_answering
     def search_many(self, queries: Sequence[str], k: int) -> list[list[Passage]]:
         results: list[list[Passage]] = []
-        for start in range(0, len(queries), MSEARCH_BATCH):
+        for start in range(0, len(queries), _client.MSEARCH_BATCH):
             body: list[dict[str, Any]] = []
-            for query in queries[start:start + MSEARCH_BATCH]:
+            for query in queries[start:start + _client.MSEARCH_BATCH]:
                 body.append({"index": self.passages_index})
                 body.append({"size": k, "query": {"match": {"text": query}}})
             for response in self.client.msearch(searches=body)["responses"]:
