@@ -11,6 +11,12 @@ Credentials never travel on the command line or into logs: `ES_API_KEY`, or `ES_
 `username`, `password`, `ca_certs`, `verify_certs`, `request_timeout`) named by `--es-config` or
 `LTPROBE_ES_CONFIG`. TLS: `ES_CA_CERTS` (a CA bundle) and `ES_VERIFY_CERTS=false`.
 
+Faults: every request is retried when the connection is refused or dropped, times out
+(`request_timeout`, default 60 s), or is answered 429/502/503/504, and so are bulk items and
+count queries rejected with 429/503: `retries` attempts in all (default 6), after 0.5, 1, 2,
+4, 8 s (`retry_backoff`, doubled). Then one line says to re-run the same command. An ingestion
+ends by checking that both indices hold every document it sent (tests/faults/test_elasticsearch.py).
+
 Counting on an existing text index (WIMBD-style, no entity linking): `PhraseCounts` counts the
 documents matching any alias of each entity with `match_phrase` queries.
 """
@@ -181,11 +187,19 @@ class ElasticsearchIndex(DocumentIndex):
         `PhraseCounts` on a corpus indexed by other tools)."""
         client = connect(url, config, attempts=attempts, backoff=backoff)
         shown = safe_url(url)
-        if not client.indices.exists(index=index):
+        try:
+            exists = client.indices.exists(index=index)
+            meta = check_meta(client, index, shown) if exists else None
+        except Exception as exc:
+            client.close()
+            if not transient(exc):
+                raise
+            raise InputError(f"Elasticsearch at {shown} stopped answering ({describe(exc)}) after retries; "
+                             "check that the cluster is up and re-run the same command") from None
+        if not exists:
             client.close()
             raise InputError(f"no index {index!r} at {shown}; build it with `ltprobe index "
                              "--backend elasticsearch`")
-        meta = check_meta(client, index, shown)
         if meta is None and require_ltprobe:
             client.close()
             raise InputError(f"Elasticsearch index {index!r} at {shown} was not written by ltprobe "

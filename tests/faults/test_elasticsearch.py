@@ -31,6 +31,7 @@ from tests.paths import REPO
 
 pytestmark = pytest.mark.slow
 
+LTPROBE = str(Path(sys.executable).parent / "ltprobe")
 N_DOCS = 400
 N_QA = 150
 CHUNK = 100
@@ -288,7 +289,6 @@ def test_index_deleted_mid_count_is_one_line(world, server, proxy, tmp_path):
 
 # -- credentials, through the real commands ------------------------------------------------
 
-LTPROBE = str(Path(sys.executable).parent / "ltprobe")
 KEY = "k3y-Zq81-never-shown"
 USER, PASSWORD = "probe-user", "pw-Xy7-never-shown"
 
@@ -308,6 +308,26 @@ def _ltprobe(args: list[str], env: dict[str, str], cwd: Path) -> tuple[subproces
         time.sleep(0.05)
     out, err = proc.communicate()
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), titles
+
+
+def test_ltprobe_index_sigkilled_mid_ingestion_then_rerun(world, server, proxy, tmp_path):
+    """The client side: `ltprobe index` SIGKILLed while its 3rd bulk request is in flight; the
+    same command again completes the index, every document once, and writes index.json."""
+    name = new_index_name()
+    args = ["index", "--corpus", str(world["corpus"]), "--linked", str(world["linked"]), "--out",
+            str(tmp_path / "ix"), "--backend", "elasticsearch", "--es-url", proxy.url, "--es-index", name,
+            "--es-workers", "1"]
+    full = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    # 400 documents are one bulk request of 500 in the command: kill it during the passages' one.
+    victim = subprocess.Popen([LTPROBE, *args], env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proxy.add(Rule("bulk", "call", after=1, call=lambda: victim.kill()))
+    victim.communicate(timeout=120)
+    assert victim.returncode == -signal.SIGKILL
+    assert not (tmp_path / "ix" / "index.json").exists()
+    again = subprocess.run([LTPROBE, *args], env=full, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "ix" / "index.json").read_text())["n_docs"] == N_DOCS
+    _complete(world, server, name, proxy.url)
 
 
 def _secrets_nowhere(folder: Path, texts: list[str]) -> int:
