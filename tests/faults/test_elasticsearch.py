@@ -160,14 +160,17 @@ def test_connection_refused_at_start_then_the_server_comes_up(world, server, tmp
 
 
 def test_429_and_503_answers_are_retried_with_backoff(world, server, proxy, tmp_path):
+    rejected = Rule("msearch", "fail_items", status=429, items=30, times=2, after=4)  # 30 queries of 2 answers
     proxy.add(Rule("bulk", "status", status=429, times=2), Rule("bulk", "status", status=503, times=2, after=4),
               Rule("msearch", "status", status=503, times=2), Rule("msearch", "status", status=429, times=1, after=3),
-              Rule("other", "status", status=503, times=1, after=3))
+              Rule("other", "status", status=503, times=1, after=3),
+              rejected)
     name = new_index_name()
     info = _build(world, proxy.url, name, tmp_path / "ix", _config(tmp_path))
     _complete(world, server, name, proxy.url, info, _config(tmp_path))
     assert proxy.count("bulk", 429) == 2 and proxy.count("bulk", 503) == 2
     assert proxy.count("msearch", 503) == 2 and proxy.count("msearch", 429) == 1
+    assert rejected.fired == 2  # and their 60 queries were sent again: the counts are complete
 
 
 def test_503_that_does_not_end_is_one_line_then_the_rerun_completes(world, server, proxy, tmp_path):
