@@ -87,7 +87,8 @@ def safe_url(url: str) -> str:
     return parts._replace(netloc=host).geturl()
 
 
-def _pause(attempt: int, backoff: float) -> None:
+def backoff_pause(attempt: int, backoff: float) -> None:
+    """Sleep before retry number `attempt + 1`: `backoff` doubled per attempt, capped, plus jitter."""
     delay = min(RETRY_CAP, backoff * 2 ** attempt)
     time.sleep(delay + random.uniform(0, delay / 4))
 
@@ -140,7 +141,7 @@ class RetryingClient:
                 from elasticsearch import ApiError
 
                 reconnect = not isinstance(exc, ApiError)
-            _pause(attempt, self.backoff)
+            backoff_pause(attempt, self.backoff)
         raise AssertionError("unreachable")
 
     def __getattr__(self, name: str) -> Any:
@@ -303,7 +304,7 @@ def bulk_index(client: RetryingClient, actions: Iterable[dict[str, Any]], *, wor
                     if not retry:
                         break
                     chunk = retry
-                    _pause(attempt, client.backoff)
+                    backoff_pause(attempt, client.backoff)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             stop.set()
             errors.append(exc)

@@ -36,7 +36,7 @@ from indexes.elastic._client import (
     FORMAT_VERSION,
     RETRY_STATUS,
     BulkActions,
-    _pause,
+    backoff_pause,
     bulk_index,
     check_meta,
     connect,
@@ -69,6 +69,7 @@ def build_elasticsearch(corpus: str | os.PathLike, linked_dir: str | os.PathLike
     passages_index = f"{es_index}-passages"
     started = time.perf_counter()
     skips = SkipCounter()
+
     def ensure_both() -> None:
         ensure_index(client, es_index, "documents", shards, replicas, url)
         ensure_index(client, passages_index, "passages", shards, replicas, url)
@@ -243,7 +244,7 @@ class ElasticsearchIndex(DocumentIndex):
                 if not retry:
                     break
                 pending = retry
-                _pause(attempt, backoff)
+                backoff_pause(attempt, backoff)
         return counts  # type: ignore[return-value]
 
     @staticmethod
