@@ -11,6 +11,12 @@ Credentials never travel on the command line or into logs: `ES_API_KEY`, or `ES_
 `username`, `password`, `ca_certs`, `verify_certs`, `request_timeout`) named by `--es-config` or
 `LTPROBE_ES_CONFIG`. TLS: `ES_CA_CERTS` (a CA bundle) and `ES_VERIFY_CERTS=false`.
 
+Faults: every request is retried when the connection is refused or dropped, times out
+(`request_timeout`, default 60 s), or is answered 429/502/503/504, and so are bulk items and
+count queries rejected with 429/503: `retries` attempts in all (default 6), after 0.5, 1, 2,
+4, 8 s (`retry_backoff`, doubled). Then one line says to re-run the same command. An ingestion
+ends by checking that both indices hold every document it sent (tests/faults/test_elasticsearch.py).
+
 Counting on an existing text index (WIMBD-style, no entity linking): `PhraseCounts` counts the
 documents matching any alias of each entity with `match_phrase` queries.
 """
@@ -25,16 +31,20 @@ from typing import Any
 
 from entity_linking.io import InputError, SkipCounter, write_json
 from indexes._base import INDEX_INFO, DocumentIndex, Passage
+from indexes.elastic import _client
 from indexes.elastic._client import (
     FORMAT_VERSION,
-    MSEARCH_BATCH,
+    RETRY_STATUS,
     BulkActions,
+    backoff_pause,
     bulk_index,
     check_meta,
     connect,
+    describe,
     ensure_index,
     ingestion_source,
     safe_url,
+    transient,
 )
 
 
@@ -59,9 +69,13 @@ def build_elasticsearch(corpus: str | os.PathLike, linked_dir: str | os.PathLike
     passages_index = f"{es_index}-passages"
     started = time.perf_counter()
     skips = SkipCounter()
-    try:
+
+    def ensure_both() -> None:
         ensure_index(client, es_index, "documents", shards, replicas, url)
         ensure_index(client, passages_index, "passages", shards, replicas, url)
+
+    try:
+        ensure_both()
         if executor == "ray":
             from indexes.elastic._ray import ingest_ray
 
@@ -76,10 +90,19 @@ def build_elasticsearch(corpus: str | os.PathLike, linked_dir: str | os.PathLike
             failed = []
             for label, stream in (("index", actions.documents(documents)), ("passages", actions.passages(texts))):
                 with progress_bar(desc=label, unit=" docs", enabled=progress) as bar:
-                    _, bad = bulk_index(client, stream, workers=workers, on_done=bar.update)
+                    _, bad = bulk_index(client, stream, workers=workers, on_done=bar.update,
+                                        on_reconnect=ensure_both)
                 failed.extend(bad)
             counts = actions.counts
         client.indices.refresh(index=[es_index, passages_index])
+        if not failed:
+            _check_complete(client, url, es_index, passages_index, counts)
+    except Exception as exc:
+        if transient(exc):
+            raise InputError(f"Elasticsearch at {url} stopped answering ({describe(exc)}, {client.attempts} "
+                             "attempts); re-run the same command to complete the index (documents are "
+                             "keyed by id: nothing is duplicated)") from None
+        raise
     finally:
         client.close()
     info = {"backend": "elasticsearch", "version": FORMAT_VERSION, "url": url, "index": es_index,
@@ -110,6 +133,17 @@ def build_elasticsearch(corpus: str | os.PathLike, linked_dir: str | os.PathLike
     return info
 
 
+def _check_complete(client: Any, url: str, index: str, passages_index: str, counts: dict[str, int]) -> None:
+    """After ingestion: both indices still ltprobe's, holding every document and passage (a
+    cluster restarted without its data in the middle loses what it had acknowledged)."""
+    for name, expected in ((index, counts["n_docs"]), (passages_index, counts["n_passages"])):
+        held = int(client.count(index=name)["count"]) if client.indices.exists(index=name) else 0
+        if held < expected or check_meta(client, name, url) is None:
+            raise InputError(f"Elasticsearch index {name!r} at {url} holds {held} of the {expected} "
+                             "documents sent (did the cluster restart without its data?); re-run the "
+                             "same command to complete it (documents are keyed by id: nothing is duplicated)")
+
+
 def _answering(method: Any) -> Any:
     """Turn a cluster that stopped answering mid-way (after the client's own retries with
     backoff) into one actionable error instead of a traceback."""
@@ -117,13 +151,19 @@ def _answering(method: Any) -> Any:
 
     @functools.wraps(method)
     def wrapper(self: ElasticsearchIndex, *args: Any, **kwargs: Any) -> Any:
-        from elastic_transport import ConnectionError, ConnectionTimeout
+        from elasticsearch import NotFoundError
 
         try:
             return method(self, *args, **kwargs)
-        except (ConnectionError, ConnectionTimeout) as exc:
-            raise InputError(f"Elasticsearch at {self.url} stopped answering ({type(exc).__name__}) "
-                             "after retries; check that the cluster is up and re-run") from None
+        except NotFoundError as exc:
+            if exc.error != "index_not_found_exception":
+                raise
+            raise self._gone() from None
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            raise InputError(f"Elasticsearch at {self.url} stopped answering ({describe(exc)}) "
+                             "after retries; check that the cluster is up and re-run the same command") from None
 
     return wrapper
 
@@ -148,34 +188,64 @@ class ElasticsearchIndex(DocumentIndex):
         `PhraseCounts` on a corpus indexed by other tools)."""
         client = connect(url, config, attempts=attempts, backoff=backoff)
         shown = safe_url(url)
-        if not client.indices.exists(index=index):
+        try:
+            exists = client.indices.exists(index=index)
+            meta = check_meta(client, index, shown) if exists else None
+        except Exception as exc:
+            client.close()
+            if not transient(exc):
+                raise
+            raise InputError(f"Elasticsearch at {shown} stopped answering ({describe(exc)}) after retries; "
+                             "check that the cluster is up and re-run the same command") from None
+        if not exists:
             client.close()
             raise InputError(f"no index {index!r} at {shown}; build it with `ltprobe index "
                              "--backend elasticsearch`")
-        meta = check_meta(client, index, shown)
         if meta is None and require_ltprobe:
             client.close()
             raise InputError(f"Elasticsearch index {index!r} at {shown} was not written by ltprobe "
                              "(no entities field); use phrase counting (--phrases) on it instead")
         return cls(client, shown, index, meta=meta)
 
+    def _gone(self) -> InputError:
+        return InputError(f"no index {self.index!r} at {self.url} any more (did the cluster restart without "
+                          "its data?); build it again with `ltprobe index --backend elasticsearch`, then "
+                          "re-run the same command")
+
     @_answering
     def _msearch_counts(self, queries: list[dict[str, Any]], index: str | None = None) -> list[int]:
-        counts: list[int] = []
+        """Counts of `queries` in `_msearch` batches; queries the cluster rejects with 429/503
+        (a full search queue) are sent again, with backoff, as whole requests are."""
+        counts: list[int | None] = [None] * len(queries)
         target = index or self.index
-        for start in range(0, len(queries), MSEARCH_BATCH):
-            body: list[dict[str, Any]] = []
-            for query in queries[start:start + MSEARCH_BATCH]:
-                body.append({"index": target})
-                body.append({"size": 0, "track_total_hits": True, "query": query})
-            responses = self.client.msearch(searches=body)["responses"]
-            for response in responses:
-                if "error" in response:
+        attempts, backoff = getattr(self.client, "attempts", 1), getattr(self.client, "backoff", 0.5)
+        for start in range(0, len(queries), _client.MSEARCH_BATCH):
+            pending = list(range(start, min(start + _client.MSEARCH_BATCH, len(queries))))
+            for attempt in range(attempts):
+                body: list[dict[str, Any]] = []
+                for i in pending:
+                    body.append({"index": target})
+                    body.append({"size": 0, "track_total_hits": True, "query": queries[i]})
+                retry = []
+                for i, response in zip(pending, self.client.msearch(searches=body)["responses"]):
+                    if "error" not in response:
+                        counts[i] = int(response["hits"]["total"]["value"])
+                        continue
                     error = response["error"]
-                    reason = error.get("reason", error) if isinstance(error, dict) else error
-                    raise InputError(f"Elasticsearch at {self.url} refused a count query: {reason}")
-                counts.append(int(response["hits"]["total"]["value"]))
-        return counts
+                    kind = error.get("type") if isinstance(error, dict) else None
+                    if kind == "index_not_found_exception":
+                        raise self._gone()
+                    if response.get("status") in RETRY_STATUS and attempt + 1 < attempts:
+                        retry.append(i)
+                        continue
+                    reason = " ".join(str(error.get("reason", error) if isinstance(error, dict) else error).split())
+                    raise InputError(f"Elasticsearch at {self.url} refused a count query "
+                                     f"(HTTP {response.get('status')}: {reason}); re-run the same command")
+                if not retry:
+                    break
+                pending = retry
+                backoff_pause(attempt, backoff)
+        return counts  # type: ignore[return-value]
 
     @staticmethod
     def _terms(entities: Iterable[str]) -> dict[str, Any]:
@@ -228,9 +298,9 @@ class ElasticsearchIndex(DocumentIndex):
     @_answering
     def search_many(self, queries: Sequence[str], k: int) -> list[list[Passage]]:
         results: list[list[Passage]] = []
-        for start in range(0, len(queries), MSEARCH_BATCH):
+        for start in range(0, len(queries), _client.MSEARCH_BATCH):
             body: list[dict[str, Any]] = []
-            for query in queries[start:start + MSEARCH_BATCH]:
+            for query in queries[start:start + _client.MSEARCH_BATCH]:
                 body.append({"index": self.passages_index})
                 body.append({"size": k, "query": {"match": {"text": query}}})
             for response in self.client.msearch(searches=body)["responses"]:

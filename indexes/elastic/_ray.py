@@ -5,7 +5,7 @@ reader as the single-process path, so ids, `seq`, skipped records and errors are
 emits blocks of documents; a pool of `workers` actors, each with its own client (credentials
 from the environment or config file *of the worker*, exactly as `connect` reads them in one
 process), turns each block into bulk actions with `BulkActions` and sends them with
-`bulk_index` (parallel bulk streams, 429 retries with backoff). Documents are keyed by id, so a
+`bulk_index` (parallel bulk streams, retries with backoff). Documents are keyed by id, so a
 re-run after a failure completes the index without duplicates. Throughput grows with the
 actors until the cluster's shards or the one reading task (JSON parsing only) are the limit;
 this is not benchmarked here, where the only server is a single-process stand-in.
