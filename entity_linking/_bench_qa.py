@@ -281,6 +281,8 @@ def bench_qa_link(data: str | Path | None = None, thresholds: tuple[float, ...] 
         configs[f"after nil={t:g}"] = {**defaults, "nil_threshold": t}
     for key in ("question_candidates", "question_lowercase", "question_classes"):
         configs[f"after, {key}={not defaults[key]}"] = {**defaults, key: not defaults[key]}
+    configs["after, lower-case spans and class items kept"] = {**defaults, "question_lowercase": True,
+                                                               "question_classes": True}
     results = {name: evaluate(kb, sets, corpus, options) for name, options in configs.items()}
 
     columns = [("mintaka", "f1"), ("mintaka", "precision"), ("mintaka", "recall"),
@@ -295,7 +297,7 @@ def bench_qa_link(data: str | Path | None = None, thresholds: tuple[float, ...] 
     for name, figures in results.items():
         log(f"{name:44s}" + "".join(f"{figures[a][b]:>10.3f}" for a, b in columns))
     log(f"(Mk: Mintaka dev, Mk-nm: its named gold only, EQ: EntityQuestions, GRE: Google-RE questions; "
-        f"cnt: Google-RE pair counts vs the gold pair's; {time.perf_counter() - started:.0f}s)")
+        f"cnt: Google-RE pair counts vs the true count; {time.perf_counter() - started:.0f}s)")
     return {"kb": info, "questions": {k: len(v) for k, v in sets.items()}, "corpus_docs": len(corpus),
             "before_options": configs["before"], "after_options": configs["after"],
             "before": results["before"], "after": results["after"], "configurations": results}
