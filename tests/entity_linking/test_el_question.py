@@ -72,6 +72,15 @@ def test_same_name_pair_cooccurs_in_question_and_corpus(tmp_path):
     # q2: the question's context decides as the corpus's does; the other candidate is below NIL
     assert rows["q2"]["q_entities"] == ["Q2"] and rows["q2"]["q_candidates"] == []
     assert _cooccurrence(tmp_path / "linked", rows["q2"]) == (1, "Q2")
+    # the counting stage reads only q_entities/a_entities: the maximum over pairs, and `pair`
+    # says which namesake gave it
+    from indexes import build_index, count_qa, open_index
+
+    build_index(corpus, tmp_path / "linked", tmp_path / "index", progress=False)
+    with open_index(tmp_path / "index") as index:
+        counts = {c["id"]: c for c in count_qa(index, list(rows.values()))}
+    assert (counts["q1"]["count"], counts["q1"]["pair"]) == (2, ["Q1", "Q39121"])
+    assert (counts["q2"]["count"], counts["q2"]["pair"], counts["q2"]["q_count"]) == (1, ["Q2", "Q39121"], 2)
     # one candidate per question mention (the old behaviour) gives the same entity as the
     # corpus on a tie, whatever the knowledge base's order
     for records in (NAMESAKES, list(reversed(NAMESAKES))):
