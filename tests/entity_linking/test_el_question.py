@@ -154,3 +154,19 @@ def test_common_nouns_and_class_items_are_not_question_entities():
     assert out[0]["a_entities"] == ["Q515"]
     # corpus linking is unchanged too
     assert linker.link_ids("A city in Lebanon") == ["Q515", "Q822"]
+
+
+def test_generated_world_counts_stay_exact(tiny_world, tmp_path):
+    """The controlled world has shared names too (people and cities): with the question rules
+    and the default NIL threshold, linking its questions and its corpus and taking the maximum
+    over pairs still gives every QA pair's true count."""
+    from indexes import build_index, count_qa, open_index
+
+    link_corpus(tiny_world / "corpus.jsonl", tiny_world / "kb.jsonl", tmp_path / "linked", workers=1, progress=False)
+    link_qa(tiny_world / "qa.jsonl", tiny_world / "kb.jsonl", tmp_path / "qa_entities.jsonl", progress=False)
+    build_index(tiny_world / "corpus.jsonl", tmp_path / "linked", tmp_path / "index", progress=False)
+    truth = {r["id"]: r["count"] for r in map(json.loads, open(tiny_world / "truth.jsonl"))}
+    with open_index(tmp_path / "index") as index:
+        counts = count_qa(index, tmp_path / "qa_entities.jsonl")
+    assert len(counts) == len(truth) > 50
+    assert {c["id"]: c["count"] for c in counts} == truth
