@@ -24,7 +24,8 @@ Measured per linker configuration:
 
 - question entities against gold: Mintaka (all gold entities; and named gold only, i.e.
   mentions with an upper-case letter or a digit, predictions of lower-case gold left out of
-  both sides), EntityQuestions (the subject) and Google-RE (the person): micro precision,
+  both sides; and named gold with the questions written all in lower case, as Natural
+  Questions' are, linked with `case="insensitive"`), EntityQuestions (the subject) and Google-RE (the person): micro precision,
   recall, F1, entities per question;
 - counts on Google-RE: the snippets (both files) are linked as a corpus with the same linker;
   each pair "Where was X born?" / "Where did X die?" gets the maximum over (question entity,
@@ -222,6 +223,17 @@ def evaluate(kb: Any, sets: dict[str, list[dict]], corpus: list[str], options: d
         out[name] = {**_prf(tp, fp, fn), "entities_per_question": round(n_entities / max(1, len(questions)), 3)}
         if name == "mintaka":
             out["mintaka_named"] = _prf(ntp, nfp, nfn)
+    # Mintaka written all in lower case, as Natural Questions is, linked case-insensitively
+    lower_linker = Linker(kb, **{**options, "case": "insensitive"})
+    tp = fp = fn = 0
+    for q in sets["mintaka"]:
+        pred = set(link_qa_record(lower_linker, q["question"].lower(), [])["q_entities"])
+        gold = set(q["gold"]) - set(q["lower"])
+        pred -= set(q["lower"])
+        tp += len(pred & gold)
+        fp += len(pred - gold)
+        fn += len(gold - pred)
+    out["mintaka_lowercased_named"] = _prf(tp, fp, fn)
     # counts on Google-RE's snippets, linked as a corpus by the same linker
     docs: dict[str, set[int]] = {}
     for d, text in enumerate(corpus):
@@ -287,16 +299,18 @@ def bench_qa_link(data: str | Path | None = None, thresholds: tuple[float, ...] 
 
     columns = [("mintaka", "f1"), ("mintaka", "precision"), ("mintaka", "recall"),
                ("mintaka_named", "precision"), ("mintaka_named", "recall"),
+               ("mintaka_lowercased_named", "precision"), ("mintaka_lowercased_named", "recall"),
                ("entityquestions", "precision"), ("entityquestions", "recall"),
                ("google_re", "precision"), ("google_re", "recall"),
                ("google_re_counts", "exact"), ("google_re_counts", "inflated"), ("google_re_counts", "missed")]
-    heads = ["Mk F1", "Mk P", "Mk R", "Mk-nm P", "Mk-nm R", "EQ P", "EQ R", "GRE P", "GRE R",
+    heads = ["Mk F1", "Mk P", "Mk R", "Mk-nm P", "Mk-nm R", "Mk-lc P", "Mk-lc R", "EQ P", "EQ R", "GRE P", "GRE R",
              "cnt exact", "cnt infl", "cnt miss"]
     log("")
     log(f"{'configuration':44s}" + "".join(f"{h:>10s}" for h in heads))
     for name, figures in results.items():
         log(f"{name:44s}" + "".join(f"{figures[a][b]:>10.3f}" for a, b in columns))
-    log(f"(Mk: Mintaka dev, Mk-nm: its named gold only, EQ: EntityQuestions, GRE: Google-RE questions; "
+    log(f"(Mk: Mintaka dev, Mk-nm: its named gold only, Mk-lc: the same with the questions lower-cased "
+        f"and case='insensitive', EQ: EntityQuestions, GRE: Google-RE questions; "
         f"cnt: Google-RE pair counts vs the true count; {time.perf_counter() - started:.0f}s)")
     return {"kb": info, "questions": {k: len(v) for k, v in sets.items()}, "corpus_docs": len(corpus),
             "before_options": configs["before"], "after_options": configs["after"],

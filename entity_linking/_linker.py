@@ -45,7 +45,9 @@ question exactly as above (same context window, same ties) and then:
    Smiths, and the answer would tell which; counting takes the maximum over (question entity,
    answer entity) pairs, so the candidate that co-occurs with the answer is the one counted;
 6. leaves out common nouns (`question_lowercase`, default off): a span written without any
-   upper-case letter ("city", "film", "year" as Wikidata's lower-case labels), and class items
+   upper-case letter ("city", "film", "year" as Wikidata's lower-case labels; in a question
+   written all in lower case, as Natural Questions' are, only a span that matches a lower-case
+   alias, since the text's case then says nothing), and class items
    (`question_classes`, default off): entities whose id is another entity's `type` (Wikidata's
    "instance of" classes such as Q515 city). Both would make the maximum over pairs count the
    documents of a generic concept. Spans of digits only ("1984", "2003") are kept.
@@ -165,9 +167,13 @@ class Linker:
         shares: dict[tuple[int, int], list[tuple[int, float]]] = {}
         out = []
         classes = None if self.question_classes else self.class_items()
+        # a question with capitals says which spans are names; an all-lower-case one ("who won
+        # the super bowl", NQ's style) does not: there only a lower-case alias makes a common noun
+        cased_text = any(c.isupper() for c in text)
         for s, e, i, score in self.resolve(text, norm, self.find(norm), shares=shares):
             span = text[s:e]
-            if not self.question_lowercase and _lower_case(span):
+            if not self.question_lowercase and _lower_case(span) \
+                    and (cased_text or not (self.key_value(span) or 0) & 1):
                 continue
             if classes and i in classes:
                 continue

@@ -149,6 +149,10 @@ def test_common_nouns_and_class_items_are_not_question_entities():
     assert q_entities("Name a City or a Person in the Lebanese Republic.", question_classes=True) == \
         ["Q515", "Q5", "Q822"]
     assert q_entities("Who wrote 1984?") == ["Q208460"]  # digits are kept
+    # a question all in lower case (Natural Questions): case says nothing, so only spans that
+    # match a lower-case alias are common nouns
+    assert q_entities("which city in lebanon was john smith born in", case="insensitive") == ["Q822", "Q1", "Q2"]
+    assert q_entities("which city in lebanon was john smith born in") == []  # smart case: names need capitals
     # the answer side is unchanged: a lower-case answer alias still links
     out = link_qa_records([{"id": 1, "question": "What is the capital of Lebanon?", "answers": ["city"]}], kb)
     assert out[0]["a_entities"] == ["Q515"]
