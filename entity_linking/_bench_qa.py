@@ -25,8 +25,8 @@ Measured per linker configuration:
 - question entities against gold: Mintaka (all gold entities; and named gold only, i.e.
   mentions with an upper-case letter or a digit, predictions of lower-case gold left out of
   both sides; and named gold with the questions written all in lower case, as Natural
-  Questions' are, linked with `case="insensitive"`), EntityQuestions (the subject) and Google-RE (the person): micro precision,
-  recall, F1, entities per question;
+  Questions' are, linked with `case="insensitive"`), EntityQuestions (the subject) and
+  Google-RE (the person): micro precision, recall, F1, entities per question;
 - counts on Google-RE: the snippets (both files) are linked as a corpus with the same linker;
   each pair "Where was X born?" / "Where did X die?" gets the maximum over (question entity,
   salient answer entity) pairs of co-occurring snippets (as `ltprobe count`), compared with the
@@ -57,7 +57,7 @@ _CLASSES = [
     ("Q36180", "writer", ["author"]), ("Q639669", "musician", []), ("Q5107", "continent", []),
     ("Q18127", "record label", ["music label", "label"]), ("Q188451", "music genre", ["genre"]),
     ("Q12737077", "occupation", ["work", "job", "profession"]), ("Q3918", "university", []),
-    ("Q1637706", "capital", ["capital city"]), ("Q349", "sport", []), ("Q847017", "sports club", ["club", "team"]),
+    ("Q5119", "capital", ["capital city"]), ("Q349", "sport", []), ("Q847017", "sports club", ["club", "team"]),
     ("Q2066131", "athlete", ["player"]), ("Q783794", "company", ["business", "firm"]),
 ]
 _CATEGORY_WORDS = {"books": "book novel author", "movies": "film movie", "videogames": "video game",
@@ -262,7 +262,8 @@ def evaluate(kb: Any, sets: dict[str, list[dict]], corpus: list[str], options: d
     return out
 
 
-def bench_qa_link(data: str | Path | None = None, thresholds: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5),
+def bench_qa_link(data: str | Path | None = None,
+                  thresholds: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5),
                   eq_per_relation: int = 300) -> dict[str, Any]:
     """Run the benchmark, print the side-by-side tables to stderr, return the figures."""
     from entity_linking._linker import Linker

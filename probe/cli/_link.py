@@ -128,7 +128,8 @@ def register(commands) -> None:
     kbb.add_argument("--work-dir", default=None, help="keep the generated files here (default: a temporary folder)")
 
     qab = commands.add_bench(
-        "qa-link", _bench_qa_link, "question-entity precision/recall and counts on real data: old vs new linker defaults",
+        "qa-link", _bench_qa_link,
+        "question-entity precision/recall and counts on real data: old vs new linker defaults",
         description="Builds a knowledge base from the real data in shared/data/real (Mintaka dev's gold "
                     "entities, Wikidata class items, Google-RE's places with their aliases and its people "
                     "with namesakes, EntityQuestions' subjects), links Mintaka, EntityQuestions and "
