@@ -7,6 +7,7 @@ from entity_linking.lazy import lazy_exports
 _LAZY = {
     "bench_link": "entity_linking._bench:bench_link",
     "bench_scale": "entity_linking._bench:bench_scale",
+    "bench_qa_link": "entity_linking._bench_qa:bench_qa_link",
     "Linker": "entity_linking._linker:Linker",
     "Mention": "entity_linking._linker:Mention",
     "normalize": "entity_linking._normalize:normalize",

@@ -31,7 +31,29 @@ Rules, in order:
    on either side of the span, and `coherent` is 1 when the same entity is linked elsewhere
    in the text (by an unambiguous or a confident mention). The best candidate wins; its
    score is its share of the candidates' total weight (1.0 for an unambiguous alias).
+   **Ties** (weights equal to within 1e-9, e.g. two people of the same name with no prior and
+   no context) go to the smallest entity id: not to the knowledge base's order, nor to the
+   order in which a process happens to sum context words, so question linking and corpus
+   linking (other processes, other builds of the same knowledge base) break a tie the same way.
 4. **NIL**: a span whose best score is below `nil_threshold` is not linked.
+
+Question linking (`Linker.link_question`, used by `entity_linking.link_qa`) resolves the
+question exactly as above (same context window, same ties) and then:
+
+5. keeps *every* candidate of an ambiguous mention whose score is at least `nil_threshold`
+   (`question_candidates`, default on): "Where was John Smith born?" names one of two John
+   Smiths, and the answer would tell which; counting takes the maximum over (question entity,
+   answer entity) pairs, so the candidate that co-occurs with the answer is the one counted;
+6. leaves out common nouns (`question_lowercase`, default off): a span written without any
+   upper-case letter ("city", "film", "year" as Wikidata's lower-case labels; in a question
+   written all in lower case, as Natural Questions' are, only a span that matches a lower-case
+   alias, since the text's case then says nothing), and class items
+   (`question_classes`, default off): entities whose id is another entity's `type` (Wikidata's
+   "instance of" classes such as Q515 city). Both would make the maximum over pairs count the
+   documents of a generic concept. Spans of digits only ("1984", "2003") are kept.
+
+The defaults were chosen by `ltprobe bench qa-link` on Mintaka's gold question entities
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -42,6 +64,10 @@ from dataclasses import dataclass
 
 from entity_linking._normalize import normalize
 from entity_linking.kb import PAYLOAD_SHIFT, PUNCTUATED, KnowledgeBase
+
+
+NIL_THRESHOLD = 0.2
+"""Default `nil_threshold` (chosen by `ltprobe bench qa-link` on real data, docs/benchmarks.md)."""
 
 
 @dataclass(slots=True)
@@ -58,6 +84,9 @@ class Mention:
     """Id of the linked entity."""
     score: float
     """Share of the chosen entity in the candidates' weight: 1.0 for an unambiguous alias."""
+    candidates: tuple[tuple[str, float], ...] = ()
+    """`link_question` only: every candidate `(id, score)` at or above the NIL threshold, best
+    first (the chosen entity is the first); empty from `link`."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -78,13 +107,17 @@ class Linker:
     """Links text to entities of a `KnowledgeBase`; see the module docstring for the rules.
 
     Options (all keyword): `context_chars` (250), `context_weight` (1.0), `prior_weight`
-    (1.0), `coherence_weight` (2.0), `nil_threshold` (0.0: always link the best candidate),
-    `case` ("smart" or "insensitive"), `min_chars` (2).
+    (1.0), `coherence_weight` (2.0), `nil_threshold` (NIL_THRESHOLD: a mention whose best
+    candidate has a lower score is not linked), `case` ("smart" or "insensitive"), `min_chars`
+    (2), `link_qualifiers` (True); for question linking: `question_candidates` (True),
+    `question_lowercase` (False), `question_classes` (False).
     """
 
     def __init__(self, kb: KnowledgeBase, *, context_chars: int = 250, context_weight: float = 1.0,
-                 prior_weight: float = 1.0, coherence_weight: float = 2.0, nil_threshold: float = 0.0,
-                 case: str = "smart", min_chars: int = 2, link_qualifiers: bool = True):
+                 prior_weight: float = 1.0, coherence_weight: float = 2.0, nil_threshold: float = NIL_THRESHOLD,
+                 case: str = "smart", min_chars: int = 2, link_qualifiers: bool = True,
+                 question_candidates: bool = True, question_lowercase: bool = False,
+                 question_classes: bool = False):
         if case not in ("smart", "insensitive"):
             raise ValueError(f"case must be 'smart' or 'insensitive', not {case!r}")
         if not 0.0 <= nil_threshold <= 1.0:
@@ -98,6 +131,10 @@ class Linker:
         self.case = case
         self.min_chars = int(min_chars)
         self.link_qualifiers = bool(link_qualifiers)
+        self.question_candidates = bool(question_candidates)
+        self.question_lowercase = bool(question_lowercase)
+        self.question_classes = bool(question_classes)
+        self._classes: frozenset[int] | None = None
         self._matcher = kb.matcher
         # a loaded folder's ids are decoded from the memory map: keep the recent ones as strings
         self._ids = kb.ids if isinstance(kb.ids, list) else _IdCache(kb.ids)
@@ -108,7 +145,8 @@ class Linker:
         return {"context_chars": self.context_chars, "context_weight": self.context_weight,
                 "prior_weight": self.prior_weight, "coherence_weight": self.coherence_weight,
                 "nil_threshold": self.nil_threshold, "case": self.case, "min_chars": self.min_chars,
-                "link_qualifiers": self.link_qualifiers}
+                "link_qualifiers": self.link_qualifiers, "question_candidates": self.question_candidates,
+                "question_lowercase": self.question_lowercase, "question_classes": self.question_classes}
 
     # -- public -----------------------------------------------------------------------------
 
@@ -118,6 +156,48 @@ class Linker:
         ids = self._ids
         return [Mention(s, e, text[s:e], ids[i], score)
                 for s, e, i, score in self.resolve(text, norm, self.find(norm))]
+
+    def link_question(self, text: str) -> list[Mention]:
+        """Link a question (rules 5-6 of the module docstring): the mentions of `link`, less
+        common nouns and class items unless the options keep them, each with `candidates`: every
+        candidate at or above the NIL threshold for an ambiguous mention (only the chosen one
+        with `question_candidates=False`)."""
+        norm = normalize(text)
+        ids = self._ids
+        shares: dict[tuple[int, int], list[tuple[int, float]]] = {}
+        out = []
+        classes = None if self.question_classes else self.class_items()
+        # a question with capitals says which spans are names; an all-lower-case one ("who won
+        # the super bowl", NQ's style) does not: there only a lower-case alias makes a common noun
+        cased_text = any(c.isupper() for c in text)
+        for s, e, i, score in self.resolve(text, norm, self.find(norm), shares=shares):
+            span = text[s:e]
+            if not self.question_lowercase and _lower_case(span) \
+                    and (cased_text or not (self.key_value(span) or 0) & 1):
+                continue
+            if classes and i in classes:
+                continue
+            kept = [(i, score)]
+            if self.question_candidates and (s, e) in shares:
+                kept += [(c, x) for c, x in shares[(s, e)] if c != i and x >= self.nil_threshold
+                         and not (classes and c in classes)]
+            out.append(Mention(s, e, span, ids[i], score, tuple((ids[c], x) for c, x in kept)))
+        return out
+
+    def class_items(self) -> frozenset[int]:
+        """Indices of the entities whose id is the `type` of some entity (class items, such as
+        Wikidata's Q515 "city" when entities carry their "instance of" as type)."""
+        if self._classes is None:
+            kb = self.kb
+            index = kb.index
+            found = set()
+            for t in set(kb.types):
+                if t:
+                    i = index.get(t)
+                    if i is not None:
+                        found.add(int(i))
+            self._classes = frozenset(found)
+        return self._classes
 
     def link_many(self, texts: Iterable[str]) -> list[list[Mention]]:
         """Link each text (the fast path; no tokenizer)."""
@@ -144,9 +224,11 @@ class Linker:
 
     # -- disambiguation (shared) ------------------------------------------------------------
 
-    def resolve(self, text: str, norm: str, spans: list[tuple[int, int, int]]) -> list[tuple[int, int, int, float]]:
+    def resolve(self, text: str, norm: str, spans: list[tuple[int, int, int]], *,
+                shares: dict | None = None) -> list[tuple[int, int, int, float]]:
         """Apply rules 1-4 to candidate spans `(start, end, value)` sorted by end; returns
-        `(start, end, entity_index, score)` in text order."""
+        `(start, end, entity_index, score)` in text order. `shares`, when given, receives
+        `{(start, end): [(entity_index, score), ...]}` (best first) for each ambiguous mention."""
         if not spans:
             return []
         smart = self.case == "smart"
@@ -178,13 +260,13 @@ class Linker:
         out = _add_qualifiers(text, chosen, dropped) if dropped and self.link_qualifiers else chosen
         ambiguous = [k for k, m in enumerate(out) if m[2] < 0]
         if ambiguous:
-            self._disambiguate(norm, out, ambiguous)
+            self._disambiguate(norm, out, ambiguous, shares)
         threshold = self.nil_threshold
         if threshold > 0.0:
             out = [m for m in out if m[3] >= threshold]
         return out
 
-    def _disambiguate(self, norm: str, out: list, ambiguous: list[int]) -> None:
+    def _disambiguate(self, norm: str, out: list, ambiguous: list[int], shares: dict | None = None) -> None:
         width = self.context_chars
         tables = []
         contexts = []
@@ -211,25 +293,39 @@ class Linker:
         for _, _, i, _ in out:
             if i >= 0:
                 linked[i] = linked.get(i, 0) + 1
-        for best, share in provisional:
+        for best, share, _ in provisional:
             if share >= 0.9:
                 linked[best] = linked.get(best, 0) + 1
-        for k, table, context, (best, share) in zip(ambiguous, tables, contexts, provisional):
+        for k, table, context, (best, share, logs) in zip(ambiguous, tables, contexts, provisional):
             own = best if share >= 0.9 else None
             coherent = [linked.get(c, 0) - (c == own) > 0 for c in table.candidates]
             if True in coherent:  # else no coherence evidence: the provisional choice stands
-                best, share = self._choose(table, context, coherent)
+                best, share, logs = self._choose(table, context, coherent)
             start, end, _, _ = out[k]
             out[k] = (start, end, best, share)
+            if shares is not None:
+                top = max(logs)
+                total = sum([math.exp(x - top) for x in logs])
+                ranked = sorted(((math.exp(x - top) / total, c) for c, x in zip(table.candidates, logs)
+                                 if c != best), key=lambda p: (-p[0], self._ids[p[1]]))
+                shares[(start, end)] = [(best, share)] + [(c, x) for x, c in ranked]
 
-    def _choose(self, table: _Group, context: list[float], coherent) -> tuple[int, float]:
-        """The best candidate (the first of equals) and its share of the candidates' weight."""
+    def _choose(self, table: _Group, context: list[float], coherent) -> tuple[int, float, list[float]]:
+        """The best candidate (of equals, the smallest id), its share of the candidates'
+        weight, and every candidate's log weight."""
         bonus = self.coherence_weight
         context_weight = self.context_weight
         logs = [prior + context_weight * ctx + (bonus if c else 0.0)
                 for prior, ctx, c in zip(table.priors, context, coherent)]
         top = max(logs)
-        return table.candidates[logs.index(top)], 1.0 / sum([math.exp(x - top) for x in logs])
+        at = logs.index(top)
+        best = table.candidates[at]
+        tolerance = 1e-9 * max(1.0, abs(top))
+        tied = [c for c, x in zip(table.candidates, logs) if top - x <= tolerance]
+        if len(tied) > 1:  # a tie: the smallest id, whatever the KB's order or the sums' rounding
+            ids = self._ids
+            best = min(tied, key=lambda c: ids[c])
+        return best, 1.0 / sum([math.exp(x - top) for x in logs]), logs
 
     def _table(self, group: int) -> _Group:
         """The candidates of an ambiguous alias group with their prior terms and context words
@@ -246,13 +342,19 @@ class Linker:
             else:
                 shares = [1.0 / len(candidates)] * len(candidates)
             index: dict[str, int] = {}
-            weights = tuple(tuple((index.setdefault(f" {w} ", len(index)), x) for w, x in kb.context_words(c).items())
-                            for c in candidates)
+            # words sorted: the same summation order in every process (sets of str are not)
+            weights = tuple(tuple((index.setdefault(f" {w} ", len(index)), x)
+                                  for w, x in sorted(kb.context_words(c).items())) for c in candidates)
             table = _Group(candidates, tuple(self.prior_weight * math.log(s) for s in shares), tuple(index), weights)
             if len(self._tables) >= 100_000:
                 self._tables.clear()
             self._tables[group] = table
         return table
+
+
+def _lower_case(span: str) -> bool:
+    """A span written without an upper-case letter but with a lower-case one ("city", "lb")."""
+    return not any(c.isupper() for c in span) and any(c.islower() for c in span)
 
 
 class _IdCache(dict):

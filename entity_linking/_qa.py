@@ -1,6 +1,9 @@
 """Linking QA pairs: question entities and salient answer entities (methods.md §1).
 
-- Question entities: the entities linked in the question alone.
+- Question entities: the entities linked in the question alone (`Linker.link_question`): for
+  an ambiguous mention every candidate at or above the NIL threshold (the chosen one first), so
+  that counting's maximum over (question, answer) pairs picks the one that goes with the
+  answer; common nouns and class items left out (see `entity_linking._linker`).
 - Answer entities: link `question + "\\n" + "\\n".join(answers)` (the question is context
   for disambiguating the answer aliases) and keep the mentions that start after the question;
   entities that are also question entities are dropped.
@@ -8,9 +11,12 @@
   the original study; ties: all kept).
 
 `qa_entities.jsonl` records: `{"id", "q_entities", "a_entities", "a_entity_votes": {id: n},
-"q_mentions": [[text, id], ...]}`; `a_entity_votes` counts the mentions of every entity linked
-in the answers, question entities included (`ltprobe count` drops those left in the question
-after its stop-list, as the original did).
+"q_mentions": [[text, id], ...], "q_candidates": [[text, [id, ...]], ...]}`; `a_entity_votes`
+counts the mentions of every entity linked in the answers, question entities included
+(`ltprobe count` drops those left in the question after its stop-list, as the original did);
+`q_mentions` pairs each question mention with its best candidate; `q_candidates` lists the
+mentions that kept several candidates, with all of them (best first); every one of them is in
+`q_entities`, and `counts.jsonl`'s `pair` says which one the count came from.
 """
 
 from __future__ import annotations
@@ -25,10 +31,10 @@ from entity_linking.records import LinkedQAPair, QAPair
 
 
 def link_qa_record(linker: Any, question: str, answers: list[str]) -> dict[str, Any]:
-    """Link one QA pair; returns `q_entities`, `a_entities` (salient), `a_entity_votes` and
-    `q_mentions` (the fields of a `LinkedQAPair` but its id)."""
-    q_mentions = linker.link(question)
-    q_entities = list(dict.fromkeys(m.kb_id for m in q_mentions))
+    """Link one QA pair; returns `q_entities`, `a_entities` (salient), `a_entity_votes`,
+    `q_mentions` and `q_candidates` (the fields of a `LinkedQAPair` but its id)."""
+    q_mentions = linker.link_question(question)
+    q_entities = list(dict.fromkeys(e for m in q_mentions for e, _ in m.candidates))
     votes: dict[str, int] = {}
     if answers:
         text = question + "\n" + "\n".join(answers)
@@ -41,7 +47,8 @@ def link_qa_record(linker: Any, question: str, answers: list[str]) -> dict[str, 
     answer_votes = {e: n for e, n in votes.items() if e not in exclude}
     top = max(answer_votes.values(), default=0)
     return {"q_entities": q_entities, "a_entities": [e for e, n in answer_votes.items() if n == top],
-            "a_entity_votes": votes, "q_mentions": [[m.text, m.kb_id] for m in q_mentions]}
+            "a_entity_votes": votes, "q_mentions": [[m.text, m.kb_id] for m in q_mentions],
+            "q_candidates": [[m.text, [e for e, _ in m.candidates]] for m in q_mentions if len(m.candidates) > 1]}
 
 
 def link_qa_records(records: Iterable[dict[str, Any]], kb: Any, **linker_options: Any) -> list[dict[str, Any]]:

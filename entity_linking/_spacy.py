@@ -24,7 +24,7 @@ from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 
-from entity_linking._linker import Linker
+from entity_linking._linker import NIL_THRESHOLD, Linker
 from entity_linking._normalize import alias_variants, normalize
 from entity_linking.kb import KnowledgeBase
 
@@ -145,7 +145,7 @@ class LinkerComponent:
 @Language.factory(
     "ltprobe_linker",
     default_config={"kb": None, "overwrite_ents": True, "context_chars": 250, "context_weight": 1.0,
-                    "prior_weight": 1.0, "coherence_weight": 2.0, "nil_threshold": 0.0, "case": "smart",
+                    "prior_weight": 1.0, "coherence_weight": 2.0, "nil_threshold": NIL_THRESHOLD, "case": "smart",
                     "min_chars": 2, "link_qualifiers": True},
 )
 def make_linker(nlp: Language, name: str, kb: Any, overwrite_ents: bool, context_chars: int,

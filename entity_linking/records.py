@@ -93,20 +93,27 @@ class LinkedQAPair:
     of first mention; `ltprobe count` recomputes the salient answers from them after its
     stop-list. None: not recorded (each of `a_entities` then counts as one vote)."""
     q_mentions: list[list[str]] | None = None
-    """`[text, entity id]` of each question mention, for reading the links; None: not recorded."""
+    """`[text, entity id]` of each question mention (its best candidate), for reading the links;
+    None: not recorded."""
+    q_candidates: list[list[Any]] | None = None
+    """`[text, [entity ids]]` of each question mention: every candidate at or above the linker's
+    NIL threshold, best first (all of them are in `q_entities`, so counting's maximum over pairs
+    chooses among namesakes); None: not recorded."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Any other fields of the line, kept unchanged and written last."""
 
-    FIELDS = frozenset({"id", "q_entities", "a_entities", "a_entity_votes", "q_mentions"})
+    FIELDS = frozenset({"id", "q_entities", "a_entities", "a_entity_votes", "q_mentions", "q_candidates"})
 
     def to_json(self) -> dict[str, Any]:
         """The `qa_entities.jsonl` line: `{"id", "q_entities", "a_entities"[, "a_entity_votes"]
-        [, "q_mentions"], ...extra}`."""
+        [, "q_mentions"][, "q_candidates"], ...extra}`."""
         out: dict[str, Any] = {"id": self.id, "q_entities": self.q_entities, "a_entities": self.a_entities}
         if self.a_entity_votes is not None:
             out["a_entity_votes"] = self.a_entity_votes
         if self.q_mentions is not None:
             out["q_mentions"] = self.q_mentions
+        if self.q_candidates is not None:
+            out["q_candidates"] = self.q_candidates
         if self.extra:
             out.update(self.extra)
         return out
@@ -125,7 +132,12 @@ class LinkedQAPair:
         if mentions is not None and not (type(mentions) is list and all(
                 type(m) is list and len(m) == 2 and all(type(x) is str for x in m) for m in mentions)):
             raise ValueError("field 'q_mentions' must be a list of [text, entity id] pairs")
-        return cls(qa_id, q, a, votes, mentions, extra_keys(record, cls.FIELDS))
+        candidates = record.get("q_candidates")
+        if candidates is not None and not (type(candidates) is list and all(
+                type(c) is list and len(c) == 2 and type(c[0]) is str and type(c[1]) is list
+                and all(type(x) is str for x in c[1]) for c in candidates)):
+            raise ValueError("field 'q_candidates' must be a list of [text, [entity ids]] pairs")
+        return cls(qa_id, q, a, votes, mentions, candidates, extra_keys(record, cls.FIELDS))
 
     def answer_votes(self) -> dict[str, int]:
         """Mention votes of the answer entities: `a_entity_votes`, or one per `a_entities` id."""

@@ -130,6 +130,21 @@ def register(commands) -> None:
     kbb.add_argument("--no-baseline", action="store_true", help="skip format 1 (the baseline)")
     kbb.add_argument("--work-dir", default=None, help="keep the generated files here (default: a temporary folder)")
 
+    qab = commands.add_bench(
+        "qa-link", _bench_qa_link,
+        "question-entity precision/recall and counts on real data: old vs new linker defaults",
+        description="Builds a knowledge base from the real data in shared/data/real (Mintaka dev's gold "
+                    "entities, Wikidata class items, Google-RE's places with their aliases and its people "
+                    "with namesakes, EntityQuestions' subjects), links Mintaka, EntityQuestions and "
+                    "Google-RE questions, and prints question-entity precision and recall against gold, "
+                    "and Google-RE pair counts against the true count, for the linker defaults before "
+                    "issue 16 and now side by side, with a NIL-threshold sweep and one row per question "
+                    "option switched. The last line is one JSON object.")
+    qab.add_argument("--data", default=None, help="the shared/data/real folder (default: ../shared/data/real "
+                     "beside the repository)")
+    qab.add_argument("--eq-per-relation", type=int, default=300,
+                     help="EntityQuestions questions per relation (default 300)")
+
     scale = commands.add_bench(
         "scale", _bench_scale, "corpus linking on Ray Data with 1 and 2 workers (and the local pool)",
         description="Links a generated corpus (split into files) with `link-corpus --executor ray` using 1 "
@@ -148,8 +163,10 @@ def _linker_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("linking options (see `help(entity_linking.Linker)`)")
     group.add_argument("--context-chars", type=int, default=250,
                        help="characters each side of a mention read as context (default 250)")
-    group.add_argument("--nil-threshold", type=float, default=0.0,
-                       help="leave a mention unlinked when its best candidate's score is lower (default 0)")
+    group.add_argument("--nil-threshold", type=float, default=None,
+                       help="leave a mention unlinked when its best candidate's score is lower; also the "
+                            "least score of the candidates a question keeps (default 0.2, chosen by "
+                            "`ltprobe bench qa-link`)")
     group.add_argument("--case", choices=["smart", "insensitive"], default="smart",
                        help="smart (default): an all-lower-case span does not match a capitalised-only "
                             "alias; insensitive: case never matters")
@@ -160,13 +177,26 @@ def _linker_options(parser: argparse.ArgumentParser) -> None:
                        help="bonus for an entity linked elsewhere in the text (default 2)")
     group.add_argument("--no-qualifiers", action="store_true",
                        help="do not link the part after a comma of an alias such as 'Paris, France'")
+    group.add_argument("--no-question-candidates", action="store_true",
+                       help="questions: keep only the best candidate of an ambiguous mention (default: every "
+                            "candidate at or above the NIL threshold; counting takes the best pair)")
+    group.add_argument("--question-lowercase", action="store_true",
+                       help="questions: also link spans written without a capital ('city', 'film'; default: not)")
+    group.add_argument("--question-classes", action="store_true",
+                       help="questions: also link class items, entities that are another entity's type "
+                            "(default: not)")
 
 
 def _options(args: argparse.Namespace) -> dict:
-    return {"context_chars": args.context_chars, "nil_threshold": args.nil_threshold, "case": args.case,
-            "min_chars": args.min_chars, "prior_weight": args.prior_weight,
-            "context_weight": args.context_weight, "coherence_weight": args.coherence_weight,
-            "link_qualifiers": not args.no_qualifiers}
+    options = {"context_chars": args.context_chars, "case": args.case,
+               "min_chars": args.min_chars, "prior_weight": args.prior_weight,
+               "context_weight": args.context_weight, "coherence_weight": args.coherence_weight,
+               "link_qualifiers": not args.no_qualifiers,
+               "question_candidates": not args.no_question_candidates,
+               "question_lowercase": args.question_lowercase, "question_classes": args.question_classes}
+    if args.nil_threshold is not None:  # else the Linker's default
+        options["nil_threshold"] = args.nil_threshold
+    return options
 
 
 def _kb_help(args: argparse.Namespace) -> int:
@@ -287,6 +317,13 @@ def _bench_kb(args: argparse.Namespace) -> int:
     print(json.dumps(bench_kb(entities=args.entities, aliases=args.aliases, docs=args.docs,
                               worker_docs=args.worker_docs, seed=args.seed, baseline=not args.no_baseline,
                               work_dir=args.work_dir)))
+    return 0
+
+
+def _bench_qa_link(args: argparse.Namespace) -> int:
+    from entity_linking import bench_qa_link
+
+    print(json.dumps(bench_qa_link(data=args.data, eq_per_relation=args.eq_per_relation)))
     return 0
 
 

@@ -77,7 +77,9 @@ def test_tiny_world_qa(tiny_world, tmp_path):
 
 def test_mintaka_question_entities():
     """Real questions (Mintaka dev) with gold question entities: a KB of the gold entities and
-    the answers, then the gold entities must be linked in the questions."""
+    the answers, then the gold entities must be linked in the questions. Gold mentions written
+    without a capital ("movie", "actor": common nouns and class items) are left out of question
+    entities on purpose (docs/benchmarks.md) and of this check."""
     path = SHARED_DATA / "real" / "mintaka" / "mintaka_dev.json"
     if not path.exists():
         pytest.skip("shared data not available")
@@ -108,7 +110,8 @@ def test_mintaka_question_entities():
     for item in data:
         got = out[item["id"]]
         for q in item["questionEntity"]:
-            if q["entityType"] == "entity" and q["name"] in entities:
+            if q["entityType"] == "entity" and q["name"] in entities \
+                    and any(c.isupper() or c.isdigit() for c in q["mention"]):
                 gold_q += 1
                 found_q += q["name"] in got["q_entities"]
         answers = [a["name"] for a in item["answer"].get("answer") or [] if isinstance(a, dict) and a.get("name") in entities]
