@@ -18,7 +18,7 @@ _LAZY = {
     "link_corpus": "entity_linking.corpus._link:link_corpus",
     "read_manifest": "entity_linking.corpus._link:read_manifest",
     "start_ray": "entity_linking.corpus._ray:start_ray",
-    "Entity": "entity_linking.kb._kb:Entity",
+    "Entity": "entity_linking.kb._entity:Entity",
     "KnowledgeBase": "entity_linking.kb._kb:KnowledgeBase",
     "LinkedQAPair": "entity_linking.records:LinkedQAPair",
     "QAPair": "entity_linking.records:QAPair",

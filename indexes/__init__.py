@@ -4,6 +4,8 @@ from entity_linking.lazy import lazy_exports
 
 # name -> "module:attribute", imported on first use (one line each; keep sorted by module).
 _LAZY = {
+    "Backend": "indexes._backends:Backend",
+    "BACKENDS": "indexes._backends:BACKENDS",
     "build_index": "indexes._backends:build_index",
     "load_aliases": "indexes._backends:load_aliases",
     "open_index": "indexes._backends:open_index",

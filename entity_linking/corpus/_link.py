@@ -34,8 +34,9 @@ from entity_linking.corpus._shards import (
     WORKER_STATE,
     collect_manifests,
     init_worker,
+    is_complete,
     link_batch,
-    shard_name,
+    worker_count,
     write_shards,
 )
 from entity_linking.io import InputError, OnError, SkipCounter, write_json
@@ -107,9 +108,6 @@ def read_manifest(linked_dir: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
         raise InputError(f"{path}: unsupported linked-corpus format; link the corpus again")
     return manifest
-
-
-# -- workers --------------------------------------------------------------------------------
 
 
 # -- the job --------------------------------------------------------------------------------
@@ -211,7 +209,7 @@ def _batches(source: Corpus, out_dir: Path, shard_size: int, batch_size: int
     """Yield `(shard, done, batch)`; items of complete shards come with done=True (not linked)."""
     shard = 0
     count = 0
-    done = (out_dir / shard_name(0)).with_suffix(".json").exists()
+    done = is_complete(out_dir, 0)
     batch: list = []
     for item in source.items():
         if count == shard_size:
@@ -220,7 +218,7 @@ def _batches(source: Corpus, out_dir: Path, shard_size: int, batch_size: int
                 batch = []
             shard += 1
             count = 0
-            done = (out_dir / shard_name(shard)).with_suffix(".json").exists()
+            done = is_complete(out_dir, shard)
         count += 1
         if done:
             continue
@@ -235,9 +233,7 @@ def _batches(source: Corpus, out_dir: Path, shard_size: int, batch_size: int
 def _run_local(source: Corpus, linker: Any, out_dir: Path, *, settings: dict[str, Any], shard_size: int,
                batch_size: int, workers: int | None, kb_path: str | None, on_error: OnError,
                progress: bool) -> tuple[list[dict[str, Any]], int]:
-    if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    workers = max(1, int(workers))
+    workers = worker_count(workers)
     pool = None
     try:
         if workers == 1:

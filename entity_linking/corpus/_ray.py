@@ -25,7 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from entity_linking.corpus._reader import Corpus, iter_file
-from entity_linking.corpus._shards import WORKER_STATE, collect_manifests, link_batch, write_shards
+from entity_linking.corpus._shards import (
+    WORKER_STATE,
+    collect_manifests,
+    complete_shards,
+    init_worker,
+    link_batch,
+    record_where,
+    worker_count,
+    write_shards,
+)
 from entity_linking.io import InputError, OnError
 
 RECORDS_PER_BLOCK = 4096
@@ -86,9 +95,7 @@ def start_ray(workers: int | None) -> tuple[Any, int]:
         import ray
     except ImportError:
         raise InputError("--executor ray needs Ray: pip install 'ray[data]'") from None
-    if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    workers = max(1, int(workers))
+    workers = worker_count(workers)
     if not ray.is_initialized():
         if os.environ.get("RAY_ADDRESS"):
             ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
@@ -102,11 +109,8 @@ class _LinkActor:
     """Loads the knowledge base once per actor and links batches of records."""
 
     def __init__(self, kb_path: str, options: dict[str, Any], settings: dict[str, Any]):
-        from entity_linking._linker import Linker
-        from entity_linking.kb import KnowledgeBase
-
-        WORKER_STATE["linker"] = Linker(KnowledgeBase.load(kb_path).prepare(), **options)
-        WORKER_STATE["settings"] = settings
+        WORKER_STATE.pop("linker", None)  # an actor always loads its own (never one left in its process)
+        init_worker(kb_path, options, settings)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         import json
@@ -122,7 +126,7 @@ class _LinkActor:
         linked = iter(link_batch(linkable))
         for kind, name, position, _, error in items:
             if kind == "error":
-                where = WORKER_STATE["settings"]["paths"].get(name, name)
+                where = record_where(WORKER_STATE["settings"], name)
                 kinds.append("source_error")
                 ids.append("whole file" if position == 0 else "")  # position 0: the file itself is unusable
                 values.append(f"{where}: {error}" if position == 0 else f"{where}:{position}: {error}")
@@ -168,7 +172,7 @@ def run_ray(source: Corpus, linker: Any, out_dir: Path, *, settings: dict[str, A
               "name": p.name, "kind": p.kind} for p in source.parts if p.kind in ("jsonl", "parquet")]
     # Shards complete in an earlier run: their records are left out before linking, which needs
     # each record's place in the corpus, so a resumed job first counts the records of each file.
-    done = sorted(int(p.name[6:11]) for p in out_dir.glob("shard-?????.json"))
+    done = complete_shards(out_dir)
     total = None
     if len(files) != len(source.parts):
         hf = [p.where for p in source.parts if p.kind == "hf_disk"]

@@ -1,9 +1,11 @@
-"""Linking batches of documents in worker processes and writing the results as numbered shards, for
-both executors (the local process pool in `_link` and Ray in `_ray`)."""
+"""What both executors (the local process pool in `_link` and Ray in `_ray`) share: the worker count,
+the worker's linker and its batches, the shard files and which of them are complete, and the one
+loop that writes linked results into shards and their manifests."""
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -14,6 +16,13 @@ from entity_linking.faults import fault_point
 from entity_linking.io import InputError, OnError, SkipCounter, atomic_write, write_json
 
 WORKER_STATE: dict[str, Any] = {}
+
+
+def worker_count(workers: int | None) -> int:
+    """`workers`, at least 1; None: the cores this process may use."""
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, int(workers))
 
 
 def init_worker(kb_path: str | None, options: dict[str, Any], settings: dict[str, Any]) -> None:
@@ -37,14 +46,29 @@ def link_batch(batch: list[tuple[str, str, int, Any]]) -> list[tuple[str | None,
         try:
             doc_id, text = document(kind, name, position, payload, settings)
         except ValueError as exc:
-            out.append((None, f"{settings['paths'].get(name, name)}:{position}: {exc}"))
+            out.append((None, f"{record_where(settings, name)}:{position}: {exc}"))
             continue
         out.append((doc_id, linker.link_ids(text)))
     return out
 
 
+def record_where(settings: dict[str, Any], name: str) -> str:
+    """The path a bad record's file is named by in errors (`settings["paths"]`, else its name)."""
+    return settings["paths"].get(name, name)
+
+
 def shard_name(k: int) -> str:
     return f"shard-{k:05d}.jsonl"
+
+
+def is_complete(out_dir: Path, shard: int) -> bool:
+    """True when shard `shard` was completed (its manifest is written last)."""
+    return (out_dir / shard_name(shard)).with_suffix(".json").exists()
+
+
+def complete_shards(out_dir: Path) -> list[int]:
+    """The shards of `out_dir` that are complete (a re-run leaves their records out), in order."""
+    return sorted(int(p.name[6:11]) for p in out_dir.glob("shard-?????.json"))
 
 
 class _ShardWriter:
@@ -120,7 +144,7 @@ def write_shards(results: Iterable[tuple[int, list[tuple[str | None, Any]]]], ou
             if not seen or seen[-1] != shard:
                 seen.append(shard)
             if writer.shard != shard:
-                if (out_dir / shard_name(shard)).with_suffix(".json").exists():
+                if is_complete(out_dir, shard):
                     continue  # complete in an earlier run
                 writer.open(shard)
             linked_now += len(linked)

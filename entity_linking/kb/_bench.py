@@ -104,7 +104,7 @@ import json, re, resource, sys, time
 fmt, jsonl, out = sys.argv[1:4]
 started, cpu = time.perf_counter(), time.process_time()
 if fmt == "new":
-    from entity_linking.kb._kb import KnowledgeBase, jsonl_entities
+    from entity_linking.kb import KnowledgeBase, jsonl_entities
     KnowledgeBase.write(jsonl_entities(jsonl), out, source=jsonl, progress=True)
 else:
     from entity_linking.kb._legacy import KnowledgeBase

@@ -1,7 +1,8 @@
 """The knowledge base: entities, their aliases, and the alias matcher that linking searches.
 
 A `KnowledgeBase` is built from the contract's `kb.jsonl`, from TSV/CSV alias tables, from
-PopQA-style rows or from a streamed Wikidata JSON dump, and saved to a folder that opens in a
+PopQA-style rows or from a streamed Wikidata JSON dump (the readers of `entity_linking.kb._sources`,
+by name: `from_source`), and saved to a folder that opens in a
 second whatever its size (`KnowledgeBase.load`): every structure is a flat numpy array saved
 as `.npy` and memory-mapped read-only, so worker processes share its pages (page cache)
 instead of each holding a copy, and nothing in the folder can run code when it is opened (no
@@ -29,20 +30,19 @@ that says to rebuild it with `ltprobe kb build`.
 
 from __future__ import annotations
 
-import bz2
-import csv
 import json
 import logging
 import math
 import os
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from entity_linking._normalize import alias_variants, is_cased, normalize
-from entity_linking.io import InputError, OnError, SkipCounter, _open_binary, read_records, write_json
+from entity_linking.io import InputError, OnError, SkipCounter, write_json
+from entity_linking.kb._entity import Entity
+from entity_linking.kb._sources import read_entities
 
 logger = logging.getLogger(__name__)
 
@@ -55,28 +55,6 @@ STOPWORDS = frozenset(
     "a an the of in on at to for from by with and or but as is was are were be been being it its "
     "this that these those he she they his her their him them who whom which what when where "
     "s t also has had have not no than then there here into over under about after before".split())
-
-
-@dataclass
-class Entity:
-    """One entity of the knowledge base."""
-
-    id: str
-    """Stable identifier (a Wikidata QID, a URI, or the world's id)."""
-    name: str
-    """Canonical name; always matched as an alias too."""
-    aliases: list[str] = field(default_factory=list)
-    """Other names the entity goes by (the name is not repeated here)."""
-    type: str = ""
-    """Coarse type ("person", "city", ...); its words count as context for disambiguation."""
-    description: str = ""
-    """Short description; its words near a mention count as context for disambiguation."""
-    prior: float = 0.0
-    """Popularity prior (any non-negative scale: mention counts, page views, sitelinks)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "aliases": self.aliases, "type": self.type,
-                "description": self.description, "prior": self.prior}
 
 
 def _pack(payload: int, ambiguous: bool, key_len: int, cased: bool, punctuated: bool = False) -> int:
@@ -150,12 +128,35 @@ class KnowledgeBase:
     @classmethod
     def from_records(cls, records: Iterable[dict[str, Any]], *, source: str = "<memory>") -> KnowledgeBase:
         """Build from in-memory dicts shaped like `kb.jsonl` records."""
+        from entity_linking.kb._sources.jsonl import entity_from_record
+
         kb = cls(source=source)
         for n, record in enumerate(records, 1):
             try:
-                kb.add(_entity_from_record(record))
+                kb.add(entity_from_record(record))
             except ValueError as exc:
                 raise InputError(f"{source}:{n}: {exc}") from None
+        return kb
+
+    @classmethod
+    def from_source(cls, source: str, path: str | os.PathLike, *, on_error: OnError = "fail",
+                    skips: SkipCounter | None = None, **options: Any) -> KnowledgeBase:
+        """Build from `path` read as `source` ("jsonl", "table", "popqa", "wikidata", or "auto"
+        to guess it; the readers of `entity_linking.kb._sources`), with that reader's `options`.
+
+        A bad record or entity (a duplicate id, an empty alias, a negative prior) is refused
+        with `FILE:LINE: reason`, or skipped and counted with `on_error="skip"`; an input
+        without entities is refused.
+        """
+        skips = skips if skips is not None else SkipCounter()
+        kb = cls(source=str(path))
+        for where, entity in read_entities(source, path, on_error=on_error, skips=skips, **options):
+            try:
+                kb.add(entity)
+            except ValueError as exc:
+                skips.bad_record(f"{where}: {exc}", on_error)
+        if not len(kb):
+            raise InputError(f"{path}: no entities")
         return kb
 
     @classmethod
@@ -168,125 +169,34 @@ class KnowledgeBase:
         or a negative prior is refused with `FILE:LINE: reason` (or skipped and counted with
         `on_error="skip"`).
         """
-        kb = cls(source=str(path))
-        skips = skips if skips is not None else SkipCounter()
-        for where, entity in jsonl_entities(path, on_error, skips):
-            try:
-                kb.add(entity)
-            except ValueError as exc:
-                skips.bad_record(f"{where}: {exc}", on_error)
-        if not len(kb):
-            raise InputError(f"{path}: no entities")
-        return kb
+        return cls.from_source("jsonl", path, on_error=on_error, skips=skips)
 
     @classmethod
     def from_table(cls, path: str | os.PathLike, columns: dict[str, str] | None = None, *,
                    delimiter: str | None = None, alias_separator: str = "|",
                    on_error: OnError = "fail", skips: SkipCounter | None = None) -> KnowledgeBase:
-        """Build from a TSV/CSV alias table with a header row.
-
-        `columns` maps entity fields to column names: `id` and `name` are required, `aliases`,
-        `alias`, `prior`, `type` and `description` optional (default: the same names). An
-        `aliases` cell is a JSON list or a `alias_separator`-separated string; an `alias` cell
-        is one alias. Rows that repeat an id add their aliases to that entity (one row per
-        alias is a common table shape); the first row's name, type and description win and
-        the largest prior is kept. The delimiter is a tab for `.tsv`, a comma otherwise,
-        unless given.
-        """
-        columns = {**{k: k for k in ("id", "name", "aliases", "alias", "prior", "type", "description")},
-                   **(columns or {})}
-        path = Path(path)
-        if not path.exists():
-            raise InputError(f"{path}: no such file")
-        skips = skips if skips is not None else SkipCounter()
-        if delimiter is None:
-            delimiter = "\t" if ".tsv" in path.suffixes else ","
-        merged: dict[str, Entity] = {}
-        with _open_text_lines(path) as handle:
-            reader = csv.DictReader(handle, delimiter=delimiter)
-            header = reader.fieldnames or []
-            for needed in ("id", "name"):
-                if columns[needed] not in header:
-                    raise InputError(f"{path}:1: no column {columns[needed]!r} for the entity {needed} "
-                                     f"(columns: {', '.join(header)}); map it with --columns {needed}=COLUMN")
-            for row in reader:
-                lineno = reader.line_num
-                try:
-                    entity = _entity_from_row(row, columns, alias_separator)
-                    _merge(merged, entity)
-                except ValueError as exc:
-                    skips.bad_record(f"{path}:{lineno}: {exc}", on_error)
-        return cls._from_merged(merged, path)
+        """Build from a TSV/CSV alias table with a header row (see
+        `entity_linking.kb._sources.table.table_entities`: `columns` maps entity fields to
+        column names; rows that repeat an id merge)."""
+        return cls.from_source("table", path, columns=columns, delimiter=delimiter,
+                               alias_separator=alias_separator, on_error=on_error, skips=skips)
 
     @classmethod
     def from_popqa(cls, path: str | os.PathLike, *, on_error: OnError = "fail",
                    skips: SkipCounter | None = None) -> KnowledgeBase:
-        """Build from PopQA-style rows (TSV with `s_uri subj s_aliases s_pop`, `o_uri obj o_aliases
-        o_pop`, alias columns as JSON lists; `.jsonl` records with those fields work too).
-
-        Subjects and objects both become entities, id = the Wikidata QID at the end of the URI;
-        the prior is the page-view count (`s_pop`/`o_pop`; the largest seen).
-        """
-        path = Path(path)
-        if not path.exists():
-            raise InputError(f"{path}: no such file")
-        skips = skips if skips is not None else SkipCounter()
-        merged: dict[str, Entity] = {}
-
-        def rows() -> Iterator[tuple[int, dict[str, Any]]]:
-            if ".jsonl" in path.suffixes or path.suffix == ".json":
-                yield from read_records(path, on_error=on_error, skips=skips)
-                return
-            with _open_text_lines(path) as handle:
-                reader = csv.DictReader(handle, delimiter="\t" if ".tsv" in path.suffixes else ",")
-                for row in reader:
-                    yield reader.line_num, row
-
-        for lineno, row in rows():
-            try:
-                for side, name in (("s", "subj"), ("o", "obj")):
-                    uri = row.get(f"{side}_uri")
-                    if not uri or not row.get(name):
-                        raise ValueError(f"missing {side}_uri or {name}")
-                    aliases = row.get(f"{side}_aliases") or []
-                    if isinstance(aliases, str):
-                        aliases = json.loads(aliases) if aliases.strip() else []
-                    pop = row.get(f"{side}_pop")
-                    _merge(merged, Entity(id=str(uri).rstrip("/").rsplit("/", 1)[-1], name=str(row[name]),
-                                          aliases=[str(a) for a in aliases if str(a).strip()],
-                                          prior=float(pop) if pop not in (None, "") else 0.0))
-            except (ValueError, TypeError) as exc:
-                skips.bad_record(f"{path}:{lineno}: {exc}", on_error)
-        return cls._from_merged(merged, path)
+        """Build from PopQA-style rows: subjects and objects as entities (see
+        `entity_linking.kb._sources.popqa.popqa_entities`)."""
+        return cls.from_source("popqa", path, on_error=on_error, skips=skips)
 
     @classmethod
     def from_wikidata(cls, path: str | os.PathLike, *, language: str = "en", limit: int | None = None,
                       min_sitelinks: int = 0, on_error: OnError = "fail",
                       skips: SkipCounter | None = None, progress: bool = True) -> KnowledgeBase:
-        """Stream a Wikidata JSON dump (`.json`, `.json.gz`, `.json.bz2`; one entity a line
-        between `[` and `]`) without loading it into memory.
-
-        Keeps entities with a label in `language`: name = label, aliases = that language's
-        aliases, description = its description, type = the QID of the first "instance of"
-        (P31) value, prior = the number of sitelinks. Entities with fewer than
-        `min_sitelinks` are left out; `limit` stops after that many entities.
-        """
-        path = Path(path)
-        skips = skips if skips is not None else SkipCounter()
-        kb = cls(source=str(path))
-        for where, entity in wikidata_entities(path, language=language, limit=limit, min_sitelinks=min_sitelinks,
-                                               on_error=on_error, skips=skips, progress=progress):
-            try:
-                kb.add(entity)
-            except ValueError as exc:
-                skips.bad_record(f"{where}: {exc}", on_error)
-        return kb
-
-    @classmethod
-    def _from_merged(cls, merged: dict[str, Entity], path: Path) -> KnowledgeBase:
-        if not merged:
-            raise InputError(f"{path}: no entities")
-        return cls(merged.values(), source=str(path))
+        """Stream a Wikidata JSON dump (`.json`, `.json.gz`, `.json.bz2`) without loading it into
+        memory: entities with a label in `language`, at least `min_sitelinks` sitelinks, at most
+        `limit` of them (see `entity_linking.kb._sources.wikidata.wikidata_entities`)."""
+        return cls.from_source("wikidata", path, language=language, limit=limit, min_sitelinks=min_sitelinks,
+                               on_error=on_error, skips=skips, progress=progress)
 
     # -- saving and loading -----------------------------------------------------------------
 
@@ -534,63 +444,6 @@ def _check_entity(entity: Entity) -> None:
                              "(aliases need at least one letter or digit)")
         if len(alias) > MAX_KEY_CHARS - 10:
             raise ValueError(f"entity {entity.id!r} has an alias longer than {MAX_KEY_CHARS - 10} characters")
-
-
-def jsonl_entities(path: str | os.PathLike, on_error: OnError = "fail",
-                   skips: SkipCounter | None = None) -> Iterator[tuple[str, Entity]]:
-    """`(FILE:LINE, Entity)` of each record of a `kb.jsonl` (bad records raise or are skipped)."""
-    skips = skips if skips is not None else SkipCounter()
-    for lineno, record in read_records(path, on_error=on_error, skips=skips,
-                                       required={"id": (str, int), "name": str}):
-        try:
-            entity = _entity_from_record(record)
-        except ValueError as exc:
-            skips.bad_record(f"{path}:{lineno}: {exc}", on_error)
-            continue
-        yield f"{path}:{lineno}", entity
-
-
-def wikidata_entities(path: str | os.PathLike, *, language: str = "en", limit: int | None = None,
-                      min_sitelinks: int = 0, on_error: OnError = "fail", skips: SkipCounter | None = None,
-                      progress: bool = True) -> Iterator[tuple[str, Entity]]:
-    """`(FILE:LINE, Entity)` of a streamed Wikidata JSON dump (see `KnowledgeBase.from_wikidata`)."""
-    from entity_linking.logs import progress_bar
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    skips = skips if skips is not None else SkipCounter()
-    opener = (lambda p: bz2.open(p, "rb")) if path.suffix == ".bz2" else _open_binary
-    bar = progress_bar(desc="wikidata", unit=" lines", enabled=progress)
-    kept = 0
-    with opener(path) as handle:
-        lineno = 0
-        while True:
-            try:
-                raw = handle.readline()
-            except (EOFError, OSError) as exc:
-                skips.bad_record(f"{path}:{lineno + 1}: file is truncated or corrupt ({exc})", on_error)
-                break
-            if not raw:
-                break
-            lineno += 1
-            bar.update()
-            line = raw.strip().rstrip(b",")
-            if line in (b"[", b"]", b""):
-                continue
-            try:
-                item = json.loads(line)
-                entity = _entity_from_wikidata(item, language)
-                if entity is None or len(item.get("sitelinks") or {}) < min_sitelinks:
-                    continue
-            except (ValueError, TypeError, AttributeError) as exc:
-                skips.bad_record(f"{path}:{lineno}: {exc}", on_error)
-                continue
-            yield f"{path}:{lineno}", entity
-            kept += 1
-            if limit is not None and kept >= limit:
-                break
-    bar.close()
 
 
 class _StringColumn:
@@ -966,112 +819,4 @@ def _check_arrays(path: Path, a: dict[str, Any]) -> None:
 
 def _words(*texts: str) -> set[str]:
     return {w for t in texts if t for w in normalize(t).split() if w not in STOPWORDS and len(w) > 1}
-
-
-def _entity_from_record(record: dict[str, Any]) -> Entity:
-    aliases = record.get("aliases") or []
-    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
-        raise ValueError("field 'aliases' must be a list of strings")
-    for name in ("type", "description"):
-        if record.get(name) is not None and not isinstance(record[name], str):
-            raise ValueError(f"field {name!r} must be a string")
-    prior = record.get("prior", 0.0)
-    if prior is None:
-        prior = 0.0
-    if not isinstance(record.get("id"), (str, int)) or isinstance(record.get("id"), bool) or str(record["id"]) == "":
-        raise ValueError("field 'id' must be a non-empty string")
-    if not isinstance(record.get("name"), str):
-        raise ValueError("field 'name' must be a string")
-    return Entity(id=str(record["id"]), name=record["name"], aliases=aliases,
-                  type=record.get("type") or "", description=record.get("description") or "",
-                  prior=prior)
-
-
-def _entity_from_row(row: dict[str, str], columns: dict[str, str], separator: str) -> Entity:
-    entity_id = (row.get(columns["id"]) or "").strip()
-    name = (row.get(columns["name"]) or "").strip()
-    if not entity_id:
-        raise ValueError(f"empty id (column {columns['id']!r})")
-    if not name:
-        raise ValueError(f"empty name (column {columns['name']!r})")
-    aliases: list[str] = []
-    cell = (row.get(columns["aliases"]) or "").strip()
-    if cell:
-        if cell.startswith("["):
-            parsed = json.loads(cell)
-            if not isinstance(parsed, list):
-                raise ValueError("aliases cell is not a JSON list")
-            aliases += [str(a) for a in parsed]
-        else:
-            aliases += [a.strip() for a in cell.split(separator)]
-    one = (row.get(columns["alias"]) or "").strip() if columns["alias"] in row else ""
-    if one:
-        aliases.append(one)
-    prior_cell = (row.get(columns["prior"]) or "").strip()
-    try:
-        prior = float(prior_cell) if prior_cell else 0.0
-    except ValueError:
-        raise ValueError(f"prior {prior_cell!r} is not a number") from None
-    return Entity(id=entity_id, name=name, aliases=aliases, type=(row.get(columns["type"]) or "").strip(),
-                  description=(row.get(columns["description"]) or "").strip(), prior=prior)
-
-
-def _merge(merged: dict[str, Entity], entity: Entity) -> None:
-    for alias in (entity.name, *entity.aliases):
-        if not alias_variants(alias):
-            raise ValueError(f"entity {entity.id!r} has an empty alias {alias!r}")
-    if entity.prior < 0 or not math.isfinite(entity.prior):
-        raise ValueError(f"prior of {entity.id!r} must be a non-negative number")
-    old = merged.get(entity.id)
-    if old is None:
-        merged[entity.id] = entity
-        return
-    for alias in (entity.name, *entity.aliases):
-        if alias != old.name and alias not in old.aliases:
-            old.aliases.append(alias)
-    old.prior = max(old.prior, entity.prior)
-    old.type = old.type or entity.type
-    old.description = old.description or entity.description
-
-
-def _entity_from_wikidata(item: dict[str, Any], language: str) -> Entity | None:
-    if not isinstance(item, dict) or "id" not in item:
-        raise ValueError("not a Wikidata entity object")
-    label = (item.get("labels") or {}).get(language, {}).get("value")
-    if not label or not alias_variants(label):
-        return None
-    aliases = [a.get("value") for a in (item.get("aliases") or {}).get(language, [])]
-    aliases = [a for a in aliases if isinstance(a, str) and alias_variants(a)]
-    description = (item.get("descriptions") or {}).get(language, {}).get("value", "")
-    type_id = ""
-    for claim in (item.get("claims") or {}).get("P31", [])[:1]:
-        value = ((claim.get("mainsnak") or {}).get("datavalue") or {}).get("value")
-        if isinstance(value, dict):
-            type_id = value.get("id", "")
-    return Entity(id=item["id"], name=label, aliases=aliases, type=type_id, description=description,
-                  prior=float(len(item.get("sitelinks") or {})))
-
-
-class _open_text_lines:
-    """Context manager: a text handle (utf-8, `.gz`/`.zst` by suffix) for the csv module, with
-    decoding errors reported as `FILE: reason`."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self):
-        import io
-
-        self._binary = _open_binary(self.path)
-        raw = self._binary.__enter__()
-        return io.TextIOWrapper(raw, encoding="utf-8", newline="")
-
-    def __exit__(self, kind, exc, tb):
-        self._binary.__exit__(kind, exc, tb)
-        if isinstance(exc, UnicodeDecodeError):
-            raise InputError(f"{self.path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-        if isinstance(exc, csv.Error):
-            raise InputError(f"{self.path}: malformed table ({exc})") from None
-        return False
-
 

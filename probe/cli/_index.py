@@ -10,7 +10,7 @@ import json
 import logging
 from typing import Any
 
-from indexes import load_aliases, open_phrase_index
+from indexes import BACKENDS, load_aliases, open_phrase_index
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def register(commands: Any) -> None:
                                       "world's encyclopedia.jsonl) to split into passages instead "
                                       "of the corpus")
     p.add_argument("--passage-words", type=int, default=100, help="words per passage (default 100)")
-    p.add_argument("--backend", choices=["embedded", "elasticsearch"], default="embedded",
+    p.add_argument("--backend", choices=[*BACKENDS], default="embedded",
                    help="where the index lives (default embedded)")
     _add_es(p)
     p.add_argument("--es-shards", type=int, default=1, help="primary shards of a new index (default 1)")

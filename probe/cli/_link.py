@@ -12,6 +12,7 @@ logger = logging.getLogger(__name__)
 
 
 def register(commands) -> None:
+    from entity_linking.kb import SOURCES
     from probe.cli import add_on_error
 
     kb = commands.add(
@@ -36,7 +37,7 @@ def register(commands) -> None:
                     "--out kb/")
     build.add_argument("input", help="the entity file")
     build.add_argument("--out", required=True, help="folder to write the knowledge base to")
-    build.add_argument("--from", dest="source", choices=["auto", "jsonl", "table", "popqa", "wikidata"],
+    build.add_argument("--from", dest="source", choices=["auto", *SOURCES],
                        default="auto", help="input kind (default: guessed from name and header)")
     build.add_argument("--columns", default="", help="table column mapping FIELD=COLUMN,... (fields: id, "
                        "name, aliases, alias, prior, type, description)")
@@ -204,63 +205,32 @@ def _kb_help(args: argparse.Namespace) -> int:
     return 2
 
 
-def _guess_source(path: str) -> str:
-    from pathlib import Path
-
-    from entity_linking.io import _open_binary
-
-    name = Path(path).name.lower()
-    if ".jsonl" in name:
-        return "jsonl"
-    if name.endswith((".json", ".json.gz", ".json.bz2", ".json.zst")):
-        return "wikidata"
-    if Path(path).is_file() and not name.endswith(".bz2"):
-        with _open_binary(Path(path)) as handle:
-            header = handle.readline().decode("utf-8", "replace")
-        if "s_uri" in header and "o_uri" in header:
-            return "popqa"
-    return "table"
-
-
 def _kb_build(args: argparse.Namespace) -> int:
     import time
 
     from entity_linking.io import InputError, SkipCounter
-    from entity_linking.kb import KnowledgeBase
+    from entity_linking.kb import KnowledgeBase, guess_source, read_entities
 
     started = time.perf_counter()
     skips = SkipCounter()
-    source = _guess_source(args.input) if args.source == "auto" else args.source
-    if source in ("jsonl", "wikidata"):
-        # streamed: entities go straight into the folder's flat arrays
-        from pathlib import Path
-
-        from entity_linking.kb import jsonl_entities, wikidata_entities
-
-        if source == "jsonl":
-            if not Path(args.input).exists():
-                raise InputError(f"{args.input}: no such file")
-            entities = jsonl_entities(args.input, on_error=args.on_error, skips=skips)
-        else:
-            entities = wikidata_entities(args.input, language=args.language, limit=args.limit,
-                                         min_sitelinks=args.min_sitelinks, on_error=args.on_error, skips=skips,
-                                         progress=False)
-        KnowledgeBase.write(entities, args.out, source=str(args.input), on_error=args.on_error, skips=skips,
-                            progress=True)
-        kb = KnowledgeBase.load(args.out)
-    elif source == "table":
+    source = guess_source(args.input) if args.source == "auto" else args.source
+    options: dict = {}
+    if source == "table":
         columns = {}
         for item in filter(None, args.columns.split(",")):
             field, sep, column = item.partition("=")
             if not sep:
                 raise InputError(f"--columns: expected FIELD=COLUMN, got {item!r}")
             columns[field.strip()] = column.strip()
-        kb = KnowledgeBase.from_table(args.input, columns, delimiter=args.delimiter,
-                                      alias_separator=args.alias_separator, on_error=args.on_error, skips=skips)
-    elif source == "popqa":
-        kb = KnowledgeBase.from_popqa(args.input, on_error=args.on_error, skips=skips)
-    if source in ("table", "popqa"):
-        kb.save(args.out)
+        options = {"columns": columns, "delimiter": args.delimiter, "alias_separator": args.alias_separator}
+    elif source == "wikidata":
+        options = {"language": args.language, "limit": args.limit, "min_sitelinks": args.min_sitelinks,
+                   "progress": False}
+    # streamed: entities go straight into the folder's flat arrays
+    entities = read_entities(source, args.input, on_error=args.on_error, skips=skips, **options)
+    KnowledgeBase.write(entities, args.out, source=str(args.input), on_error=args.on_error, skips=skips,
+                        progress=True)
+    kb = KnowledgeBase.load(args.out)
     info = kb.info()
     logger.info(f"knowledge base: {info['entities']} entities, {info['aliases']} aliases, {info['keys']} alias keys "
                 f"({info['ambiguous_keys']} ambiguous) -> {args.out} in {time.perf_counter() - started:.1f}s")

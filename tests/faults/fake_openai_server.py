@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--die-after", type=int, default=0)
     args = parser.parse_args()
 
-    from probe.generation._generation import TransformersGenerator
+    from probe.generation import TransformersGenerator
 
     generator = TransformersGenerator(args.model, batch_size=1)
     lock = threading.Lock()

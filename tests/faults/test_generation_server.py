@@ -20,7 +20,7 @@ import pytest
 
 from probe.evaluation import evaluate
 from probe.generation import GenerationError
-from probe.generation._generation import OpenAIGenerator
+from probe.generation import OpenAIGenerator
 from tests.paths import REPO
 
 pytestmark = pytest.mark.slow

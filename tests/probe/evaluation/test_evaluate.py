@@ -14,7 +14,7 @@ import pytest
 
 from probe.evaluation import evaluate, parse_shard
 from probe.evaluation._evaluate import CompletionCache, in_shard, shot_pool_ids
-from probe.generation._generation import TransformersGenerator
+from probe.generation import TransformersGenerator
 from tests.paths import REPO
 
 pytestmark = pytest.mark.slow  # trains the shared tiny model on first use

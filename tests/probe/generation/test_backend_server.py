@@ -11,7 +11,7 @@ import pytest
 
 from probe.evaluation import evaluate
 from probe.generation import GenerationError, start_vllm_server
-from probe.generation._generation import OpenAIGenerator
+from probe.generation import OpenAIGenerator
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,7 @@ import json
 import pytest
 
 from entity_linking.io import InputError
-from probe.generation import available_cores, resolve_backend, training_device
-from probe.generation._generation import vllm_available
+from probe.generation import available_cores, resolve_backend, training_device, vllm_available
 from probe.generation._hardware import cpu_supports_bf16, vllm_dtype
 from probe.world import TRAIN_MARKER, TrainConfig, train_model
 from probe.world._train import _resolve_precision

@@ -25,7 +25,7 @@ def _records(path):
 
 @pytest.mark.slow
 def test_demo_recipe_learns_at_reduced_size_in_fp32(tmp_path, monkeypatch):
-    from probe.generation._generation import TransformersGenerator
+    from probe.generation import TransformersGenerator
     from probe.world import TRAIN_MARKER, TrainConfig, train_model
 
     monkeypatch.setenv("LTPROBE_NO_BF16", "1")  # as on a CPU without native bf16
