@@ -23,6 +23,9 @@ _LAZY = {
     "contains_answer": "probe.evaluation._scoring:contains_answer",
     "exact_match": "probe.evaluation._scoring:exact_match",
     "normalize_answer": "probe.evaluation._scoring:normalize_answer",
+    "RETRIEVAL_SETTINGS": "probe.evaluation._settings:RETRIEVAL_SETTINGS",
+    "setting_order": "probe.evaluation._settings:setting_order",
+    "SETTINGS": "probe.evaluation._settings:SETTINGS",
 }
 
 __getattr__ = lazy_exports(__name__, _LAZY)

@@ -33,8 +33,7 @@ from entity_linking import faults as _faults
 from entity_linking.io import InputError
 from probe.evaluation._prompts import FittedPrompt, PromptFormat, Shot, chat_wrapper, fit_prompts, load_format
 from probe.evaluation._scoring import SCORINGS, contains_answer, score
-
-SETTINGS = ("closed_book", "rag", "oracle")
+from probe.evaluation._settings import SETTINGS
 
 
 def parse_shard(text: str | tuple[int, int] | None) -> tuple[int, int] | None:

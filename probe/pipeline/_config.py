@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from entity_linking.io import InputError
+from probe.evaluation import SETTINGS
 
 # Every setting of `ltprobe run`, with its default and meaning. probe/configs/demo.yaml is the
 # embedded default job; a user's config overrides what it names.
@@ -65,7 +66,7 @@ DEFAULTS: dict[str, Any] = {
         "stoplist_sides": "question",  # question (the original study) | both
     },
     "eval": {
-        "settings": ["closed_book", "rag", "oracle"],
+        "settings": list(SETTINGS),
         "shots": 4,          # in-context examples (closed-book; retrieval too unless rag.shots is set)
         "prompt_format": "qa",  # qa (`Q: ...\nA: ...`, passages as lines before each question: one
                                 # skeleton for every setting) | rag | a JSON format file

@@ -42,6 +42,8 @@ def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False,
 
 
 def _run_locked(config: dict[str, Any], out: Path, stages: Stages, quiet: bool) -> dict[str, Any]:
+    from probe.evaluation import RETRIEVAL_SETTINGS
+
     log = stages
     _write_manifest(out, config)
     inputs = _inputs(config, out, stages)
@@ -67,7 +69,7 @@ def _run_locked(config: dict[str, Any], out: Path, stages: Stages, quiet: bool) 
         write_jsonl(predictions_path, predictions)
 
     eval_cfg = config["eval"]
-    reads_index = bool({"rag", "oracle"} & set(eval_cfg["settings"]))
+    reads_index = bool(set(RETRIEVAL_SETTINGS) & set(eval_cfg["settings"]))
     stages.run("eval", [predictions_path], evaluate_all,
                settings={"model.backend": config["model"]["backend"], "model.options": config["model"]["options"],
                          "eval": eval_cfg, "rag": config["rag"] if reads_index else None},
@@ -119,6 +121,7 @@ def _data_stages(config: dict[str, Any], inputs: dict[str, Any], out: Path, stag
     `linked/` or `index/` is written here)."""
     from entity_linking import link_corpus, link_qa
     from indexes import build_index, open_index, write_counts
+    from probe.evaluation import RETRIEVAL_SETTINGS
 
     data, index_cfg = config["data"], config["index"]
     qa_path = out / "qa.jsonl"
@@ -144,7 +147,7 @@ def _data_stages(config: dict[str, Any], inputs: dict[str, Any], out: Path, stag
         if not index_cfg["path"]:
             raise InputError(f"{config['_source']}: index.backend infini-gram needs index.path, the folder of an "
                              "infini-gram index (prebuilt, or `python -m infini_gram.indexing`)")
-        if {"rag", "oracle"} & set(config["eval"]["settings"]):
+        if set(RETRIEVAL_SETTINGS) & set(config["eval"]["settings"]):
             raise InputError(f"{config['_source']}: an infini-gram index holds no passages to retrieve: set "
                              "eval.settings: [closed_book], or use an embedded or Elasticsearch index for retrieval")
     if index_cfg["path"]:
@@ -343,14 +346,21 @@ def evaluate_model(config: dict[str, Any], model: str, qa: list[dict[str, Any]],
     both models see exactly the same prompts. With retrieval, `retrieval_out` receives the
     retrieval quality (recall@k by count bucket, precision of the passages given)."""
     from indexes import open_index
-    from probe.evaluation import RECALL_KS, evaluate, oracle_passages, retrieval_quality, retrieve_passages
+    from probe.evaluation import (
+        RECALL_KS,
+        SETTINGS,
+        evaluate,
+        oracle_passages,
+        retrieval_quality,
+        retrieve_passages,
+    )
     from probe.generation import get_generator
 
     eval_cfg, rag_cfg, model_cfg = config["eval"], config["rag"], config["model"]
     settings = settings if settings is not None else eval_cfg["settings"]
-    unknown = set(settings) - {"closed_book", "rag", "oracle"}
+    unknown = set(settings) - set(SETTINGS)
     if unknown:
-        raise InputError(f"eval.settings: unknown setting(s) {sorted(unknown)}; use closed_book, rag, oracle")
+        raise InputError(f"eval.settings: unknown setting(s) {sorted(unknown)}; use {', '.join(SETTINGS)}")
     from probe.data import default_scoring
 
     scoring = eval_cfg["scoring"] or default_scoring(config["data"]["preset"])
@@ -483,6 +493,7 @@ def _merge_into(dirs: list[Path], manifests: list[dict[str, Any]], first: dict[s
                 out: Path) -> dict[str, Any]:
     import shutil
 
+    from probe.evaluation import setting_order
     from probe.report import write_report
 
     predictions, seen = [], set()
@@ -495,9 +506,8 @@ def _merge_into(dirs: list[Path], manifests: list[dict[str, Any]], first: dict[s
             seen.add(key)
             predictions.append(record)
     order = {r["id"]: i for i, (_, r) in enumerate(read_records(dirs[0] / "qa.jsonl"))}
-    settings = {"closed_book": 0, "rag": 1, "oracle": 2}
     model_order = {m: i for i, m in enumerate(dict.fromkeys(p["model"] for p in predictions))}
-    predictions.sort(key=lambda p: (model_order[p["model"]], settings.get(p["setting"], 3),
+    predictions.sort(key=lambda p: (model_order[p["model"]], setting_order(p["setting"])[0],
                                     order.get(p["id"], len(order))))
     for name in ("qa.jsonl", "qa_entities.jsonl", "counts.jsonl"):
         if (dirs[0] / name).resolve() != (out / name).resolve():
