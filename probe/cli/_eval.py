@@ -288,7 +288,7 @@ def _read_counts(path: str | None, on_error: str) -> list[dict] | None:
 
 
 def _finish(args: argparse.Namespace, out: Path, predictions: list[dict], stats: list[dict],
-            counts: list[dict] | None, skips: Any, extra: dict | None = None,
+            counts: list[dict] | None, skips: Any, qa: list[dict], retrieval: dict | None = None,
             parameters: dict[str, float] | None = None) -> None:
     from entity_linking.io import write_json, write_jsonl
     from probe.evaluation import parse_shard
@@ -300,21 +300,15 @@ def _finish(args: argparse.Namespace, out: Path, predictions: list[dict], stats:
                eval_manifest(args, stats, skips))
     several = len(args.model) > 1
     if counts is not None and shard is None:
-        from probe.analysis import summarize_models
+        from probe.analysis import build_summary
 
-        primary = [p for p in predictions if p["model"] == predictions[0]["model"]] if predictions else []
-        summary = {"model": args.model[0], "index": getattr(args, "index", None),
-                   "n_questions": len({p["id"] for p in primary})}
-        summary.update(summarize_models(predictions, counts, parameters=parameters, min_bucket=args.min_bucket,
-                                        n_boot=args.n_boot, seed=args.seed, max_count=args.scaling_max_count,
-                                        target_accuracy=args.target_accuracy))
-        summary.update(extra or {})
-        from probe.analysis import add_learning_views  # issue 19
-
-        add_learning_views(summary, predictions, counts, primary=str(predictions[0]["model"]) if predictions else "",
-                           counts_by_step=args.counts_by_step, min_bucket=args.min_bucket, n_boot=args.n_boot,
-                           seed=args.seed)
-        write_json(out / "summary.json", summary)
+        record = build_summary(predictions, counts, model=args.model[0], index=getattr(args, "index", None),
+                               parameters=parameters, retrieval=retrieval, qa=qa,
+                               counts_by_step=args.counts_by_step, min_bucket=args.min_bucket, n_boot=args.n_boot,
+                               seed=args.seed, max_count=args.scaling_max_count,
+                               target_accuracy=args.target_accuracy)
+        record.write(out / "summary.json")
+        summary = record.to_dict()
         for model in summary.get("models") or [summary]:
             for name, s in model["settings"].items():
                 slope = s["slope_per_decade"]
@@ -377,7 +371,7 @@ def _eval(args: argparse.Namespace) -> int:
         return predictions, [stats]
 
     predictions, stats, names = _each_model(args, one)
-    _finish(args, out, predictions, stats, counts, skips, parameters=_by_name(parameters, names))
+    _finish(args, out, predictions, stats, counts, skips, qa, parameters=_by_name(parameters, names))
     return 0
 
 
@@ -391,7 +385,6 @@ def _rag(args: argparse.Namespace) -> int:
     from indexes import open_index
     from probe.evaluation import (
         RECALL_KS,
-        adaptive_retrieval,
         evaluate,
         oracle_passages,
         parse_shard,
@@ -440,18 +433,7 @@ def _rag(args: argparse.Namespace) -> int:
         return predictions, stats
 
     predictions, stats, names = _each_model(args, one)
-    extra: dict[str, Any] = {"retrieval": retrieval}
-    if counts is not None and args.closed_book:
-        primary = names[args.model[0]]  # adaptive retrieval of the primary model, as the settings
-        by = {s: [p for p in predictions if p["setting"] == s and p["model"] == primary]
-              for s in ("closed_book", "rag")}
-        extra["adaptive_retrieval"] = adaptive_retrieval(by["closed_book"], by["rag"], counts, seed=args.seed)
-        from probe.evaluation import adaptive_retrieval_by_relation
-
-        per_relation = adaptive_retrieval_by_relation(by["closed_book"], by["rag"], counts, qa, seed=args.seed)
-        if per_relation is not None:
-            extra["adaptive_retrieval_by_relation"] = per_relation
-    _finish(args, out, predictions, stats, counts, skips, extra, parameters=_by_name(parameters, names))
+    _finish(args, out, predictions, stats, counts, skips, qa, retrieval, parameters=_by_name(parameters, names))
     r = retrieval["recall_at_k"]["overall"]
     print("recall@k: " + ", ".join(f"{k}: {v:.3f}" for k, v in r.items() if v is not None))
     return 0

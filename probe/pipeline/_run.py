@@ -401,57 +401,27 @@ def evaluate_model(config: dict[str, Any], model: str, qa: list[dict[str, Any]],
 
 
 def write_summary(config: dict[str, Any], model: str, out: Path, world: Path | None) -> dict[str, Any]:
-    """Summarize `out/predictions.jsonl` against `out/counts.jsonl` into `out/summary.json`.
+    """Summarize `out/predictions.jsonl` against `out/counts.jsonl` into `out/summary.json`
+    (`probe.analysis.build_summary` with the run's files and analysis settings).
 
     `model` is the primary model: the contract's keys are its results. Predictions of several
-    models add `models` and `scaling` (`probe.analysis._analysis.summarize_models`)."""
-    from probe.analysis import diagnose, summarize_models
-    from probe.evaluation import adaptive_retrieval
+    models add `models` and `scaling`."""
+    from probe.analysis import build_summary
 
-    predictions = [r for _, r in read_records(out / "predictions.jsonl")]
-    models = list(dict.fromkeys(str(p["model"]) for p in predictions))
-    if model in models:  # the primary model's predictions first
-        models.remove(model)
-        models.insert(0, model)
-        predictions.sort(key=lambda p: models.index(str(p["model"])))
-    primary = [p for p in predictions if str(p["model"]) == models[0]] if predictions else []
-    counts = counts_of(out)
     analysis = config["analysis"]
-    summary: dict[str, Any] = {
-        "model": model,
-        "index": config["index"]["backend"],
-        "n_questions": len({p["id"] for p in primary}),
-    }
-    summary.update(summarize_models(predictions, counts,
-                                    parameters=model_parameters_of(config, models) if len(models) > 1 else None,
-                                    min_bucket=analysis["min_bucket"], n_boot=analysis["n_boot"],
-                                    seed=analysis["seed"], max_count=analysis["scaling_max_count"],
-                                    target_accuracy=analysis["target_accuracy"]))
-    if (out / "retrieval.json").exists():
-        summary["retrieval"] = json.loads((out / "retrieval.json").read_text(encoding="utf-8"))
-    by_setting = {s: [p for p in primary if p["setting"] == s] for s in ("closed_book", "rag")}
-    if all(by_setting.values()):
-        summary["adaptive_retrieval"] = adaptive_retrieval(by_setting["closed_book"], by_setting["rag"],
-                                                           counts, seed=analysis["seed"])
-        if (out / "qa.jsonl").exists():
-            from probe.evaluation import adaptive_retrieval_by_relation
-
-            per_relation = adaptive_retrieval_by_relation(
-                by_setting["closed_book"], by_setting["rag"], counts,
-                [r for _, r in read_records(out / "qa.jsonl")], seed=analysis["seed"])
-            if per_relation is not None:
-                summary["adaptive_retrieval_by_relation"] = per_relation
-    if world is not None:
-        summary["truth_agreement"] = truth_agreement(counts, world / "truth.jsonl")
-    from probe.analysis import add_learning_views  # issue 19: learning, error_attribution, gold_logprob_slope
-
-    add_learning_views(summary, predictions, counts, primary=models[0] if models else model,
-                       counts_by_step=out / "counts_by_step.jsonl", errors=out / "errors.jsonl",
-                       min_bucket=analysis["min_bucket"], n_boot=analysis["n_boot"], seed=analysis["seed"])
-    summary["diagnostics"] = diagnose(summary, trained_world=world is not None and config["model"]["train"] is not None,
-                                      min_bucket=analysis["min_bucket"])
-    write_json(out / "summary.json", summary)
-    return summary
+    retrieval = out / "retrieval.json"
+    summary = build_summary(
+        [r for _, r in read_records(out / "predictions.jsonl")], counts_of(out), model=model,
+        index=config["index"]["backend"], parameters=lambda models: model_parameters_of(config, models),
+        retrieval=json.loads(retrieval.read_text(encoding="utf-8")) if retrieval.exists() else None,
+        qa=[r for _, r in read_records(out / "qa.jsonl")] if (out / "qa.jsonl").exists() else None,
+        truth=world / "truth.jsonl" if world is not None else None,
+        counts_by_step=out / "counts_by_step.jsonl", errors=out / "errors.jsonl", diagnostics=True,
+        trained_world=world is not None and config["model"]["train"] is not None,
+        min_bucket=analysis["min_bucket"], n_boot=analysis["n_boot"], seed=analysis["seed"],
+        max_count=analysis["scaling_max_count"], target_accuracy=analysis["target_accuracy"])
+    summary.write(out / "summary.json")
+    return summary.to_dict()
 
 
 def merge(shard_dirs: list[str | Path], out_dir: str | Path) -> dict[str, Any]:
@@ -534,16 +504,6 @@ def _results_config(config: dict[str, Any]) -> dict[str, Any]:
 def counts_of(run_dir: Path) -> list[dict[str, Any]]:
     """The records of a run folder's counts.jsonl."""
     return [r for _, r in read_records(run_dir / "counts.jsonl")]
-
-
-def truth_agreement(counts: list[dict[str, Any]], truth_path: Path, examples: int = 20) -> dict[str, Any]:
-    """Share of QA pairs whose count equals the world's true count, and the first disagreements."""
-    truth = {r["id"]: r["count"] for _, r in read_records(truth_path)}
-    differ = [{"id": c["id"], "count": c["count"], "true": truth.get(c["id"]), "status": c["status"]}
-              for c in counts if c["count"] != truth.get(c["id"])]
-    n = len(counts)
-    return {"n": n, "equal": n - len(differ), "share": (n - len(differ)) / n if n else 0.0,
-            "differences": differ[:examples]}
 
 
 def _write_manifest(out: Path, config: dict[str, Any]) -> None:
