@@ -218,65 +218,17 @@ def _load(args: argparse.Namespace) -> tuple[list[dict], Any]:
     return qa, skips
 
 
-def _generator(args: argparse.Namespace, model: str) -> Any:
-    from entity_linking.io import InputError
-    from probe.generation import get_generator, start_vllm_server
+def _options_of(args: argparse.Namespace) -> Any:
+    """The `EvalOptions` that `ltprobe eval` and `ltprobe rag` share."""
+    from probe.pipeline import EvalOptions, parse_params
 
-    options = _options(args.option)
-    if args.serve:
-        if args.backend != "openai":
-            raise InputError("--serve starts a server for the openai backend; add --backend openai")
-        flags = []
-        for key, value in options.items():
-            flag = "--" + key.replace("_", "-")
-            flags += [flag] if value is True else [] if value is False else [flag, str(value)]
-        print(f"starting a vLLM server for {model} on 127.0.0.1 ...", file=sys.stderr)
-        server = start_vllm_server(model, extra_args=flags, log_file=Path(args.out) / "server.log")
-        generator = server.generator(tokenizer=model)
-        close = generator.close
-
-        def close_both() -> None:
-            close()
-            server.stop()
-
-        generator.close = close_both
-        return generator
-    if args.backend == "openai" and args.base_url:
-        options["base_url"] = args.base_url
-    return get_generator(args.backend, model, **options)
-
-
-def _parameters(args: argparse.Namespace, counts: list[dict] | None) -> dict[str, float] | None:
-    """Parameter counts of the models when there will be a scaling analysis (several models and
-    counts, unsharded), checked before any model is evaluated."""
-    from probe.evaluation import parse_shard
-    from probe.pipeline import model_parameters, parse_params
-
-    given = parse_params(args.params)
-    if len(args.model) < 2 or counts is None or parse_shard(args.shard) is not None:
-        return None
-    return model_parameters(args.model, given)
-
-
-def _each_model(args: argparse.Namespace, evaluate_model: Any) -> tuple[list[dict], list[dict], dict[str, str]]:
-    """`evaluate_model(generator) -> (predictions, stats)` for every --model in turn (one model
-    loaded at a time). Returns all predictions, all stats (each with its `model`), and each
-    --model value's name in the predictions."""
-    predictions: list[dict] = []
-    stats: list[dict] = []
-    names: dict[str, str] = {}
-    for model in args.model:
-        if len(args.model) > 1:
-            print(f"model {model}", file=sys.stderr)
-        generator = _generator(args, model)
-        try:
-            model_predictions, model_stats = evaluate_model(generator)
-            names[model] = generator.name
-        finally:
-            generator.close()
-        predictions += model_predictions
-        stats += [{"model": generator.name, **s} for s in model_stats]
-    return predictions, stats, names
+    return EvalOptions(
+        backend=args.backend, options=_options(args.option), base_url=args.base_url, serve=args.serve,
+        params=parse_params(args.params), max_tokens=args.max_tokens, scoring=_scoring(args), seed=args.seed,
+        pool_size=args.pool_size, chat=args.chat, shard=args.shard, chunk_size=args.chunk_size,
+        progress=not args.quiet, gold_logprob=args.gold_logprob, min_bucket=args.min_bucket, n_boot=args.n_boot,
+        scaling_max_count=args.scaling_max_count, target_accuracy=args.target_accuracy,
+        counts_by_step=args.counts_by_step)
 
 
 def _read_counts(path: str | None, on_error: str) -> list[dict] | None:
@@ -287,28 +239,15 @@ def _read_counts(path: str | None, on_error: str) -> list[dict] | None:
     return [r for _, r in read_records(path, on_error=on_error, required={"id": (str, int)})]
 
 
-def _finish(args: argparse.Namespace, out: Path, predictions: list[dict], stats: list[dict],
-            counts: list[dict] | None, skips: Any, qa: list[dict], retrieval: dict | None = None,
-            parameters: dict[str, float] | None = None) -> None:
-    from entity_linking.io import write_json, write_jsonl
-    from probe.evaluation import parse_shard
+def _invocation(args: argparse.Namespace) -> dict[str, Any]:
+    """What the manifest records of the command line."""
+    return {"command": sys.argv, "args": {k: v for k, v in vars(args).items() if k != "handler"}}
 
-    shard = parse_shard(args.shard)
-    pred_name = "predictions.jsonl" if shard is None else f"predictions.{shard[0]}-of-{shard[1]}.jsonl"
-    write_jsonl(out / pred_name, predictions)
-    write_json(out / ("manifest.json" if shard is None else f"manifest.{shard[0]}-of-{shard[1]}.json"),
-               eval_manifest(args, stats, skips))
+
+def _print_results(args: argparse.Namespace, result: Any, skips: Any) -> None:
     several = len(args.model) > 1
-    if counts is not None and shard is None:
-        from probe.analysis import build_summary
-
-        record = build_summary(predictions, counts, model=args.model[0], index=getattr(args, "index", None),
-                               parameters=parameters, retrieval=retrieval, qa=qa,
-                               counts_by_step=args.counts_by_step, min_bucket=args.min_bucket, n_boot=args.n_boot,
-                               seed=args.seed, max_count=args.scaling_max_count,
-                               target_accuracy=args.target_accuracy)
-        record.write(out / "summary.json")
-        summary = record.to_dict()
+    if result.summary is not None:
+        summary = result.summary.to_dict()
         for model in summary.get("models") or [summary]:
             for name, s in model["settings"].items():
                 slope = s["slope_per_decade"]
@@ -330,111 +269,42 @@ def _finish(args: argparse.Namespace, out: Path, predictions: list[dict], stats:
                      "parameters"))
     else:
         by_setting: dict[tuple[str, str], list[bool]] = {}
-        for p in predictions:
+        for p in result.predictions:
             by_setting.setdefault((p["model"], p["setting"]), []).append(p["correct"])
         for (model, name), ys in by_setting.items():
             print(f"{model + ': ' if several else ''}{name}: accuracy {sum(ys) / len(ys):.3f} "
                   f"over {len(ys)} questions")
-    print(f"wrote {out / pred_name}")
+    print(f"wrote {result.path}")
     if skips.skipped:
         print(f"ltprobe: {skips.summary()}", file=sys.stderr)
 
 
-def eval_manifest(args: argparse.Namespace, stats: list[dict], skips: Any) -> dict[str, Any]:
-    """Arguments, package versions, git commit, seeds and counters of an eval/rag run."""
-    from probe.pipeline import environment
-
-    return {"command": sys.argv, "args": {k: v for k, v in vars(args).items() if k != "handler"},
-            **environment(),
-            "seeds": {"eval": args.seed}, "settings": stats, "skipped_records": skips.skipped,
-            "skipped_examples": skips.examples,
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-
-
 def _eval(args: argparse.Namespace) -> int:
-    from probe.evaluation import evaluate, parse_shard
+    from probe.evaluation import parse_shard
+    from probe.pipeline import evaluate_models
 
-    parse_shard(args.shard)  # a bad --shard fails before the model loads
+    parse_shard(args.shard)  # a bad --shard fails before the QA set is read
     qa, skips = _load(args)
-    counts = _read_counts(args.counts, args.on_error)
-    parameters = _parameters(args, counts)
-    out = Path(args.out)
-
-    def one(generator: Any) -> tuple[list[dict], list[dict]]:
-        stats: dict[str, Any] = {}
-        predictions = evaluate(qa, generator, setting="closed_book", shots=args.shots,
-                               prompt_format=args.prompt_format,
-                               pool_size=args.pool_size, seed=args.seed, max_tokens=args.max_tokens,
-                               scoring=_scoring(args), chat=args.chat, cache_dir=out / "cache",
-                               shard=args.shard, chunk_size=args.chunk_size, progress=not args.quiet,
-                               stats=stats, gold_logprob=args.gold_logprob)
-        return predictions, [stats]
-
-    predictions, stats, names = _each_model(args, one)
-    _finish(args, out, predictions, stats, counts, skips, qa, parameters=_by_name(parameters, names))
+    result = evaluate_models(qa, args.model, args.out, shots=args.shots, prompt_format=args.prompt_format,
+                             counts=_read_counts(args.counts, args.on_error), options=_options_of(args),
+                             invocation=_invocation(args), skips=skips)
+    _print_results(args, result, skips)
     return 0
 
 
-def _by_name(parameters: dict[str, float] | None, names: dict[str, str]) -> dict[str, float] | None:
-    """Parameter counts keyed by the model names the predictions carry."""
-    return None if parameters is None else {names.get(m, m): n for m, n in parameters.items()}
-
-
 def _rag(args: argparse.Namespace) -> int:
-    from entity_linking.io import write_json
-    from indexes import open_index
-    from probe.evaluation import (
-        RECALL_KS,
-        evaluate,
-        oracle_passages,
-        parse_shard,
-        retrieval_quality,
-        retrieve_passages,
-    )
+    from probe.evaluation import parse_shard
+    from probe.pipeline import rag
 
     parse_shard(args.shard)
     qa, skips = _load(args)
-    counts = _read_counts(args.counts, args.on_error)
-    parameters = _parameters(args, counts)
-    out = Path(args.out)
-    index = open_index(args.index, es_url=args.es_url, es_index=args.es_index)
-    oracle_stats: dict[str, int] = {}
-    try:
-        retrieved = retrieve_passages(index, qa, max(args.k, max(RECALL_KS)), progress=not args.quiet)
-        oracle = oracle_passages(index, qa, args.qa_entities, args.k, stats=oracle_stats,
-                                 progress=not args.quiet) if args.oracle else None
-    finally:
-        index.close()
-    retrieval = {**retrieval_quality(retrieved, qa, args.k, counts=counts, qa_entities=args.qa_entities),
-                 "oracle_sources": oracle_stats or None}
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "retrieval.json", retrieval)
-    common = dict(pool_size=args.pool_size, seed=args.seed, max_tokens=args.max_tokens, scoring=_scoring(args),
-                  chat=args.chat, cache_dir=out / "cache", shard=args.shard, chunk_size=args.chunk_size,
-                  progress=not args.quiet, gold_logprob=args.gold_logprob)
-
-    def one(generator: Any) -> tuple[list[dict], list[dict]]:
-        predictions: list[dict] = []
-        stats: list[dict] = []
-        if args.closed_book:
-            stats.append({})
-            shots = args.shots if args.closed_book_shots is None else args.closed_book_shots
-            predictions += evaluate(qa, generator, setting="closed_book", shots=shots,
-                                    prompt_format=args.prompt_format, stats=stats[-1], **common)
-        stats.append({})
-        with_passages = dict(shots=args.shots, k=args.k, prompt_format=args.prompt_format,
-                             filter_shots=args.filter_shots)
-        predictions += evaluate(qa, generator, setting="rag", passages=retrieved, stats=stats[-1],
-                                **with_passages, **common)
-        if oracle is not None:
-            stats.append({})
-            predictions += evaluate(qa, generator, setting="oracle", passages=oracle, stats=stats[-1],
-                                    **with_passages, **common)
-        return predictions, stats
-
-    predictions, stats, names = _each_model(args, one)
-    _finish(args, out, predictions, stats, counts, skips, qa, retrieval, parameters=_by_name(parameters, names))
-    r = retrieval["recall_at_k"]["overall"]
+    result = rag(qa, args.model, args.out, index=args.index, es_url=args.es_url, es_index=args.es_index, k=args.k,
+                 shots=args.shots, prompt_format=args.prompt_format, filter_shots=args.filter_shots,
+                 oracle=args.oracle, qa_entities=args.qa_entities, closed_book=args.closed_book,
+                 closed_book_shots=args.closed_book_shots, counts=_read_counts(args.counts, args.on_error),
+                 options=_options_of(args), invocation=_invocation(args), skips=skips)
+    _print_results(args, result, skips)
+    r = result.retrieval["recall_at_k"]["overall"]
     print("recall@k: " + ", ".join(f"{k}: {v:.3f}" for k, v in r.items() if v is not None))
     return 0
 

@@ -1,5 +1,6 @@
 """The job: the config, `run` with its config-aware stages and lock, sharded runs and `merge`, the
-counterfactual retraining, provenance and model parameter counts."""
+counterfactual retraining, provenance and model parameter counts; `ltprobe eval` / `ltprobe rag` as
+`evaluate_models` / `rag`."""
 
 from entity_linking.lazy import lazy_exports
 
@@ -7,6 +8,10 @@ from entity_linking.lazy import lazy_exports
 _LAZY = {
     "load_config": "probe.pipeline._config:load_config",
     "counterfactual": "probe.pipeline._counterfactual:counterfactual",
+    "EvalOptions": "probe.pipeline._eval:EvalOptions",
+    "EvalResult": "probe.pipeline._eval:EvalResult",
+    "evaluate_models": "probe.pipeline._eval:evaluate_models",
+    "rag": "probe.pipeline._eval:rag",
     "model_parameters": "probe.pipeline._params:model_parameters",
     "parameter_count": "probe.pipeline._params:parameter_count",
     "parse_params": "probe.pipeline._params:parse_params",

@@ -58,13 +58,14 @@ def _run_locked(config: dict[str, Any], out: Path, stages: Stages, quiet: bool) 
 
     def evaluate_all() -> None:
         qa = [r for _, r in read_records(qa_path)]
+        passages = retrieve(config, qa, index_dir=index_dir, qa_entities=qa_entities,
+                            retrieval_out=out / "retrieval.json")
         predictions = []
         for model in models:  # one model loaded at a time; the completion cache is keyed by model
             if len(models) > 1:
                 log(f"[eval] model {model}")
             checkpoint = model in inputs.get("checkpoints", ())
-            predictions += evaluate_model(config, model, qa, index_dir=index_dir, qa_entities=qa_entities,
-                                          cache_dir=out / "cache", retrieval_out=out / "retrieval.json",
+            predictions += evaluate_model(config, model, qa, passages=passages, cache_dir=out / "cache",
                                           settings=["closed_book"] if checkpoint else None)
         write_jsonl(predictions_path, predictions)
 
@@ -338,22 +339,36 @@ def _write_qa(config: dict[str, Any], inputs: dict[str, Any], qa_path: Path) -> 
     write_jsonl(qa_path, records)
 
 
-def evaluate_model(config: dict[str, Any], model: str, qa: list[dict[str, Any]], *, index_dir: Path,
-                   qa_entities: Path, cache_dir: Path, settings: list[str] | None = None,
-                   retrieval_out: Path | None = None) -> list[dict[str, Any]]:
-    """Predictions of `model` on `qa` in each setting of `config["eval"]["settings"]` (or
-    `settings`): the evaluation of a run, also used by the counterfactual experiment so that
-    both models see exactly the same prompts. With retrieval, `retrieval_out` receives the
-    retrieval quality (recall@k by count bucket, precision of the passages given)."""
+def retrieve(config: dict[str, Any], qa: list[dict[str, Any]], *, index_dir: Path, qa_entities: Path,
+             retrieval_out: Path | None = None) -> dict[str, dict[str, list[Any]]]:
+    """The passages of the retrieval settings among `config["eval"]["settings"]`
+    (`probe.evaluation.retrieve_settings` on the run's index), retrieved once for every model.
+    With `rag`, `retrieval_out` receives the retrieval quality (recall@k by count bucket,
+    precision of the passages given)."""
     from indexes import open_index
-    from probe.evaluation import (
-        RECALL_KS,
-        SETTINGS,
-        evaluate,
-        oracle_passages,
-        retrieval_quality,
-        retrieve_passages,
-    )
+    from probe.evaluation import RETRIEVAL_SETTINGS, retrieval_quality, retrieve_settings
+
+    rag_cfg = config["rag"]
+    settings = [s for s in config["eval"]["settings"] if s in RETRIEVAL_SETTINGS]
+    if not settings:
+        return {}
+    with open_index(index_dir) as index:
+        passages = retrieve_settings(index, qa, settings, k=rag_cfg["k"], qa_entities=qa_entities)
+    if "rag" in passages and retrieval_out is not None:
+        write_json(retrieval_out, retrieval_quality(passages["rag"], qa, rag_cfg["k"],
+                                                    counts=counts_of(retrieval_out.parent), qa_entities=qa_entities))
+    return passages
+
+
+def evaluate_model(config: dict[str, Any], model: str, qa: list[dict[str, Any]], *,
+                   passages: dict[str, dict[str, list[Any]]] | None = None, cache_dir: Path,
+                   settings: list[str] | None = None) -> list[dict[str, Any]]:
+    """Predictions of `model` on `qa` in each setting of `config["eval"]["settings"]` (or
+    `settings`; the retrieval settings take their `passages` from `retrieve`): the evaluation of
+    a run, also used by the counterfactual experiment so that both models see exactly the same
+    prompts (`probe.evaluation.evaluate_settings`)."""
+    from probe.data import default_scoring
+    from probe.evaluation import SETTINGS, evaluate_settings
     from probe.generation import get_generator
 
     eval_cfg, rag_cfg, model_cfg = config["eval"], config["rag"], config["model"]
@@ -361,43 +376,18 @@ def evaluate_model(config: dict[str, Any], model: str, qa: list[dict[str, Any]],
     unknown = set(settings) - set(SETTINGS)
     if unknown:
         raise InputError(f"eval.settings: unknown setting(s) {sorted(unknown)}; use {', '.join(SETTINGS)}")
-    from probe.data import default_scoring
-
-    scoring = eval_cfg["scoring"] or default_scoring(config["data"]["preset"])
-    common = dict(max_tokens=eval_cfg["max_tokens"], scoring=scoring, seed=eval_cfg["seed"],
-                  pool_size=eval_cfg["pool_size"], chat=eval_cfg["chat"], cache_dir=cache_dir,
-                  shard=eval_cfg["shard"], gold_logprob=eval_cfg.get("gold_logprob", False))
-    # one prompt skeleton and the same shots for every setting unless the config says otherwise
-    with_passages = dict(shots=eval_cfg["shots"] if rag_cfg["shots"] is None else rag_cfg["shots"],
-                         prompt_format=rag_cfg["prompt_format"] or eval_cfg["prompt_format"],
-                         filter_shots=rag_cfg["filter_shots"], k=rag_cfg["k"])
     generator = get_generator(model_cfg["backend"], model, **model_cfg["options"])
-    predictions: list[dict[str, Any]] = []
     try:
-        if "closed_book" in settings:
-            predictions += evaluate(qa, generator, setting="closed_book", shots=eval_cfg["shots"],
-                                    prompt_format=eval_cfg["prompt_format"], **common)
-        if "rag" in settings or "oracle" in settings:
-            index = open_index(index_dir)
-            try:
-                if "rag" in settings:
-                    # Deep enough for recall@20; the prompts take the top rag.k.
-                    passages = retrieve_passages(index, qa, max(rag_cfg["k"], max(RECALL_KS)))
-                    if retrieval_out is not None:
-                        write_json(retrieval_out, retrieval_quality(
-                            passages, qa, rag_cfg["k"], counts=counts_of(retrieval_out.parent),
-                            qa_entities=qa_entities))
-                    predictions += evaluate(qa, generator, setting="rag", passages=passages,
-                                            **with_passages, **common)
-                if "oracle" in settings:
-                    passages = oracle_passages(index, qa, qa_entities, k=rag_cfg["k"])
-                    predictions += evaluate(qa, generator, setting="oracle", passages=passages,
-                                            **with_passages, **common)
-            finally:
-                index.close()
+        # one prompt skeleton and the same shots for every setting unless the config says otherwise
+        return evaluate_settings(
+            qa, generator, settings, passages=passages, shots=eval_cfg["shots"],
+            prompt_format=eval_cfg["prompt_format"], rag_shots=rag_cfg["shots"],
+            rag_prompt_format=rag_cfg["prompt_format"], k=rag_cfg["k"], filter_shots=rag_cfg["filter_shots"],
+            max_tokens=eval_cfg["max_tokens"], scoring=eval_cfg["scoring"] or default_scoring(config["data"]["preset"]),
+            seed=eval_cfg["seed"], pool_size=eval_cfg["pool_size"], chat=eval_cfg["chat"], cache_dir=cache_dir,
+            shard=eval_cfg["shard"], gold_logprob=eval_cfg.get("gold_logprob", False))
     finally:
         generator.close()
-    return predictions
 
 
 def write_summary(config: dict[str, Any], model: str, out: Path, world: Path | None) -> dict[str, Any]:
