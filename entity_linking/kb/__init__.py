@@ -6,6 +6,8 @@ from entity_linking.lazy import lazy_exports
 # name -> "module:attribute", imported on first use (one line each; sorted by module).
 _LAZY = {
     "bench_kb": "entity_linking.kb._bench:bench_kb",
+    "build_kb": "entity_linking.kb._build:build_kb",
+    "guess_source": "entity_linking.kb._build:guess_source",
     "Entity": "entity_linking.kb._kb:Entity",
     "jsonl_entities": "entity_linking.kb._kb:jsonl_entities",
     "KnowledgeBase": "entity_linking.kb._kb:KnowledgeBase",

@@ -171,63 +171,24 @@ def _kb_help(args: argparse.Namespace) -> int:
     return 2
 
 
-def _guess_source(path: str) -> str:
-    from pathlib import Path
-
-    from entity_linking.io import _open_binary
-
-    name = Path(path).name.lower()
-    if ".jsonl" in name:
-        return "jsonl"
-    if name.endswith((".json", ".json.gz", ".json.bz2", ".json.zst")):
-        return "wikidata"
-    if Path(path).is_file() and not name.endswith(".bz2"):
-        with _open_binary(Path(path)) as handle:
-            header = handle.readline().decode("utf-8", "replace")
-        if "s_uri" in header and "o_uri" in header:
-            return "popqa"
-    return "table"
-
-
 def _kb_build(args: argparse.Namespace) -> int:
     import time
 
     from entity_linking.io import InputError, SkipCounter
-    from entity_linking.kb import KnowledgeBase
+    from entity_linking.kb import build_kb
 
     started = time.perf_counter()
     skips = SkipCounter()
-    source = _guess_source(args.input) if args.source == "auto" else args.source
-    if source in ("jsonl", "wikidata"):
-        # streamed: entities go straight into the folder's flat arrays
-        from pathlib import Path
-
-        from entity_linking.kb import jsonl_entities, wikidata_entities
-
-        if source == "jsonl":
-            if not Path(args.input).exists():
-                raise InputError(f"{args.input}: no such file")
-            entities = jsonl_entities(args.input, on_error=args.on_error, skips=skips)
-        else:
-            entities = wikidata_entities(args.input, language=args.language, limit=args.limit,
-                                         min_sitelinks=args.min_sitelinks, on_error=args.on_error, skips=skips,
-                                         progress=False)
-        KnowledgeBase.write(entities, args.out, source=str(args.input), on_error=args.on_error, skips=skips,
-                            progress=sys.stderr.isatty())
-        kb = KnowledgeBase.load(args.out)
-    elif source == "table":
-        columns = {}
-        for item in filter(None, args.columns.split(",")):
-            field, sep, column = item.partition("=")
-            if not sep:
-                raise InputError(f"--columns: expected FIELD=COLUMN, got {item!r}")
-            columns[field.strip()] = column.strip()
-        kb = KnowledgeBase.from_table(args.input, columns, delimiter=args.delimiter,
-                                      alias_separator=args.alias_separator, on_error=args.on_error, skips=skips)
-    elif source == "popqa":
-        kb = KnowledgeBase.from_popqa(args.input, on_error=args.on_error, skips=skips)
-    if source in ("table", "popqa"):
-        kb.save(args.out)
+    columns = {}
+    for item in filter(None, args.columns.split(",")):
+        field, sep, column = item.partition("=")
+        if not sep:
+            raise InputError(f"--columns: expected FIELD=COLUMN, got {item!r}")
+        columns[field.strip()] = column.strip()
+    kb = build_kb(args.input, args.out, source=args.source, columns=columns, delimiter=args.delimiter,
+                  alias_separator=args.alias_separator, language=args.language, limit=args.limit,
+                  min_sitelinks=args.min_sitelinks, on_error=args.on_error, skips=skips,
+                  progress=sys.stderr.isatty())
     info = kb.info()
     print(f"knowledge base: {info['entities']} entities, {info['aliases']} aliases, {info['keys']} alias keys "
           f"({info['ambiguous_keys']} ambiguous) -> {args.out} in {time.perf_counter() - started:.1f}s",
