@@ -19,6 +19,7 @@ _LAZY = {
     "wilson_interval": "probe.analysis._analysis:wilson_interval",
     "add_learning_views": "probe.analysis._learning:add_learning_views",
     "checkpoint_folders": "probe.analysis._learning:checkpoint_folders",
+    "error_docs": "probe.analysis._learning:error_docs",
     "model_step": "probe.analysis._learning:model_step",
     "split_revision": "probe.analysis._learning:split_revision",
     "write_errors": "probe.analysis._learning:write_errors",
