@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from pathlib import Path
 from typing import Any
 
 EVAL_HELP = """\
@@ -310,137 +308,12 @@ def _rag(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    import os
-    import tempfile
+    from probe.pipeline import bench_eval
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    from probe.evaluation import Shot, build_prompt, load_format
-    from probe.generation import get_generator
-
-    model = args.model
-    if model is None:
-        folder = args.model_dir or str(Path(tempfile.gettempdir()) / "ltprobe-bench-eval-model-v1")
-        print(f"training the benchmark model in {folder} (reused next time) ...", file=sys.stderr)
-        model = str(build_local_model(folder, hidden=128, layers=2))
-    fmt = load_format("qa")
-    facts = local_qa_texts(args.prompts + 4, seed=1)
-    pairs = [(t.split("\n")[0][3:], t.split("\n")[1][3:]) for t in facts]
-    prompts = [build_prompt(fmt, pairs[i + 4][0], [Shot(q, a) for q, a in pairs[i:i + 4]])
-               for i in range(args.prompts)]
-    stop = None if args.no_stop else list(fmt.stop)
-
-    def timed(generator: Any) -> tuple[list[str], float, int]:
-        generator.generate(prompts[:8], args.max_tokens, stop)  # warm-up, not timed
-        generator.generated_tokens = 0
-        start = time.perf_counter()
-        answers = generator.generate(prompts, args.max_tokens, stop)
-        return answers, time.perf_counter() - start, generator.generated_tokens
-
-    options = {"dtype": args.dtype, "max_model_len": 512, **_options(args.option)}
-    start = time.perf_counter()
-    vllm_gen = get_generator("vllm", model, **options)
-    engine_start = time.perf_counter() - start
-    try:
-        v_answers, v_seconds, v_tokens = timed(vllm_gen)
-    finally:
-        vllm_gen.close()
-    hf_gen = get_generator("transformers", model, dtype=args.dtype, batch_size=args.batch_size)
-    try:
-        h_answers, h_seconds, h_tokens = timed(hf_gen)
-        device = hf_gen.device
-    finally:
-        hf_gen.close()
-    same = sum(a.strip() == b.strip() for a, b in zip(v_answers, h_answers)) / len(prompts)
-    v_rate, h_rate = v_tokens / v_seconds, h_tokens / h_seconds
-    print(f"{'':28}{'vLLM':>14}{'transformers':>16}")
-    print(f"{'seconds':28}{v_seconds:>14.3f}{h_seconds:>16.3f}")
-    print(f"{'generated tokens':28}{v_tokens:>14d}{h_tokens:>16d}")
-    print(f"{'tokens per second':28}{v_rate:>14.1f}{h_rate:>16.1f}")
-    print(f"{'prompts per second':28}{len(prompts) / v_seconds:>14.1f}{len(prompts) / h_seconds:>16.1f}")
-    print(f"ratio {v_rate / h_rate:.2f} (target >= 3); same answers {same:.4f} (target >= 0.99); "
-          f"vLLM engine start {engine_start:.1f} s (not timed)")
-    print(json.dumps({"vllm_tokens_per_s": round(v_rate, 1), "transformers_tokens_per_s": round(h_rate, 1),
-                      "ratio": round(v_rate / h_rate, 3), "same_answers": round(same, 4),
-                      "prompts": len(prompts), "max_tokens": args.max_tokens, "stop": stop, "dtype": args.dtype,
-                      "transformers_batch_size": args.batch_size, "vllm_seconds": round(v_seconds, 3),
-                      "transformers_seconds": round(h_seconds, 3), "vllm_engine_start_s": round(engine_start, 1),
-                      "device": device, "model": model}))
+    print(json.dumps(bench_eval(args.model, model_dir=args.model_dir, prompts=args.prompts,
+                                max_tokens=args.max_tokens, batch_size=args.batch_size, dtype=args.dtype,
+                                stop=not args.no_stop, options=_options(args.option))))
     return 0
-
-
-def build_local_model(out_dir: str | Path, *, n_facts: int = 400, steps: int = 300, seed: int = 0,
-                      hidden: int = 64, layers: int = 2) -> Path:
-    """Train a tiny Llama on synthetic `Q: ...\\nA: ...` facts into `out_dir`; return the folder.
-
-    Used by `ltprobe bench eval` when no `--model` is given and by the tests: a real model
-    folder that transformers and vLLM load offline, trained for a few seconds so that its
-    greedy answers follow the prompt format (an answer, then a newline). Reuses a finished
-    folder (`config.json` present).
-    """
-    import random
-
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    out = Path(out_dir)
-    if (out / "config.json").exists() and (out / "tokenizer.json").exists():
-        return out
-    rng = random.Random(seed)
-    texts = local_qa_texts(n_facts, seed)
-    bpe = Tokenizer(models.BPE(unk_token=None))
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(texts, trainers.BpeTrainer(
-        vocab_size=600, special_tokens=["<s>", "</s>", "<pad>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>",
-                                        pad_token="<pad>")
-    torch.manual_seed(seed)
-    config = LlamaConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-                         num_key_value_heads=2, intermediate_size=hidden * 4,
-                         vocab_size=len(tokenizer), max_position_embeddings=512,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
-    model = LlamaForCausalLM(config)
-    # Training documents: several facts in a row, as a few-shot prompt will show them.
-    blocks = []
-    for _ in range(steps * 16):
-        blocks.append("".join(rng.sample(texts, 4)))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    for step in range(steps):
-        batch = tokenizer(blocks[step * 16:(step + 1) * 16], return_tensors="pt", padding=True,
-                          truncation=True, max_length=96)
-        labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
-        loss = model(**batch, labels=labels).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    model.eval()
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(out)
-    model.save_pretrained(out)
-    return out
-
-
-def local_qa_texts(n_facts: int, seed: int = 0) -> list[str]:
-    """Synthetic facts `Q: In what city was NAME born?\\nA: CITY\\n\\n` with made-up names."""
-    import random
-
-    rng = random.Random(seed)
-    syllables = ["ka", "lo", "mi", "ren", "do", "sa", "vi", "tor", "bel", "an", "qu", "is", "mar", "el"]
-    cities = ["Arlon", "Bexley", "Corvin", "Dalmar", "Eskin", "Farrow", "Galen", "Hollis"]
-    colours = ["red", "blue", "green", "amber", "violet", "grey"]
-    texts = []
-    for _ in range(n_facts):
-        name = "".join(rng.sample(syllables, 2)).title() + " " + "".join(rng.sample(syllables, 3)).title()
-        if rng.random() < 0.5:
-            texts.append(f"Q: In what city was {name} born?\nA: {rng.choice(cities)}\n\n")
-        else:
-            texts.append(f"Q: What is the favourite colour of {name}?\nA: {rng.choice(colours)}\n\n")
-    return texts
 
 
 def _scoring(args: argparse.Namespace) -> str:

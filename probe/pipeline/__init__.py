@@ -1,11 +1,14 @@
 """The job: the config, `run` with its config-aware stages and lock, sharded runs and `merge`, the
 counterfactual retraining, provenance and model parameter counts; `ltprobe eval` / `ltprobe rag` as
-`evaluate_models` / `rag`."""
+`evaluate_models` / `rag`; probe's benchmarks (`bench_eval`, `bench_generate`)."""
 
 from entity_linking.lazy import lazy_exports
 
 # name -> "module:attribute", imported on first use (one line each; sorted by module).
 _LAZY = {
+    "bench_eval": "probe.pipeline._bench:bench_eval",
+    "bench_generate": "probe.pipeline._bench:bench_generate",
+    "bench_model": "probe.pipeline._bench:bench_model",
     "load_config": "probe.pipeline._config:load_config",
     "counterfactual": "probe.pipeline._counterfactual:counterfactual",
     "EvalOptions": "probe.pipeline._eval:EvalOptions",
