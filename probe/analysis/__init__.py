@@ -1,5 +1,6 @@
 """Statistics of a run: count buckets, Wilson intervals, slopes and fitted trends, count dependence and its
-reduction, scaling across models, diagnostics, and the learning-curve views."""
+reduction, scaling across models, diagnostics, the learning-curve views, and the run summary (`Summary`,
+`build_summary`)."""
 
 from entity_linking.lazy import lazy_exports
 
@@ -18,9 +19,13 @@ _LAZY = {
     "wilson_interval": "probe.analysis._analysis:wilson_interval",
     "add_learning_views": "probe.analysis._learning:add_learning_views",
     "checkpoint_folders": "probe.analysis._learning:checkpoint_folders",
+    "error_docs": "probe.analysis._learning:error_docs",
     "model_step": "probe.analysis._learning:model_step",
     "split_revision": "probe.analysis._learning:split_revision",
     "write_errors": "probe.analysis._learning:write_errors",
+    "build_summary": "probe.analysis._summary:build_summary",
+    "Summary": "probe.analysis._summary:Summary",
+    "truth_agreement": "probe.analysis._summary:truth_agreement",
 }
 
 __getattr__ = lazy_exports(__name__, _LAZY)

@@ -370,8 +370,9 @@ def summarize(predictions: Sequence[Mapping[str, Any]], counts: Iterable[Mapping
         by_setting.setdefault(p["setting"], []).append(p)
     linked_counts = [int(c["count"]) for c in table.values() if _linked(c)]
     edges = decade_edges(max(linked_counts, default=0))
-    order = ["closed_book", "rag", "oracle"]
-    names = sorted(by_setting, key=lambda s: (order.index(s) if s in order else len(order), s))
+    from probe.evaluation import setting_order
+
+    names = sorted(by_setting, key=setting_order)
     settings = {name: summarize_setting(by_setting[name], table, edges=edges, min_bucket=min_bucket,
                                         n_boot=n_boot, seed=seed) for name in names}
     result: dict[str, Any] = {"settings": settings, "count_dependence_reduction": None,

@@ -299,3 +299,19 @@ def add_learning_views(summary: dict[str, Any], predictions: Sequence[Mapping[st
     if errors is not None and Path(errors).exists():
         summary["error_attribution"] = error_attribution_summary([r for _, r in read_records(errors)])
     return summary
+
+
+def error_docs(errors: str | os.PathLike, qa_id: str, index: Any, *, setting: str = "closed_book",
+               limit: int | None = None) -> dict[str, Any]:
+    """The record of `errors.jsonl` (`write_errors`) for the wrong `setting` answer to QA pair
+    `qa_id`, with `docs`: the documents of the open `index` holding both the question entity and
+    the predicted answer entity (`{"id", "text"}`, at most `limit`; none where the prediction
+    was not linked). `ltprobe docs QA_ID --errors FILE` shows them."""
+    error = next((r for _, r in read_records(errors) if str(r["id"]) == str(qa_id)
+                  and r.get("setting") == setting), None)
+    if error is None:
+        raise InputError(f"{errors}: no wrong {setting} answer to QA pair {qa_id!r}")
+    docs = []
+    if error.get("pred_pair"):
+        docs = [{"id": d, "text": index.get_text(d)} for d in index.docs_with(error["pred_pair"], limit=limit)]
+    return {**error, "docs": docs}

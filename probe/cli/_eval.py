@@ -9,8 +9,6 @@ import argparse
 import json
 import logging
 import sys
-import time
-from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -126,6 +124,8 @@ def _one_line(handler: Any) -> Any:
     the command's messages are also appended to `--out`/run.log."""
 
     def run(args: argparse.Namespace) -> int:
+        from pathlib import Path
+
         from entity_linking.logs import log_file
         from probe.generation import GenerationError
 
@@ -223,65 +223,17 @@ def _load(args: argparse.Namespace) -> tuple[list[dict], Any]:
     return qa, skips
 
 
-def _generator(args: argparse.Namespace, model: str) -> Any:
-    from entity_linking.io import InputError
-    from probe.generation import get_generator, start_vllm_server
+def _options_of(args: argparse.Namespace) -> Any:
+    """The `EvalOptions` that `ltprobe eval` and `ltprobe rag` share."""
+    from probe.pipeline import EvalOptions, parse_params
 
-    options = _options(args.option)
-    if args.serve:
-        if args.backend != "openai":
-            raise InputError("--serve starts a server for the openai backend; add --backend openai")
-        flags = []
-        for key, value in options.items():
-            flag = "--" + key.replace("_", "-")
-            flags += [flag] if value is True else [] if value is False else [flag, str(value)]
-        logger.info(f"starting a vLLM server for {model} on 127.0.0.1 ...")
-        server = start_vllm_server(model, extra_args=flags, log_file=Path(args.out) / "server.log")
-        generator = server.generator(tokenizer=model)
-        close = generator.close
-
-        def close_both() -> None:
-            close()
-            server.stop()
-
-        generator.close = close_both
-        return generator
-    if args.backend == "openai" and args.base_url:
-        options["base_url"] = args.base_url
-    return get_generator(args.backend, model, **options)
-
-
-def _parameters(args: argparse.Namespace, counts: list[dict] | None) -> dict[str, float] | None:
-    """Parameter counts of the models when there will be a scaling analysis (several models and
-    counts, unsharded), checked before any model is evaluated."""
-    from probe.evaluation import parse_shard
-    from probe.pipeline import model_parameters, parse_params
-
-    given = parse_params(args.params)
-    if len(args.model) < 2 or counts is None or parse_shard(args.shard) is not None:
-        return None
-    return model_parameters(args.model, given)
-
-
-def _each_model(args: argparse.Namespace, evaluate_model: Any) -> tuple[list[dict], list[dict], dict[str, str]]:
-    """`evaluate_model(generator) -> (predictions, stats)` for every --model in turn (one model
-    loaded at a time). Returns all predictions, all stats (each with its `model`), and each
-    --model value's name in the predictions."""
-    predictions: list[dict] = []
-    stats: list[dict] = []
-    names: dict[str, str] = {}
-    for model in args.model:
-        if len(args.model) > 1:
-            logger.info(f"model {model}")
-        generator = _generator(args, model)
-        try:
-            model_predictions, model_stats = evaluate_model(generator)
-            names[model] = generator.name
-        finally:
-            generator.close()
-        predictions += model_predictions
-        stats += [{"model": generator.name, **s} for s in model_stats]
-    return predictions, stats, names
+    return EvalOptions(
+        backend=args.backend, options=_options(args.option), base_url=args.base_url, serve=args.serve,
+        params=parse_params(args.params), max_tokens=args.max_tokens, scoring=_scoring(args), seed=args.seed,
+        pool_size=args.pool_size, chat=args.chat, shard=args.shard, chunk_size=args.chunk_size,
+        progress=not args.quiet, gold_logprob=args.gold_logprob, min_bucket=args.min_bucket, n_boot=args.n_boot,
+        scaling_max_count=args.scaling_max_count, target_accuracy=args.target_accuracy,
+        counts_by_step=args.counts_by_step)
 
 
 def _read_counts(path: str | None, on_error: str) -> list[dict] | None:
@@ -292,34 +244,15 @@ def _read_counts(path: str | None, on_error: str) -> list[dict] | None:
     return [r for _, r in read_records(path, on_error=on_error, required={"id": (str, int)})]
 
 
-def _finish(args: argparse.Namespace, out: Path, predictions: list[dict], stats: list[dict],
-            counts: list[dict] | None, skips: Any, extra: dict | None = None,
-            parameters: dict[str, float] | None = None) -> None:
-    from entity_linking.io import write_json, write_jsonl
-    from probe.evaluation import parse_shard
+def _invocation(args: argparse.Namespace) -> dict[str, Any]:
+    """What the manifest records of the command line."""
+    return {"command": sys.argv, "args": {k: v for k, v in vars(args).items() if k != "handler"}}
 
-    shard = parse_shard(args.shard)
-    pred_name = "predictions.jsonl" if shard is None else f"predictions.{shard[0]}-of-{shard[1]}.jsonl"
-    write_jsonl(out / pred_name, predictions)
-    write_json(out / ("manifest.json" if shard is None else f"manifest.{shard[0]}-of-{shard[1]}.json"),
-               eval_manifest(args, stats, skips))
+
+def _print_results(args: argparse.Namespace, result: Any, skips: Any) -> None:
     several = len(args.model) > 1
-    if counts is not None and shard is None:
-        from probe.analysis import summarize_models
-
-        primary = [p for p in predictions if p["model"] == predictions[0]["model"]] if predictions else []
-        summary = {"model": args.model[0], "index": getattr(args, "index", None),
-                   "n_questions": len({p["id"] for p in primary})}
-        summary.update(summarize_models(predictions, counts, parameters=parameters, min_bucket=args.min_bucket,
-                                        n_boot=args.n_boot, seed=args.seed, max_count=args.scaling_max_count,
-                                        target_accuracy=args.target_accuracy))
-        summary.update(extra or {})
-        from probe.analysis import add_learning_views  # issue 19
-
-        add_learning_views(summary, predictions, counts, primary=str(predictions[0]["model"]) if predictions else "",
-                           counts_by_step=args.counts_by_step, min_bucket=args.min_bucket, n_boot=args.n_boot,
-                           seed=args.seed)
-        write_json(out / "summary.json", summary)
+    if result.summary is not None:
+        summary = result.summary.to_dict()
         for model in summary.get("models") or [summary]:
             for name, s in model["settings"].items():
                 slope = s["slope_per_decade"]
@@ -341,259 +274,53 @@ def _finish(args: argparse.Namespace, out: Path, predictions: list[dict], stats:
                      "parameters"))
     else:
         by_setting: dict[tuple[str, str], list[bool]] = {}
-        for p in predictions:
+        for p in result.predictions:
             by_setting.setdefault((p["model"], p["setting"]), []).append(p["correct"])
         for (model, name), ys in by_setting.items():
             print(f"{model + ': ' if several else ''}{name}: accuracy {sum(ys) / len(ys):.3f} "
                   f"over {len(ys)} questions")
-    logger.info(f"wrote {out / pred_name}")
+    logger.info(f"wrote {result.path}")
     if skips.skipped:
         logger.warning(skips.summary())
 
 
-def eval_manifest(args: argparse.Namespace, stats: list[dict], skips: Any) -> dict[str, Any]:
-    """Arguments, package versions, git commit, seeds and counters of an eval/rag run."""
-    from probe.pipeline import environment
-
-    return {"command": sys.argv, "args": {k: v for k, v in vars(args).items() if k != "handler"},
-            **environment(),
-            "seeds": {"eval": args.seed}, "settings": stats, "skipped_records": skips.skipped,
-            "skipped_examples": skips.examples,
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-
-
 def _eval(args: argparse.Namespace) -> int:
-    from probe.evaluation import evaluate, parse_shard
+    from probe.evaluation import parse_shard
+    from probe.pipeline import evaluate_models
 
-    parse_shard(args.shard)  # a bad --shard fails before the model loads
+    parse_shard(args.shard)  # a bad --shard fails before the QA set is read
     qa, skips = _load(args)
-    counts = _read_counts(args.counts, args.on_error)
-    parameters = _parameters(args, counts)
-    out = Path(args.out)
-
-    def one(generator: Any) -> tuple[list[dict], list[dict]]:
-        stats: dict[str, Any] = {}
-        predictions = evaluate(qa, generator, setting="closed_book", shots=args.shots,
-                               prompt_format=args.prompt_format,
-                               pool_size=args.pool_size, seed=args.seed, max_tokens=args.max_tokens,
-                               scoring=_scoring(args), chat=args.chat, cache_dir=out / "cache",
-                               shard=args.shard, chunk_size=args.chunk_size, progress=not args.quiet,
-                               stats=stats, gold_logprob=args.gold_logprob)
-        return predictions, [stats]
-
-    predictions, stats, names = _each_model(args, one)
-    _finish(args, out, predictions, stats, counts, skips, parameters=_by_name(parameters, names))
+    result = evaluate_models(qa, args.model, args.out, shots=args.shots, prompt_format=args.prompt_format,
+                             counts=_read_counts(args.counts, args.on_error), options=_options_of(args),
+                             invocation=_invocation(args), skips=skips)
+    _print_results(args, result, skips)
     return 0
 
 
-def _by_name(parameters: dict[str, float] | None, names: dict[str, str]) -> dict[str, float] | None:
-    """Parameter counts keyed by the model names the predictions carry."""
-    return None if parameters is None else {names.get(m, m): n for m, n in parameters.items()}
-
-
 def _rag(args: argparse.Namespace) -> int:
-    from entity_linking.io import write_json
-    from indexes import open_index
-    from probe.evaluation import (
-        RECALL_KS,
-        adaptive_retrieval,
-        evaluate,
-        oracle_passages,
-        parse_shard,
-        retrieval_quality,
-        retrieve_passages,
-    )
+    from probe.evaluation import parse_shard
+    from probe.pipeline import rag
 
     parse_shard(args.shard)
     qa, skips = _load(args)
-    counts = _read_counts(args.counts, args.on_error)
-    parameters = _parameters(args, counts)
-    out = Path(args.out)
-    index = open_index(args.index, es_url=args.es_url, es_index=args.es_index)
-    oracle_stats: dict[str, int] = {}
-    try:
-        retrieved = retrieve_passages(index, qa, max(args.k, max(RECALL_KS)), progress=not args.quiet)
-        oracle = oracle_passages(index, qa, args.qa_entities, args.k, stats=oracle_stats,
-                                 progress=not args.quiet) if args.oracle else None
-    finally:
-        index.close()
-    retrieval = {**retrieval_quality(retrieved, qa, args.k, counts=counts, qa_entities=args.qa_entities),
-                 "oracle_sources": oracle_stats or None}
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "retrieval.json", retrieval)
-    common = dict(pool_size=args.pool_size, seed=args.seed, max_tokens=args.max_tokens, scoring=_scoring(args),
-                  chat=args.chat, cache_dir=out / "cache", shard=args.shard, chunk_size=args.chunk_size,
-                  progress=not args.quiet, gold_logprob=args.gold_logprob)
-
-    def one(generator: Any) -> tuple[list[dict], list[dict]]:
-        predictions: list[dict] = []
-        stats: list[dict] = []
-        if args.closed_book:
-            stats.append({})
-            shots = args.shots if args.closed_book_shots is None else args.closed_book_shots
-            predictions += evaluate(qa, generator, setting="closed_book", shots=shots,
-                                    prompt_format=args.prompt_format, stats=stats[-1], **common)
-        stats.append({})
-        with_passages = dict(shots=args.shots, k=args.k, prompt_format=args.prompt_format,
-                             filter_shots=args.filter_shots)
-        predictions += evaluate(qa, generator, setting="rag", passages=retrieved, stats=stats[-1],
-                                **with_passages, **common)
-        if oracle is not None:
-            stats.append({})
-            predictions += evaluate(qa, generator, setting="oracle", passages=oracle, stats=stats[-1],
-                                    **with_passages, **common)
-        return predictions, stats
-
-    predictions, stats, names = _each_model(args, one)
-    extra: dict[str, Any] = {"retrieval": retrieval}
-    if counts is not None and args.closed_book:
-        primary = names[args.model[0]]  # adaptive retrieval of the primary model, as the settings
-        by = {s: [p for p in predictions if p["setting"] == s and p["model"] == primary]
-              for s in ("closed_book", "rag")}
-        extra["adaptive_retrieval"] = adaptive_retrieval(by["closed_book"], by["rag"], counts, seed=args.seed)
-        from probe.evaluation import adaptive_retrieval_by_relation
-
-        per_relation = adaptive_retrieval_by_relation(by["closed_book"], by["rag"], counts, qa, seed=args.seed)
-        if per_relation is not None:
-            extra["adaptive_retrieval_by_relation"] = per_relation
-    _finish(args, out, predictions, stats, counts, skips, extra, parameters=_by_name(parameters, names))
-    r = retrieval["recall_at_k"]["overall"]
+    result = rag(qa, args.model, args.out, index=args.index, es_url=args.es_url, es_index=args.es_index, k=args.k,
+                 shots=args.shots, prompt_format=args.prompt_format, filter_shots=args.filter_shots,
+                 oracle=args.oracle, qa_entities=args.qa_entities, closed_book=args.closed_book,
+                 closed_book_shots=args.closed_book_shots, counts=_read_counts(args.counts, args.on_error),
+                 options=_options_of(args), invocation=_invocation(args), skips=skips)
+    _print_results(args, result, skips)
+    r = result.retrieval["recall_at_k"]["overall"]
     print("recall@k: " + ", ".join(f"{k}: {v:.3f}" for k, v in r.items() if v is not None))
     return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
-    import os
-    import tempfile
+    from probe.pipeline import bench_eval
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    from probe.evaluation import Shot, build_prompt, load_format
-    from probe.generation import get_generator
-
-    model = args.model
-    if model is None:
-        folder = args.model_dir or str(Path(tempfile.gettempdir()) / "ltprobe-bench-eval-model-v1")
-        logger.info(f"training the benchmark model in {folder} (reused next time) ...")
-        model = str(build_local_model(folder, hidden=128, layers=2))
-    fmt = load_format("qa")
-    facts = local_qa_texts(args.prompts + 4, seed=1)
-    pairs = [(t.split("\n")[0][3:], t.split("\n")[1][3:]) for t in facts]
-    prompts = [build_prompt(fmt, pairs[i + 4][0], [Shot(q, a) for q, a in pairs[i:i + 4]])
-               for i in range(args.prompts)]
-    stop = None if args.no_stop else list(fmt.stop)
-
-    def timed(generator: Any) -> tuple[list[str], float, int]:
-        generator.generate(prompts[:8], args.max_tokens, stop)  # warm-up, not timed
-        generator.generated_tokens = 0
-        start = time.perf_counter()
-        answers = generator.generate(prompts, args.max_tokens, stop)
-        return answers, time.perf_counter() - start, generator.generated_tokens
-
-    options = {"dtype": args.dtype, "max_model_len": 512, **_options(args.option)}
-    start = time.perf_counter()
-    vllm_gen = get_generator("vllm", model, **options)
-    engine_start = time.perf_counter() - start
-    try:
-        v_answers, v_seconds, v_tokens = timed(vllm_gen)
-    finally:
-        vllm_gen.close()
-    hf_gen = get_generator("transformers", model, dtype=args.dtype, batch_size=args.batch_size)
-    try:
-        h_answers, h_seconds, h_tokens = timed(hf_gen)
-        device = hf_gen.device
-    finally:
-        hf_gen.close()
-    same = sum(a.strip() == b.strip() for a, b in zip(v_answers, h_answers)) / len(prompts)
-    v_rate, h_rate = v_tokens / v_seconds, h_tokens / h_seconds
-    print(f"{'':28}{'vLLM':>14}{'transformers':>16}")
-    print(f"{'seconds':28}{v_seconds:>14.3f}{h_seconds:>16.3f}")
-    print(f"{'generated tokens':28}{v_tokens:>14d}{h_tokens:>16d}")
-    print(f"{'tokens per second':28}{v_rate:>14.1f}{h_rate:>16.1f}")
-    print(f"{'prompts per second':28}{len(prompts) / v_seconds:>14.1f}{len(prompts) / h_seconds:>16.1f}")
-    print(f"ratio {v_rate / h_rate:.2f} (target >= 3); same answers {same:.4f} (target >= 0.99); "
-          f"vLLM engine start {engine_start:.1f} s (not timed)")
-    print(json.dumps({"vllm_tokens_per_s": round(v_rate, 1), "transformers_tokens_per_s": round(h_rate, 1),
-                      "ratio": round(v_rate / h_rate, 3), "same_answers": round(same, 4),
-                      "prompts": len(prompts), "max_tokens": args.max_tokens, "stop": stop, "dtype": args.dtype,
-                      "transformers_batch_size": args.batch_size, "vllm_seconds": round(v_seconds, 3),
-                      "transformers_seconds": round(h_seconds, 3), "vllm_engine_start_s": round(engine_start, 1),
-                      "device": device, "model": model}))
+    print(json.dumps(bench_eval(args.model, model_dir=args.model_dir, prompts=args.prompts,
+                                max_tokens=args.max_tokens, batch_size=args.batch_size, dtype=args.dtype,
+                                stop=not args.no_stop, options=_options(args.option))))
     return 0
-
-
-def build_local_model(out_dir: str | Path, *, n_facts: int = 400, steps: int = 300, seed: int = 0,
-                      hidden: int = 64, layers: int = 2) -> Path:
-    """Train a tiny Llama on synthetic `Q: ...\\nA: ...` facts into `out_dir`; return the folder.
-
-    Used by `ltprobe bench eval` when no `--model` is given and by the tests: a real model
-    folder that transformers and vLLM load offline, trained for a few seconds so that its
-    greedy answers follow the prompt format (an answer, then a newline). Reuses a finished
-    folder (`config.json` present).
-    """
-    import random
-
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    out = Path(out_dir)
-    if (out / "config.json").exists() and (out / "tokenizer.json").exists():
-        return out
-    rng = random.Random(seed)
-    texts = local_qa_texts(n_facts, seed)
-    bpe = Tokenizer(models.BPE(unk_token=None))
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(texts, trainers.BpeTrainer(
-        vocab_size=600, special_tokens=["<s>", "</s>", "<pad>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>",
-                                        pad_token="<pad>")
-    torch.manual_seed(seed)
-    config = LlamaConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-                         num_key_value_heads=2, intermediate_size=hidden * 4,
-                         vocab_size=len(tokenizer), max_position_embeddings=512,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
-    model = LlamaForCausalLM(config)
-    # Training documents: several facts in a row, as a few-shot prompt will show them.
-    blocks = []
-    for _ in range(steps * 16):
-        blocks.append("".join(rng.sample(texts, 4)))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    for step in range(steps):
-        batch = tokenizer(blocks[step * 16:(step + 1) * 16], return_tensors="pt", padding=True,
-                          truncation=True, max_length=96)
-        labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
-        loss = model(**batch, labels=labels).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    model.eval()
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(out)
-    model.save_pretrained(out)
-    return out
-
-
-def local_qa_texts(n_facts: int, seed: int = 0) -> list[str]:
-    """Synthetic facts `Q: In what city was NAME born?\\nA: CITY\\n\\n` with made-up names."""
-    import random
-
-    rng = random.Random(seed)
-    syllables = ["ka", "lo", "mi", "ren", "do", "sa", "vi", "tor", "bel", "an", "qu", "is", "mar", "el"]
-    cities = ["Arlon", "Bexley", "Corvin", "Dalmar", "Eskin", "Farrow", "Galen", "Hollis"]
-    colours = ["red", "blue", "green", "amber", "violet", "grey"]
-    texts = []
-    for _ in range(n_facts):
-        name = "".join(rng.sample(syllables, 2)).title() + " " + "".join(rng.sample(syllables, 3)).title()
-        if rng.random() < 0.5:
-            texts.append(f"Q: In what city was {name} born?\nA: {rng.choice(cities)}\n\n")
-        else:
-            texts.append(f"Q: What is the favourite colour of {name}?\nA: {rng.choice(colours)}\n\n")
-    return texts
 
 
 def _scoring(args: argparse.Namespace) -> str:

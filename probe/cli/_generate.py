@@ -187,82 +187,9 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     import json
-    import math
-    import os
-    import tempfile
-    import time
-    from pathlib import Path
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    from entity_linking.io import InputError
-    from probe.generation import get_generator
-    from probe.link import load_templates, p_yes, parse_rule, partial_statement, sentence
+    from probe.pipeline import bench_generate
 
-    if args.candidates < 1:
-        raise InputError(f"--candidates must be at least 1, not {args.candidates}")
-    model = args.model
-    if model is None:
-        from probe.cli._eval import build_local_model
-
-        folder = Path(tempfile.gettempdir()) / "ltprobe-bench-eval-model-v1"
-        logger.info(f"training the benchmark model in {folder} (reused next time) ...")
-        model = str(build_local_model(folder, hidden=128, layers=2))
-    rule = parse_rule("bench", {
-        "premise_map": {"is_allergic_to(P, A)": "[P] is allergic to [A]",
-                        "is_one_type_of(Z, A)": "[Z] is one type of [A]"},
-        "conclusion_map": {"is_not_able_to_eat(P, Z)": "[P] is not able to eat [Z]"},
-        "variables": {"P": ["P", "Person", True, None], "A": ["A", "Food Allergen", False, None],
-                      "Z": ["Z", "Ingredient", False, None]},
-        "domain": "food"})
-    step = rule.fill_order()[-1]
-    templates = load_templates()
-    fact_t, type_t = templates["critic_fact"], templates["critic_type"]
-    answers = [fact_t["answers"]["yes"], fact_t["answers"]["no"]]
-    words = ["almond", "sesame", "wheat", "shrimp", "walnut", "oat", "soy", "mustard", "celery", "lupin"]
-    kinds = ["flour", "oil", "paste", "milk", "butter", "sauce", "crackers", "seeds", "broth", "bread"]
-    values = [f"{words[i % 10]} {kinds[(i // 10) % 10]}" + (f" {i // 100}" if i >= 100 else "")
-              for i in range(args.candidates)]
-    fills = [{"P": "PersonX", "A": "nuts", "Z": v} for v in values]
-    fact_prompts = [fact_t["prompt"].format(statement=sentence(p.render(f)))
-                    for f in fills for p in step.predicates if "P" not in p.args]
-    type_prompts = [type_t["prompt"].format(value=v, datatype=step.variable.datatype) for v in values]
-    texts = [partial_statement(rule, f) for f in fills]
-    options = _options(args.backend_option)
-    if args.backend == "vllm":
-        options = {"dtype": "float32", "max_model_len": 512, **options}
-    start = time.perf_counter()
-    generator = get_generator(args.backend, model, **options)
-    engine_start = time.perf_counter() - start
-    try:
-        generator.next_token_logprobs(type_prompts[:4], answers)  # warm-up, not timed
-        generator.mean_logprob(texts[:4])
-        start = time.perf_counter()
-        batched_critic = generator.next_token_logprobs(fact_prompts + type_prompts, answers)
-        batched_oracle = generator.mean_logprob(texts)
-        batched = time.perf_counter() - start
-        start = time.perf_counter()
-        single_critic = [generator.next_token_logprobs([p], answers)[0] for p in fact_prompts + type_prompts]
-        single_oracle = [generator.mean_logprob([t])[0] for t in texts]
-        single = time.perf_counter() - start
-    finally:
-        generator.close()
-    yes, no = answers
-    diff = max([abs(p_yes(a, yes, no) - p_yes(b, yes, no)) for a, b in zip(batched_critic, single_critic)]
-               + [abs(a - b) for a, b in zip(batched_oracle, single_oracle) if not (math.isnan(a) or math.isnan(b))])
-    n = len(values)
-    calls = {"batched": 2, "per_candidate": len(fact_prompts) + len(type_prompts) + len(texts)}
-    print(f"{'':34}{'batched (toolkit)':>18}{'per candidate':>16}")
-    print(f"{'engine calls':34}{calls['batched']:>18d}{calls['per_candidate']:>16d}")
-    print(f"{'seconds':34}{batched:>18.3f}{single:>16.3f}")
-    print(f"{'candidates scored per second':34}{n / batched:>18.1f}{n / single:>16.1f}")
-    print(f"speed-up {single / batched:.1f}x; largest score difference {diff:.2e}; {n} candidates, "
-          f"{len(fact_prompts) + len(type_prompts)} critic questions, {len(texts)} oracle texts; "
-          f"engine start {engine_start:.1f} s (not timed)")
-    print(json.dumps({"candidates": n, "batched_seconds": round(batched, 4), "per_candidate_seconds": round(single, 4),
-                      "batched_candidates_per_s": round(n / batched, 1),
-                      "per_candidate_candidates_per_s": round(n / single, 1),
-                      "speedup": round(single / batched, 2), "max_score_difference": diff,
-                      "engine_calls": calls, "backend": args.backend, "model": model,
-                      "engine_start_s": round(engine_start, 1)}))
+    print(json.dumps(bench_generate(args.model, backend=args.backend, candidates=args.candidates,
+                                    backend_options=_options(args.backend_option))))
     return 0

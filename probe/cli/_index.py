@@ -340,15 +340,10 @@ def _docs(args: argparse.Namespace) -> int:
 
 def _error_docs(args: argparse.Namespace, index: Any, gold: dict) -> int:
     """`ltprobe docs QA_ID --errors FILE`: the documents behind a wrong answer, beside the gold count."""
-    from entity_linking.io import InputError, read_records
+    from probe.analysis import error_docs
 
-    error = next((r for _, r in read_records(args.errors) if str(r["id"]) == str(args.qa_id)
-                  and r.get("setting") == args.setting), None)
-    if error is None:
-        raise InputError(f"{args.errors}: no wrong {args.setting} answer to QA pair {args.qa_id!r}")
-    docs = []
-    if error.get("pred_pair"):
-        docs = [{"id": d, "text": index.get_text(d)} for d in index.docs_with(error["pred_pair"], limit=args.limit)]
+    error = error_docs(args.errors, args.qa_id, index, setting=args.setting, limit=args.limit)
+    docs = error.pop("docs")
     if args.json:
         for doc in docs:
             doc["text"] = (doc["text"] or "")[:args.chars]

@@ -209,28 +209,20 @@ def _kb_build(args: argparse.Namespace) -> int:
     import time
 
     from entity_linking.io import InputError, SkipCounter
-    from entity_linking.kb import KnowledgeBase, guess_source, read_entities
+    from entity_linking.kb import build_kb
 
     started = time.perf_counter()
     skips = SkipCounter()
-    source = guess_source(args.input) if args.source == "auto" else args.source
-    options: dict = {}
-    if source == "table":
-        columns = {}
-        for item in filter(None, args.columns.split(",")):
-            field, sep, column = item.partition("=")
-            if not sep:
-                raise InputError(f"--columns: expected FIELD=COLUMN, got {item!r}")
-            columns[field.strip()] = column.strip()
-        options = {"columns": columns, "delimiter": args.delimiter, "alias_separator": args.alias_separator}
-    elif source == "wikidata":
-        options = {"language": args.language, "limit": args.limit, "min_sitelinks": args.min_sitelinks,
-                   "progress": False}
-    # streamed: entities go straight into the folder's flat arrays
-    entities = read_entities(source, args.input, on_error=args.on_error, skips=skips, **options)
-    KnowledgeBase.write(entities, args.out, source=str(args.input), on_error=args.on_error, skips=skips,
-                        progress=True)
-    kb = KnowledgeBase.load(args.out)
+    columns = {}
+    for item in filter(None, args.columns.split(",")):
+        field, sep, column = item.partition("=")
+        if not sep:
+            raise InputError(f"--columns: expected FIELD=COLUMN, got {item!r}")
+        columns[field.strip()] = column.strip()
+    kb = build_kb(args.input, args.out, source=args.source, columns=columns, delimiter=args.delimiter,
+                  alias_separator=args.alias_separator, language=args.language, limit=args.limit,
+                  min_sitelinks=args.min_sitelinks, on_error=args.on_error, skips=skips,
+                  progress=True)
     info = kb.info()
     logger.info(f"knowledge base: {info['entities']} entities, {info['aliases']} aliases, {info['keys']} alias keys "
                 f"({info['ambiguous_keys']} ambiguous) -> {args.out} in {time.perf_counter() - started:.1f}s")

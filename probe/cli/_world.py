@@ -90,22 +90,16 @@ def _world(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from probe.world import TrainConfig, train_model
+    from probe.world import train_config, train_model
 
-    config = TrainConfig()
-    for name in ("steps", "batch_size", "seq_len", "hidden_size", "layers", "heads", "vocab_size", "lr",
-                 "precision", "threads", "device"):
-        value = getattr(args, name)
-        if value is not None:
-            setattr(config, name, value)
+    save_steps = None
     if args.save_steps:
         from indexes import parse_steps
 
-        config.save_steps = parse_steps(args.save_steps, "--save-steps")
-    if args.hidden_size is not None and args.heads is None:
-        config.heads = max(1, config.hidden_size // 64)
-    if args.hidden_size is not None:
-        config.intermediate_size = 4 * config.hidden_size
+        save_steps = parse_steps(args.save_steps, "--save-steps")
+    config = train_config(save_steps=save_steps, **{name: getattr(args, name) for name in (
+        "steps", "batch_size", "seq_len", "hidden_size", "layers", "heads", "vocab_size", "lr", "precision",
+        "threads", "device")})
     files = [args.world / "corpus.jsonl", args.world / "reading.jsonl"] if args.world else list(args.texts)
     out = train_model(args.out, files, config, seed=args.seed, on_error=args.on_error)
     logger.info(f"model folder: {out}")

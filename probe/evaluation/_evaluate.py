@@ -32,8 +32,9 @@ from typing import Any
 from entity_linking import faults as _faults
 from entity_linking.io import InputError
 from probe.evaluation._prompts import FittedPrompt, PromptFormat, Shot, chat_wrapper, fit_prompts, load_format
-from probe.evaluation._records import SETTINGS, Prediction
+from probe.evaluation._records import Prediction
 from probe.evaluation._scoring import SCORINGS, contains_answer, score
+from probe.evaluation._settings import SETTINGS
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +140,42 @@ class CompletionCache:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def evaluate_settings(qa: Sequence[Mapping[str, Any]], generator: Any, settings: Sequence[str], *,
+                      passages: Mapping[str, Mapping[str, Sequence[Any]]] | None = None, shots: int = 4,
+                      prompt_format: str | None = None, rag_shots: int | None = None,
+                      rag_prompt_format: str | None = None, k: int | None = None, filter_shots: bool = True,
+                      stats: list[dict[str, Any]] | None = None, **options: Any) -> list[dict[str, Any]]:
+    """`evaluate` in each of `settings`, in `SETTINGS` order: the predictions of one model in
+    every setting of a job, so that the run, `ltprobe rag` and the counterfactual build the same
+    prompts.
+
+    Closed-book prompts take `shots` and `prompt_format`; the retrieval settings take
+    `rag_shots` and `rag_prompt_format` (default: the same, one prompt skeleton for every
+    setting), the top `k` of `passages[setting]` (`retrieve_settings`) and `filter_shots`.
+    `stats`: a list that receives each setting's evaluation counters, in order. `options` go to
+    `evaluate` (max_tokens, scoring, seed, pool_size, chat, cache_dir, shard, ...).
+    """
+    unknown = set(settings) - set(SETTINGS)
+    if unknown:
+        raise InputError(f"unknown setting(s) {sorted(unknown)}; use {', '.join(SETTINGS)}")
+    predictions: list[dict[str, Any]] = []
+    for setting in SETTINGS:
+        if setting not in settings:
+            continue
+        if stats is not None:
+            stats.append({})
+        if setting == "closed_book":
+            kind = dict(shots=shots, prompt_format=prompt_format)
+        else:
+            if passages is None or setting not in passages:
+                raise ValueError(f"evaluate_settings: no passages for the {setting} setting (retrieve_settings)")
+            kind = dict(passages=passages[setting], shots=shots if rag_shots is None else rag_shots,
+                        prompt_format=rag_prompt_format or prompt_format, filter_shots=filter_shots, k=k)
+        predictions += evaluate(qa, generator, setting=setting, stats=None if stats is None else stats[-1],
+                                **kind, **options)
+    return predictions
 
 
 def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = "closed_book",

@@ -287,3 +287,20 @@ def retrieval_quality(passages: Mapping[str, Sequence[Any]], qa: Sequence[Mappin
     names = question_entity_names(qa_entities) if qa_entities is not None else None
     return {"recall_at_k": recall_at_k(passages, qa, counts),
             "precision": retrieval_precision(passages, qa, k, names)}
+
+
+def retrieve_settings(index: Any, qa: Sequence[Mapping[str, Any]], settings: Iterable[str], *, k: int = 3,
+                      qa_entities: str | Path | Iterable[Mapping[str, Any]] | None = None,
+                      oracle_stats: dict[str, int] | None = None,
+                      progress: bool = True) -> dict[str, dict[str, list[Any]]]:
+    """The passages of each retrieval setting in `settings`, by setting and question id: for
+    `rag` the top BM25 passages, deep enough for recall@20 (`max(k, max(RECALL_KS))`; prompts
+    take the top `k`), for `oracle` `oracle_passages` (`oracle_stats` receives where they came
+    from). `evaluate_settings` takes the result; `retrieval_quality` reads the `rag` passages."""
+    settings = set(settings)
+    passages: dict[str, dict[str, list[Any]]] = {}
+    if "rag" in settings:
+        passages["rag"] = retrieve_passages(index, qa, max(k, max(RECALL_KS)), progress=progress)
+    if "oracle" in settings:
+        passages["oracle"] = oracle_passages(index, qa, qa_entities, k, stats=oracle_stats, progress=progress)
+    return passages

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from entity_linking.records import extra_keys
+from probe.evaluation._settings import SETTINGS
 
 Setting = Literal["closed_book", "rag", "oracle"]
-SETTINGS = ("closed_book", "rag", "oracle")
 
 
 class _NotScored:

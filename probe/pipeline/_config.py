@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 
 from entity_linking.io import InputError
+from probe.evaluation import SETTINGS
 
 if TYPE_CHECKING:
     from probe.world import TrainConfig, WorldConfig
@@ -119,7 +120,7 @@ class EvalConfig:
     """Evaluation (`eval.*`)."""
 
     settings: list[Literal["closed_book", "rag", "oracle"]] = field(
-        default_factory=lambda: ["closed_book", "rag", "oracle"])
+        default_factory=lambda: list(SETTINGS))
     """The settings evaluated."""
     shots: int = field(default=4, metadata={"min": 0})
     """In-context examples (closed-book; retrieval too unless rag.shots is set)."""

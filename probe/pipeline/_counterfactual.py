@@ -112,9 +112,8 @@ def counterfactual(run_dir: str | Path, *, per_bucket: int = 30, control: int | 
         after_path.unlink()
         shutil.rmtree(out / "cache", ignore_errors=True)
     if not after_path.exists():
-        write_jsonl(after_path, evaluate_model(config, str(model), qa, index_dir=index_dir_of(run, config),
-                                               qa_entities=run / "qa_entities.jsonl",
-                                               cache_dir=out / "cache", settings=["closed_book"]))
+        write_jsonl(after_path, evaluate_model(config, str(model), qa, cache_dir=out / "cache",
+                                               settings=["closed_book"]))
     after = {p["id"]: bool(p["correct"]) for _, p in read_records(after_path)}
 
     result = {

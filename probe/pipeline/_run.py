@@ -51,6 +51,8 @@ def run(config: dict[str, Any], out_dir: str | Path, *, quiet: bool = False,
 
 
 def _run_locked(config: dict[str, Any], out: Path, stages: Stages, quiet: bool) -> dict[str, Any]:
+    from probe.evaluation import RETRIEVAL_SETTINGS
+
     log = stages
     _write_manifest(out, config)
     inputs = _inputs(config, out, stages)
@@ -65,18 +67,19 @@ def _run_locked(config: dict[str, Any], out: Path, stages: Stages, quiet: bool) 
 
     def evaluate_all() -> None:
         qa = [r for _, r in read_records(qa_path)]
+        passages = retrieve(config, qa, index_dir=index_dir, qa_entities=qa_entities,
+                            retrieval_out=out / "retrieval.json")
         predictions = []
         for model in models:  # one model loaded at a time; the completion cache is keyed by model
             if len(models) > 1:
                 log(f"[eval] model {model}")
             checkpoint = model in inputs.get("checkpoints", ())
-            predictions += evaluate_model(config, model, qa, index_dir=index_dir, qa_entities=qa_entities,
-                                          cache_dir=out / "cache", retrieval_out=out / "retrieval.json",
+            predictions += evaluate_model(config, model, qa, passages=passages, cache_dir=out / "cache",
                                           settings=["closed_book"] if checkpoint else None)
         write_jsonl(predictions_path, predictions)
 
     eval_cfg = config["eval"]
-    reads_index = bool({"rag", "oracle"} & set(eval_cfg["settings"]))
+    reads_index = bool(set(RETRIEVAL_SETTINGS) & set(eval_cfg["settings"]))
     stages.run("eval", [predictions_path], evaluate_all,
                settings={"model.backend": config["model"]["backend"], "model.options": config["model"]["options"],
                          "eval": eval_cfg, "rag": config["rag"] if reads_index else None},
@@ -128,6 +131,7 @@ def _data_stages(config: dict[str, Any], inputs: dict[str, Any], out: Path, stag
     `linked/` or `index/` is written here)."""
     from entity_linking import link_corpus, link_qa
     from indexes import build_index, open_index, write_counts
+    from probe.evaluation import RETRIEVAL_SETTINGS
 
     data, index_cfg = config["data"], config["index"]
     qa_path = out / "qa.jsonl"
@@ -153,7 +157,7 @@ def _data_stages(config: dict[str, Any], inputs: dict[str, Any], out: Path, stag
         if not index_cfg["path"]:
             raise InputError(f"{config['_source']}: index.backend infini-gram needs index.path, the folder of an "
                              "infini-gram index (prebuilt, or `python -m infini_gram.indexing`)")
-        if {"rag", "oracle"} & set(config["eval"]["settings"]):
+        if set(RETRIEVAL_SETTINGS) & set(config["eval"]["settings"]):
             raise InputError(f"{config['_source']}: an infini-gram index holds no passages to retrieve: set "
                              "eval.settings: [closed_book], or use an embedded or Elasticsearch index for retrieval")
     if index_cfg["path"]:
@@ -344,113 +348,79 @@ def _write_qa(config: dict[str, Any], inputs: dict[str, Any], qa_path: Path) -> 
     write_jsonl(qa_path, records)
 
 
-def evaluate_model(config: dict[str, Any], model: str, qa: list[dict[str, Any]], *, index_dir: Path,
-                   qa_entities: Path, cache_dir: Path, settings: list[str] | None = None,
-                   retrieval_out: Path | None = None) -> list[dict[str, Any]]:
-    """Predictions of `model` on `qa` in each setting of `config["eval"]["settings"]` (or
-    `settings`): the evaluation of a run, also used by the counterfactual experiment so that
-    both models see exactly the same prompts. With retrieval, `retrieval_out` receives the
-    retrieval quality (recall@k by count bucket, precision of the passages given)."""
+def retrieve(config: dict[str, Any], qa: list[dict[str, Any]], *, index_dir: Path, qa_entities: Path,
+             retrieval_out: Path | None = None) -> dict[str, dict[str, list[Any]]]:
+    """The passages of the retrieval settings among `config["eval"]["settings"]`
+    (`probe.evaluation.retrieve_settings` on the run's index), retrieved once for every model.
+    With `rag`, `retrieval_out` receives the retrieval quality (recall@k by count bucket,
+    precision of the passages given)."""
     from indexes import open_index
-    from probe.evaluation import RECALL_KS, evaluate, oracle_passages, retrieval_quality, retrieve_passages
+    from probe.evaluation import RETRIEVAL_SETTINGS, retrieval_quality, retrieve_settings
+
+    rag_cfg = config["rag"]
+    settings = [s for s in config["eval"]["settings"] if s in RETRIEVAL_SETTINGS]
+    if not settings:
+        return {}
+    with open_index(index_dir) as index:
+        passages = retrieve_settings(index, qa, settings, k=rag_cfg["k"], qa_entities=qa_entities)
+    if "rag" in passages and retrieval_out is not None:
+        write_json(retrieval_out, retrieval_quality(passages["rag"], qa, rag_cfg["k"],
+                                                    counts=counts_of(retrieval_out.parent), qa_entities=qa_entities))
+    return passages
+
+
+def evaluate_model(config: dict[str, Any], model: str, qa: list[dict[str, Any]], *,
+                   passages: dict[str, dict[str, list[Any]]] | None = None, cache_dir: Path,
+                   settings: list[str] | None = None) -> list[dict[str, Any]]:
+    """Predictions of `model` on `qa` in each setting of `config["eval"]["settings"]` (or
+    `settings`; the retrieval settings take their `passages` from `retrieve`): the evaluation of
+    a run, also used by the counterfactual experiment so that both models see exactly the same
+    prompts (`probe.evaluation.evaluate_settings`)."""
+    from probe.data import default_scoring
+    from probe.evaluation import SETTINGS, evaluate_settings
     from probe.generation import get_generator
 
     eval_cfg, rag_cfg, model_cfg = config["eval"], config["rag"], config["model"]
     settings = settings if settings is not None else eval_cfg["settings"]
-    unknown = set(settings) - {"closed_book", "rag", "oracle"}
+    unknown = set(settings) - set(SETTINGS)
     if unknown:
-        raise InputError(f"eval.settings: unknown setting(s) {sorted(unknown)}; use closed_book, rag, oracle")
-    from probe.data import default_scoring
-
-    scoring = eval_cfg["scoring"] or default_scoring(config["data"]["preset"])
-    common = dict(max_tokens=eval_cfg["max_tokens"], scoring=scoring, seed=eval_cfg["seed"],
-                  pool_size=eval_cfg["pool_size"], chat=eval_cfg["chat"], cache_dir=cache_dir,
-                  shard=eval_cfg["shard"], gold_logprob=eval_cfg.get("gold_logprob", False))
-    # one prompt skeleton and the same shots for every setting unless the config says otherwise
-    with_passages = dict(shots=eval_cfg["shots"] if rag_cfg["shots"] is None else rag_cfg["shots"],
-                         prompt_format=rag_cfg["prompt_format"] or eval_cfg["prompt_format"],
-                         filter_shots=rag_cfg["filter_shots"], k=rag_cfg["k"])
+        raise InputError(f"eval.settings: unknown setting(s) {sorted(unknown)}; use {', '.join(SETTINGS)}")
     generator = get_generator(model_cfg["backend"], model, **model_cfg["options"])
-    predictions: list[dict[str, Any]] = []
     try:
-        if "closed_book" in settings:
-            predictions += evaluate(qa, generator, setting="closed_book", shots=eval_cfg["shots"],
-                                    prompt_format=eval_cfg["prompt_format"], **common)
-        if "rag" in settings or "oracle" in settings:
-            index = open_index(index_dir)
-            try:
-                if "rag" in settings:
-                    # Deep enough for recall@20; the prompts take the top rag.k.
-                    passages = retrieve_passages(index, qa, max(rag_cfg["k"], max(RECALL_KS)))
-                    if retrieval_out is not None:
-                        write_json(retrieval_out, retrieval_quality(
-                            passages, qa, rag_cfg["k"], counts=counts_of(retrieval_out.parent),
-                            qa_entities=qa_entities))
-                    predictions += evaluate(qa, generator, setting="rag", passages=passages,
-                                            **with_passages, **common)
-                if "oracle" in settings:
-                    passages = oracle_passages(index, qa, qa_entities, k=rag_cfg["k"])
-                    predictions += evaluate(qa, generator, setting="oracle", passages=passages,
-                                            **with_passages, **common)
-            finally:
-                index.close()
+        # one prompt skeleton and the same shots for every setting unless the config says otherwise
+        return evaluate_settings(
+            qa, generator, settings, passages=passages, shots=eval_cfg["shots"],
+            prompt_format=eval_cfg["prompt_format"], rag_shots=rag_cfg["shots"],
+            rag_prompt_format=rag_cfg["prompt_format"], k=rag_cfg["k"], filter_shots=rag_cfg["filter_shots"],
+            max_tokens=eval_cfg["max_tokens"], scoring=eval_cfg["scoring"] or default_scoring(config["data"]["preset"]),
+            seed=eval_cfg["seed"], pool_size=eval_cfg["pool_size"], chat=eval_cfg["chat"], cache_dir=cache_dir,
+            shard=eval_cfg["shard"], gold_logprob=eval_cfg.get("gold_logprob", False))
     finally:
         generator.close()
-    return predictions
 
 
 def write_summary(config: dict[str, Any], model: str, out: Path, world: Path | None) -> dict[str, Any]:
-    """Summarize `out/predictions.jsonl` against `out/counts.jsonl` into `out/summary.json`.
+    """Summarize `out/predictions.jsonl` against `out/counts.jsonl` into `out/summary.json`
+    (`probe.analysis.build_summary` with the run's files and analysis settings).
 
     `model` is the primary model: the contract's keys are its results. Predictions of several
-    models add `models` and `scaling` (`probe.analysis._analysis.summarize_models`)."""
-    from probe.analysis import diagnose, summarize_models
-    from probe.evaluation import adaptive_retrieval
+    models add `models` and `scaling`."""
+    from probe.analysis import build_summary
 
-    predictions = [r for _, r in read_records(out / "predictions.jsonl")]
-    models = list(dict.fromkeys(str(p["model"]) for p in predictions))
-    if model in models:  # the primary model's predictions first
-        models.remove(model)
-        models.insert(0, model)
-        predictions.sort(key=lambda p: models.index(str(p["model"])))
-    primary = [p for p in predictions if str(p["model"]) == models[0]] if predictions else []
-    counts = counts_of(out)
     analysis = config["analysis"]
-    summary: dict[str, Any] = {
-        "model": model,
-        "index": config["index"]["backend"],
-        "n_questions": len({p["id"] for p in primary}),
-    }
-    summary.update(summarize_models(predictions, counts,
-                                    parameters=model_parameters_of(config, models) if len(models) > 1 else None,
-                                    min_bucket=analysis["min_bucket"], n_boot=analysis["n_boot"],
-                                    seed=analysis["seed"], max_count=analysis["scaling_max_count"],
-                                    target_accuracy=analysis["target_accuracy"]))
-    if (out / "retrieval.json").exists():
-        summary["retrieval"] = json.loads((out / "retrieval.json").read_text(encoding="utf-8"))
-    by_setting = {s: [p for p in primary if p["setting"] == s] for s in ("closed_book", "rag")}
-    if all(by_setting.values()):
-        summary["adaptive_retrieval"] = adaptive_retrieval(by_setting["closed_book"], by_setting["rag"],
-                                                           counts, seed=analysis["seed"])
-        if (out / "qa.jsonl").exists():
-            from probe.evaluation import adaptive_retrieval_by_relation
-
-            per_relation = adaptive_retrieval_by_relation(
-                by_setting["closed_book"], by_setting["rag"], counts,
-                [r for _, r in read_records(out / "qa.jsonl")], seed=analysis["seed"])
-            if per_relation is not None:
-                summary["adaptive_retrieval_by_relation"] = per_relation
-    if world is not None:
-        summary["truth_agreement"] = truth_agreement(counts, world / "truth.jsonl")
-    from probe.analysis import add_learning_views  # issue 19: learning, error_attribution, gold_logprob_slope
-
-    add_learning_views(summary, predictions, counts, primary=models[0] if models else model,
-                       counts_by_step=out / "counts_by_step.jsonl", errors=out / "errors.jsonl",
-                       min_bucket=analysis["min_bucket"], n_boot=analysis["n_boot"], seed=analysis["seed"])
-    summary["diagnostics"] = diagnose(summary, trained_world=world is not None and config["model"]["train"] is not None,
-                                      min_bucket=analysis["min_bucket"])
-    write_json(out / "summary.json", summary)
-    return summary
+    retrieval = out / "retrieval.json"
+    summary = build_summary(
+        [r for _, r in read_records(out / "predictions.jsonl")], counts_of(out), model=model,
+        index=config["index"]["backend"], parameters=lambda models: model_parameters_of(config, models),
+        retrieval=json.loads(retrieval.read_text(encoding="utf-8")) if retrieval.exists() else None,
+        qa=[r for _, r in read_records(out / "qa.jsonl")] if (out / "qa.jsonl").exists() else None,
+        truth=world / "truth.jsonl" if world is not None else None,
+        counts_by_step=out / "counts_by_step.jsonl", errors=out / "errors.jsonl", diagnostics=True,
+        trained_world=world is not None and config["model"]["train"] is not None,
+        min_bucket=analysis["min_bucket"], n_boot=analysis["n_boot"], seed=analysis["seed"],
+        max_count=analysis["scaling_max_count"], target_accuracy=analysis["target_accuracy"])
+    summary.write(out / "summary.json")
+    return summary.to_dict()
 
 
 def merge(shard_dirs: list[str | Path], out_dir: str | Path) -> dict[str, Any]:
@@ -492,6 +462,7 @@ def _merge_into(dirs: list[Path], manifests: list[dict[str, Any]], first: dict[s
                 out: Path) -> dict[str, Any]:
     import shutil
 
+    from probe.evaluation import setting_order
     from probe.report import write_report
 
     predictions, seen = [], set()
@@ -504,9 +475,8 @@ def _merge_into(dirs: list[Path], manifests: list[dict[str, Any]], first: dict[s
             seen.add(key)
             predictions.append(record)
     order = {r["id"]: i for i, (_, r) in enumerate(read_records(dirs[0] / "qa.jsonl"))}
-    settings = {"closed_book": 0, "rag": 1, "oracle": 2}
     model_order = {m: i for i, m in enumerate(dict.fromkeys(p["model"] for p in predictions))}
-    predictions.sort(key=lambda p: (model_order[p["model"]], settings.get(p["setting"], 3),
+    predictions.sort(key=lambda p: (model_order[p["model"]], setting_order(p["setting"])[0],
                                     order.get(p["id"], len(order))))
     for name in ("qa.jsonl", "qa_entities.jsonl", "counts.jsonl"):
         if (dirs[0] / name).resolve() != (out / name).resolve():
@@ -533,16 +503,6 @@ def _results_config(config: dict[str, Any]) -> dict[str, Any]:
 def counts_of(run_dir: Path) -> list[dict[str, Any]]:
     """The records of a run folder's counts.jsonl."""
     return [r for _, r in read_records(run_dir / "counts.jsonl")]
-
-
-def truth_agreement(counts: list[dict[str, Any]], truth_path: Path, examples: int = 20) -> dict[str, Any]:
-    """Share of QA pairs whose count equals the world's true count, and the first disagreements."""
-    truth = {r["id"]: r["count"] for _, r in read_records(truth_path)}
-    differ = [{"id": c["id"], "count": c["count"], "true": truth.get(c["id"]), "status": c["status"]}
-              for c in counts if c["count"] != truth.get(c["id"])]
-    n = len(counts)
-    return {"n": n, "equal": n - len(differ), "share": (n - len(differ)) / n if n else 0.0,
-            "differences": differ[:examples]}
 
 
 def _write_manifest(out: Path, config: dict[str, Any]) -> None:

@@ -6,7 +6,6 @@ from entity_linking.lazy import lazy_exports
 # name -> "module:attribute", imported on first use (one line each; sorted by module).
 _LAZY = {
     "buckets_frame": "probe.report._frames:buckets_frame",
-    "SETTINGS_ORDER": "probe.report._frames:SETTINGS_ORDER",
     "load_run": "probe.report._load:load_run",
     "Run": "probe.report._load:Run",
     "compare_runs": "probe.report._report:compare_runs",

@@ -10,9 +10,6 @@ import pandas as pd
 
 from probe.analysis import bucket_label
 
-SETTINGS_ORDER = ("closed_book", "rag", "oracle")
-"""The contract's evaluation settings, in the order reports show them."""
-
 SETTING_NAMES = {"closed_book": "closed-book", "rag": "retrieval (RAG)", "oracle": "oracle passage"}
 """How the report and the plots name each setting."""
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from probe.report._frames import SETTINGS_ORDER, num
+from probe.report._frames import num
 
 # ---- HTML helpers -------------------------------------------------------------------------------
 
@@ -165,6 +165,3 @@ def first_num(mapping: Mapping[str, Any], keys: Sequence[str]) -> float | None:
             return v
     return None
 
-
-def setting_key(name: str) -> tuple[int, str]:
-    return (SETTINGS_ORDER.index(name) if name in SETTINGS_ORDER else len(SETTINGS_ORDER), name)

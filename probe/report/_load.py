@@ -19,7 +19,8 @@ import pandas as pd
 
 from entity_linking.io import InputError, OnError, SkipCounter, read_records
 from probe.analysis import bucket_label, bucket_of
-from probe.report._frames import SETTINGS_ORDER, buckets_frame
+from probe.evaluation import setting_order
+from probe.report._frames import buckets_frame
 
 _RUN_FILES = ("qa.jsonl", "qa_entities.jsonl", "counts.jsonl", "predictions.jsonl", "summary.json",
               "manifest.json", "statements.jsonl", "generation_summary.json", "counterfactual.json")
@@ -74,8 +75,7 @@ class Run:
         found = list((self.summary.get("settings") or {}).keys())
         if not self.predictions.empty and "setting" in self.predictions:
             found += [s for s in self.predictions["setting"].unique() if s not in found]
-        return sorted(set(found), key=lambda s: (SETTINGS_ORDER.index(s) if s in SETTINGS_ORDER
-                                                 else len(SETTINGS_ORDER), s))
+        return sorted(set(found), key=setting_order)
 
     @property
     def models(self) -> list[str]:

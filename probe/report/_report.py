@@ -24,6 +24,7 @@ import pandas as pd
 
 from entity_linking.io import InputError, OnError, atomic_write
 from probe.analysis import bucket_label
+from probe.evaluation import setting_order
 from probe.report._frames import SETTING_NAMES, buckets_frame, num, pair
 from probe.report._html import (
     cell,
@@ -40,7 +41,6 @@ from probe.report._html import (
     missing,
     paragraphs,
     records_table,
-    setting_key,
     short,
 )
 from probe.report._load import Run, load_run
@@ -192,7 +192,7 @@ def _section_slopes(run: Run, plots_dir: Path) -> str | None:
                   "(least squares on log10(count + 1)) with bootstrap 95% intervals.")
     has_logistic = any(isinstance(e.get("logistic"), Mapping) for e in settings.values())
     rows = []
-    for name in sorted(settings, key=setting_key):
+    for name in sorted(settings, key=setting_order):
         e = settings[name]
         ci = pair(e.get("slope_ci"))
         aci = pair(e.get("accuracy_ci"))
@@ -676,7 +676,7 @@ def _section_manifest(run: Run, plots_dir: Path) -> str | None:
 def compare_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
     """One row per run: model, index, questions, accuracy / slope / interval / Spearman per setting,
     the reduction and recall@k overall."""
-    settings = sorted({s for r in runs for s in (r.summary.get("settings") or {})}, key=setting_key)
+    settings = sorted({s for r in runs for s in (r.summary.get("settings") or {})}, key=setting_order)
     recalls = [r.recall_at_k() for r in runs]
     ks: list[str] = []
     for frame in recalls:
@@ -724,7 +724,7 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, labels:
     plots_dir = out_dir / "plots"
     table = compare_table(runs, labels)
     _write_csv(table, out_dir / "compare.csv")
-    settings = sorted({s for r in runs for s in (r.summary.get("settings") or {})}, key=setting_key)
+    settings = sorted({s for r in runs for s in (r.summary.get("settings") or {})}, key=setting_order)
     readable = _readable_compare(table, settings)
     with atomic_write(out_dir / "compare.md") as handle:
         handle.write(markdown_table(readable))

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from probe.evaluation import SETTINGS
 from probe.report._frames import SETTING_NAMES, buckets_frame, num, pair
 
 # ---- the headline -----------------------------------------------------------------------------
@@ -66,7 +67,7 @@ def headline(summary: Mapping[str, Any]) -> list[str]:
                          f"{oracle['accuracy']:.0%}" + (f" with a slope of {slope:+.3f}" if slope is not None else "")
                          + ".")
     for name, entry in settings.items():
-        if name not in ("closed_book", "rag", "oracle") and isinstance(entry, Mapping):
+        if name not in SETTINGS and isinstance(entry, Mapping):
             sentence, _, _ = _trend_sentence(f"Accuracy ({name})", entry)
             if sentence:
                 sentences.append(sentence)

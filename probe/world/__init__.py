@@ -5,6 +5,7 @@ from entity_linking.lazy import lazy_exports
 # name -> "module:attribute", imported on first use (one line each; sorted by module).
 _LAZY = {
     "TRAIN_MARKER": "probe.world._train:TRAIN_MARKER",
+    "train_config": "probe.world._train:train_config",
     "train_model": "probe.world._train:train_model",
     "TrainConfig": "probe.world._train:TrainConfig",
     "generate_world": "probe.world._world:generate_world",

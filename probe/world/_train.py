@@ -101,6 +101,20 @@ class TrainConfig:
     model folder itself and is not saved again."""
 
 
+def train_config(**settings: Any) -> TrainConfig:
+    """The demo recipe with `settings` changed (None values leave a field as it is). A new
+    `hidden_size` brings its own `heads` (head size 64, vLLM's CPU attention supports it) and
+    `intermediate_size` (4 x hidden) unless those are given too."""
+    settings = {k: v for k, v in settings.items() if v is not None}
+    config = TrainConfig(**settings)
+    if "hidden_size" in settings:
+        if "heads" not in settings:
+            config.heads = max(1, config.hidden_size // 64)
+        if "intermediate_size" not in settings:
+            config.intermediate_size = 4 * config.hidden_size
+    return config
+
+
 def _resolve_precision(precision: str, device: str) -> str:
     if precision == "auto":
         return "bf16" if native_bf16(device) else "fp32"

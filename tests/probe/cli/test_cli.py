@@ -1,4 +1,4 @@
-"""`ltprobe eval` and `ltprobe bench eval` as a user runs them."""
+"""`ltprobe eval`, `ltprobe bench eval` and `ltprobe bench generate` as a user runs them."""
 
 from __future__ import annotations
 
@@ -66,6 +66,17 @@ def test_bench_eval_smoke(tiny_model):
     assert {"vllm_tokens_per_s", "transformers_tokens_per_s", "ratio", "same_answers"} <= set(figures)
     assert figures["same_answers"] == 1.0 and figures["prompts"] == 24
     assert "tokens per second" in result.stdout
+
+
+@pytest.mark.slow
+def test_bench_generate_smoke(tiny_model):
+    result = ltprobe("bench", "generate", "--model", str(tiny_model), "--backend", "transformers",
+                     "--candidates", "6")
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["candidates"] == 6 and figures["engine_calls"]["batched"] == 2
+    assert figures["max_score_difference"] < 1e-3
+    assert "candidates scored per second" in result.stdout
 
 
 def test_a_dead_server_is_one_line(tmp_path):

@@ -190,3 +190,13 @@ def test_loads_in_vllm(tiny_model, tmp_path):
             out = model.generate(**inputs, max_new_tokens=len(ids), do_sample=False,
                                  pad_token_id=tok.pad_token_id)
         assert out[0, inputs.input_ids.shape[1]:].tolist()[:len(ids)] == ids
+
+
+def test_train_config_sizes_follow_the_hidden_size():
+    from probe.world import TrainConfig, train_config
+
+    assert train_config() == TrainConfig()
+    config = train_config(hidden_size=256, steps=10, threads=None)
+    assert (config.hidden_size, config.heads, config.intermediate_size, config.steps) == (256, 4, 1024, 10)
+    assert train_config(hidden_size=128, heads=1).heads == 1
+    assert train_config(layers=2).heads == TrainConfig().heads
