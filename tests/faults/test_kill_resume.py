@@ -41,8 +41,8 @@ FAULTS = [
     "index:doc@700",                     # index: half the documents added
     "index:before-swap",                 # index complete in its temporary folder
     "write-record:counts.jsonl@60",      # counts half written
-    "eval:batch@2",                      # evaluation: closed-book and RAG batches cached, oracle not
-    "eval:torn-write",                   # evaluation: the oracle batch's cache line torn in two
+    "eval:torn-write",                   # evaluation: the closed-book batch's cache line torn in two
+    "eval:batch@2",                      # evaluation: closed-book (redone) and RAG batches cached, oracle not
     "write-record:predictions.jsonl@100",
     "write:summary.json",
     "write:report.html",                 # plots written, the report not
