@@ -34,6 +34,9 @@ class Passage:
     """The passage text (words joined by single spaces)."""
     score: float
     """The BM25 score of the passage for the query (higher is better)."""
+    source: str | None = None
+    """Where an oracle passage came from (`gold`, `linked`, `search`; see
+    `probe.evaluation.oracle_passages`); None for a plain retrieval result."""
 
 
 class DocumentIndex(ABC):

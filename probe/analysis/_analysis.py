@@ -368,6 +368,9 @@ def summarize(predictions: Sequence[Mapping[str, Any]], counts: Iterable[Mapping
     by_setting: dict[str, list[Mapping[str, Any]]] = {}
     for p in predictions:
         by_setting.setdefault(p["setting"], []).append(p)
+    oracle_sources = None
+    if by_setting.get("oracle"):
+        by_setting["oracle"], oracle_sources = _one_passage_source(by_setting["oracle"])
     linked_counts = [int(c["count"]) for c in table.values() if _linked(c)]
     edges = decade_edges(max(linked_counts, default=0))
     from probe.evaluation import setting_order
@@ -375,6 +378,8 @@ def summarize(predictions: Sequence[Mapping[str, Any]], counts: Iterable[Mapping
     names = sorted(by_setting, key=setting_order)
     settings = {name: summarize_setting(by_setting[name], table, edges=edges, min_bucket=min_bucket,
                                         n_boot=n_boot, seed=seed) for name in names}
+    if oracle_sources is not None:
+        settings["oracle"].update(oracle_sources)
     result: dict[str, Any] = {"settings": settings, "count_dependence_reduction": None,
                               "count_dependence_reduction_ci": None,
                               "count_dependence": {
@@ -390,6 +395,31 @@ def summarize(predictions: Sequence[Mapping[str, Any]], counts: Iterable[Mapping
                 by_setting["closed_book"], by_setting[other], table, n_boot=n_boot, seed=seed)
     result["n_unlinked"] = sum(1 for c in table.values() if not _linked(c))
     return result
+
+
+def _one_passage_source(oracle: list[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], dict[str, Any] | None]:
+    """The oracle predictions of one passage source, and what the summary says of the sources.
+
+    An oracle curve is drawn from one kind of passage only (issue 16): the data set's gold
+    passages where there are any, else the most frequent pseudo-oracle source; the others are
+    reported beside it by accuracy (`by_passage_source`), never mixed into the buckets.
+    Predictions without `passage_source` (written before it existed) are kept as they are."""
+    sources: dict[str, list[bool]] = {}
+    for p in oracle:
+        sources.setdefault(p.get("passage_source") or "none", []).append(bool(p["correct"]))
+    if set(sources) == {"none"}:
+        return oracle, None
+    main = "gold" if "gold" in sources else max(sources, key=lambda s: (len(sources[s]), s != "none"))
+    kept = [p for p in oracle if (p.get("passage_source") or "none") == main]
+    by_source = {s: {"n": len(ys), "correct": sum(ys), "accuracy": sum(ys) / len(ys),
+                     "accuracy_ci": wilson_interval(sum(ys), len(ys))} for s, ys in sorted(sources.items())}
+    note = None
+    if len(sources) > 1:
+        left_out = sum(len(ys) for s, ys in sources.items() if s != main)
+        note = (f"the oracle curve uses the {main} passages only ({len(kept)} questions); {left_out} "
+                f"question(s) with other passages are reported by source in by_passage_source")
+    return kept, {"passage_source": main, "pseudo_oracle": main != "gold", "by_passage_source": by_source,
+                  "passage_source_note": note}
 
 
 def scaling(models: Sequence[Mapping[str, Any]], counts: Iterable[Mapping[str, Any]], *,

@@ -73,6 +73,14 @@ def passage_text(passage: Any) -> str:
     return str(getattr(passage, "text", ""))
 
 
+def passage_source(ranked: Sequence[Any]) -> str | None:
+    """The `source` of an oracle question's first passage (None without passages or a source)."""
+    if not ranked:
+        return None
+    first = ranked[0]
+    return first.get("source") if isinstance(first, Mapping) else getattr(first, "source", None)
+
+
 def passage_ref(passage: Any) -> list[Any] | None:
     """`[doc_id, passage_id]` of a passage, when it has them."""
     if isinstance(passage, str):
@@ -274,6 +282,8 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
         if setting != "closed_book":
             ranked = list((passages or {}).get(qid, []))[: k if k is not None else None]
             prediction.passage_ids = [passage_ref(p) for p in ranked[: f.n_passages]]
+            if setting == "oracle":
+                prediction.passage_source = passage_source(ranked)
         if f.too_long:
             prediction.error = "prompt longer than the model's context even without shots and passages"
         predictions.append(prediction)

@@ -7,7 +7,9 @@ adaptive retrieval.
   has `gold_passage` / `gold_passages`; else the passages of documents linked to both the
   question entity and a salient answer entity (`index.docs_with`) that contain an answer
   alias, best question-term overlap first; else (no such document, e.g. a zero-count fact) the
-  answer-bearing passages among the BM25 results for the question plus the answer.
+  answer-bearing passages among the BM25 results for the question plus the answer. Each
+  passage's `source` says which (`gold`, `linked`, `search`); the predictions carry it as
+  `passage_source` and the summary never mixes sources in one oracle curve (issue 16).
 - `recall_at_k`: share of questions with an answer alias in the top k passages, k in
   1, 3, 5, 10, 20, overall and per count bucket (Kandpal et al., figure 8).
 - `retrieval_precision`: share of the top-k passages that contain an answer alias and (when
@@ -19,6 +21,7 @@ adaptive retrieval.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,12 +36,19 @@ from probe.evaluation._scoring import contains_answer, normalize_answer
 RECALL_KS = (1, 3, 5, 10, 20)
 
 
-def _passage(doc_id: str, passage_id: str, text: str, score: float) -> Any:
+def _passage(doc_id: str, passage_id: str, text: str, score: float, source: str | None = None) -> Any:
     try:
         from indexes import Passage
     except ImportError:  # indexes not installed: a plain record with the same fields
-        return {"doc_id": doc_id, "passage_id": passage_id, "text": text, "score": score}
-    return Passage(doc_id=doc_id, passage_id=passage_id, text=text, score=score)
+        return {"doc_id": doc_id, "passage_id": passage_id, "text": text, "score": score, "source": source}
+    return Passage(doc_id=doc_id, passage_id=passage_id, text=text, score=score, source=source)
+
+
+def _labelled(passage: Any, source: str) -> Any:
+    """A search result as an oracle passage from `source`."""
+    if isinstance(passage, Mapping):
+        return {**passage, "source": source}
+    return dataclasses.replace(passage, source=source)
 
 
 def retrieve_passages(index: Any, qa: Sequence[Mapping[str, Any]], k: int = 3, *, batch_size: int = 256,
@@ -108,7 +118,8 @@ def oracle_passages(index: Any, qa: Sequence[Mapping[str, Any]],
         qid = str(record["id"])
         gold = record.get("gold_passages") or ([record["gold_passage"]] if record.get("gold_passage") else [])
         if gold:
-            result[qid] = [_passage("gold", f"{qid}#gold{i}", passage_text(g), 0.0) for i, g in enumerate(gold[:k])]
+            result[qid] = [_passage("gold", f"{qid}#gold{i}", passage_text(g), 0.0, "gold")
+                           for i, g in enumerate(gold[:k])]
             counters["gold"] += 1
             continue
         links = entities.get(qid, {})
@@ -122,7 +133,7 @@ def oracle_passages(index: Any, qa: Sequence[Mapping[str, Any]],
                         pid = f"{doc_id}#{i}"
                         if pid not in candidates and contains_answer(piece, record["answers"]):
                             candidates[pid] = (_overlap(record["question"], piece),
-                                               _passage(doc_id, pid, piece, 0.0))
+                                               _passage(doc_id, pid, piece, 0.0, "linked"))
         if candidates:
             ranked = sorted(candidates.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
             result[qid] = [p for _, (score, p) in ranked]
@@ -132,7 +143,7 @@ def oracle_passages(index: Any, qa: Sequence[Mapping[str, Any]],
     if need_search:
         queries = [f"{r['question']} {r['answers'][0]}" for r in need_search]
         for record, hits in zip(need_search, index.search_many(queries, search_depth)):
-            good = [p for p in hits if contains_answer(passage_text(p), record["answers"])][:k]
+            good = [_labelled(p, "search") for p in hits if contains_answer(passage_text(p), record["answers"])][:k]
             result[str(record["id"])] = good
             counters["search" if good else "none"] += 1
     if stats is not None:

@@ -36,8 +36,9 @@ class Prediction:
     id: str
     """The id of the QA pair."""
     setting: Setting
-    """"closed_book" (the question alone), "rag" (retrieved passages) or "oracle" (passages
-    containing the counted entity pair)."""
+    """"closed_book" (the question alone), "rag" (retrieved passages) or "oracle" (a passage
+    that states the answer: the data set's gold passage, else a pseudo-oracle; see
+    `passage_source`)."""
     model: str
     """The model's name (its folder or hub id, or the name an OpenAI-compatible server serves)."""
     prompt: str
@@ -64,11 +65,16 @@ class Prediction:
     gold_logprob: float | None = NOT_SCORED
     """Log-probability of the best gold alias after the prompt (`eval.gold_logprob`); None for
     a prompt that did not fit; `NOT_SCORED` (not written) when not asked for."""
+    passage_source: str | None = None
+    """Oracle setting: where its passage came from, `gold` (the data set's passage stating the
+    fact), `linked` (a corpus document linked to both entities that contains an answer alias)
+    or `search` (a retrieved passage containing an answer alias); None (not written) otherwise."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Any other fields of the line, kept unchanged and written last."""
 
     FIELDS = frozenset({"id", "setting", "model", "prompt", "completion", "em", "contains", "correct",
-                        "n_shots", "n_passages", "passage_ids", "dropped", "error", "gold_logprob"})
+                        "n_shots", "n_passages", "passage_ids", "dropped", "error", "gold_logprob",
+                        "passage_source"})
 
     def to_json(self) -> dict[str, Any]:
         """The `predictions.jsonl` line."""
@@ -83,6 +89,8 @@ class Prediction:
             out["error"] = self.error
         if self.gold_logprob is not NOT_SCORED:
             out["gold_logprob"] = self.gold_logprob
+        if self.passage_source is not None:
+            out["passage_source"] = self.passage_source
         if self.extra:
             out.update(self.extra)
         return out
@@ -110,9 +118,12 @@ class Prediction:
         gold = record.get("gold_logprob", NOT_SCORED)
         if gold is not NOT_SCORED and gold is not None and type(gold) not in (int, float):
             raise ValueError("field 'gold_logprob' must be a number or null")
+        source = record.get("passage_source")
+        if source is not None and type(source) is not str:
+            raise ValueError("field 'passage_source' must be a string")
         return cls(record["id"], setting, record["model"], record["prompt"], record["completion"], record["em"],
                    record["contains"], record["correct"], record["n_shots"], record["n_passages"], passage_ids,
-                   dropped, error, gold, extra_keys(record, cls.FIELDS))
+                   dropped, error, gold, source, extra_keys(record, cls.FIELDS))
 
 
 _REQUIRED = (("id", str), ("setting", str), ("model", str), ("prompt", str), ("completion", str), ("em", bool),

@@ -63,9 +63,19 @@ def headline(summary: Mapping[str, Any]) -> list[str]:
     oracle = settings.get("oracle")
     if isinstance(oracle, Mapping) and num(oracle.get("accuracy")) is not None:
         slope = num(oracle.get("slope_per_decade"))
-        sentences.append(f"Given a passage known to state the answer (oracle), accuracy is "
-                         f"{oracle['accuracy']:.0%}" + (f" with a slope of {slope:+.3f}" if slope is not None else "")
-                         + ".")
+        source = oracle.get("passage_source")
+        if oracle.get("pseudo_oracle"):
+            given = (f"Given a pseudo-oracle passage (no gold passage in the data set: "
+                     f"{_SOURCE_WORDS.get(source, source)} that contain an answer)")
+        else:
+            given = "Given a passage known to state the answer (oracle)"
+        text = (f"{given}, accuracy is {oracle['accuracy']:.0%}"
+                + (f" with a slope of {slope:+.3f}" if slope is not None else ""))
+        others = {k: v for k, v in (oracle.get("by_passage_source") or {}).items() if k != source}
+        if others:
+            text += "; questions with other passages, not in that curve: " + ", ".join(
+                f"{_SOURCE_WORDS.get(k, k)} {v['accuracy']:.0%} (n = {v['n']})" for k, v in others.items())
+        sentences.append(text + ".")
     for name, entry in settings.items():
         if name not in SETTINGS and isinstance(entry, Mapping):
             sentence, _, _ = _trend_sentence(f"Accuracy ({name})", entry)
@@ -178,3 +188,5 @@ def _ci_text(ci: tuple[float, float] | None, spec: str, bare: bool = False) -> s
     return f", {inner}" if bare else f" ({inner})"
 
 
+_SOURCE_WORDS = {"gold": "gold passages", "linked": "documents linked to both entities",
+                 "search": "retrieved passages", "none": "no passage found"}

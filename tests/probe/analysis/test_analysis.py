@@ -205,3 +205,30 @@ def test_adaptive_retrieval_per_relation_on_count_and_popularity():
     no_pop = adaptive_retrieval_by_relation(closed, rag, counts, [dict(r, pop=None) for r in qa], seed=1)
     assert no_pop["popularity"] is None and no_pop["count"]["thresholds"]
     assert adaptive_retrieval_by_relation(closed, rag, counts, [{"id": r["id"]} for r in qa]) is None
+
+
+def test_oracle_curve_keeps_one_passage_source_and_reports_the_others():
+    # Issue 16: gold passages for the count >= 1 questions, pseudo-oracle ("search") for the zero-count
+    # ones; mixing them would draw a curve falling with the count. The curve keeps the gold ones only.
+    count_of = [0, 0, 9, 9, 99, 99] * 20
+    counts = [{"id": str(i), "count": c, "status": "ok"} for i, c in enumerate(count_of)]
+    oracle = _preds("oracle", [1 if c == 0 else 0 for c in count_of])
+    for p, c in zip(oracle, count_of):
+        p["passage_source"] = "search" if c == 0 else "gold"
+    entry = summarize(oracle + _preds("closed_book", [0] * 120), counts, n_boot=50)["settings"]["oracle"]
+    assert entry["passage_source"] == "gold" and entry["pseudo_oracle"] is False
+    assert entry["n"] == 80 and entry["accuracy"] == 0.0
+    assert all(b["lo"] >= 1 for b in entry["buckets"] if b["n"])  # no zero-count question in the curve
+    assert entry["by_passage_source"]["search"] == {"n": 40, "correct": 40, "accuracy": 1.0,
+                                                    "accuracy_ci": wilson_interval(40, 40)}
+    assert "40 question(s) with other passages" in entry["passage_source_note"]
+    # No gold passage at all: a labelled pseudo-oracle from the most frequent source.
+    for p in oracle:
+        p["passage_source"] = "linked" if p["passage_source"] == "gold" else "search"
+    entry = summarize(oracle, counts, n_boot=50)["settings"]["oracle"]
+    assert entry["passage_source"] == "linked" and entry["pseudo_oracle"] is True and entry["n"] == 80
+    # Predictions written before passage_source existed: one curve, as before.
+    for p in oracle:
+        del p["passage_source"]
+    entry = summarize(oracle, counts, n_boot=50)["settings"]["oracle"]
+    assert entry["n"] == 120 and "passage_source" not in entry

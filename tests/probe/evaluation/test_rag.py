@@ -75,11 +75,14 @@ def test_oracle_passages_contain_the_answer(tiny_world, world_index, index):
     oracle = oracle_passages(index, world_qa, world_index / "qa_entities.jsonl", k=2, stats=stats, progress=False)
     assert stats["gold"] == len(world_qa)  # the world's article, for every question
     assert all(oracle[r["id"]][0].text == r["gold_passage"] for r in world_qa)
+    assert {p.source for r in world_qa for p in oracle[r["id"]]} == {"gold"}
     # Without gold passages: the pseudo-oracle from documents linked to both entities, or search.
     qa = [{k: v for k, v in r.items() if k != "gold_passage"} for r in world_qa]
     stats = {}
     oracle = oracle_passages(index, qa, world_index / "qa_entities.jsonl", k=2, stats=stats, progress=False)
     assert sum(stats.values()) == len(qa) and stats["docs_with"] > 0 and stats["gold"] == 0
+    sources = [p.source for r in qa for p in oracle[r["id"]]]
+    assert sources.count("linked") >= stats["docs_with"] and set(sources) <= {"linked", "search"}
     for r in qa:
         assert len(oracle[r["id"]]) <= 2
         assert all(contains_answer(passage_text(p), r["answers"]) for p in oracle[r["id"]])

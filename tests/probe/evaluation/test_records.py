@@ -26,6 +26,9 @@ PREDICTION_LINES = [
     '{"id": "q9", "setting": "rag", "model": "m", "prompt": "p", "completion": "Zürich", "em": false, '
     '"contains": true, "correct": true, "n_shots": 4, "n_passages": 3, "passage_ids": [null, ["d1", "d1#0"]], '
     '"gold_logprob": null, "judge": {"score": 0.5}}',
+    '{"id": "q10", "setting": "oracle", "model": "m", "prompt": "p", "completion": "Lyon", "em": true, '
+    '"contains": true, "correct": true, "n_shots": 4, "n_passages": 1, "passage_ids": [["gold", "q10#gold0"]], '
+    '"passage_source": "gold"}',
 ]
 
 
@@ -43,6 +46,8 @@ def test_prediction_fields_are_typed():
     other = Prediction.from_json(json.loads(PREDICTION_LINES[3]))
     assert other.gold_logprob is None and other.to_json()["gold_logprob"] is None
     assert other.extra == {"judge": {"score": 0.5}}
+    assert Prediction.from_json(json.loads(PREDICTION_LINES[4])).passage_source == "gold"
+    assert "passage_source" not in rag.to_json()
 
 
 @pytest.mark.parametrize("change, reason", [
@@ -54,6 +59,7 @@ def test_prediction_fields_are_typed():
     ({"error": 5}, "field 'error' must be a string"),
     ({"gold_logprob": "low"}, "field 'gold_logprob' must be a number or null"),
     ({"passage_ids": "d1"}, "field 'passage_ids' must be a list"),
+    ({"passage_source": 1}, "field 'passage_source' must be a string"),
 ])
 def test_prediction_rejects_a_bad_line_with_a_reason(change, reason):
     with pytest.raises(ValueError, match=f"^{reason}$"):
