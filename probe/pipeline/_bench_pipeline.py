@@ -9,8 +9,7 @@ Generates (or reuses, from `--work-dir`):
 - a corpus of `docs` documents of about `words` words in `shards` `.jsonl.zst` files: English
   filler sentences and, about every 15 words, a sentence that mentions an entity drawn by its
   prior (a person with occupation and birth city, a city with its country, an organisation),
-  so a document holds about 40 mentions, as a Pile document does (written by one process per
-  core);
+  so a 650-word document holds about 30 linked mentions (written by one process per core);
 - `qa` QA pairs whose entities come from the knowledge base ("In what city was NAME born?",
   answered by the person's birth city).
 
