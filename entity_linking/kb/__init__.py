@@ -7,6 +7,7 @@ from entity_linking.lazy import lazy_exports
 # name -> "module:attribute", imported on first use (one line each; sorted by module).
 _LAZY = {
     "bench_kb": "entity_linking.kb._bench:bench_kb",
+    "generate_kb": "entity_linking.kb._bench:generate_kb",
     "build_kb": "entity_linking.kb._build:build_kb",
     "Entity": "entity_linking.kb._entity:Entity",
     "KnowledgeBase": "entity_linking.kb._kb:KnowledgeBase",

@@ -1,6 +1,7 @@
 """The job: the config, `run` with its config-aware stages and lock, sharded runs and `merge`, the
 counterfactual retraining, provenance and model parameter counts; `ltprobe eval` / `ltprobe rag` as
-`evaluate_models` / `rag`; probe's benchmarks (`bench_eval`, `bench_generate`)."""
+`evaluate_models` / `rag`; probe's benchmarks (`bench_eval`, `bench_generate`; `bench_pipeline`,
+link -> index -> count at scale)."""
 
 from entity_linking.lazy import lazy_exports
 
@@ -9,6 +10,8 @@ _LAZY = {
     "bench_eval": "probe.pipeline._bench:bench_eval",
     "bench_generate": "probe.pipeline._bench:bench_generate",
     "bench_model": "probe.pipeline._bench:bench_model",
+    "bench_pipeline": "probe.pipeline._bench_pipeline:bench_pipeline",
+    "PILE_DOCS": "probe.pipeline._bench_pipeline:PILE_DOCS",
     "check_config": "probe.pipeline._config:check_config",
     "JobConfig": "probe.pipeline._config:JobConfig",
     "load_config": "probe.pipeline._config:load_config",
