@@ -385,6 +385,7 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
     tokens_seen = 0
     losses: list[float] = []
     bar = progress_bar(total=config.steps, desc="train", unit="step", enabled=progress)
+    log_every = max(1, config.steps // 10)
     with memory:
         for step in range(config.steps):
             shares = _shares_at(step, config, len(pools), sizes)
@@ -420,6 +421,11 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
             if step % 10 == 0 or step == config.steps - 1:
                 elapsed = max(time.time() - started, 1e-9)
                 bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}", tok_s=f"{tokens_seen / elapsed:,.0f}")
+            if bar.disable and (step + 1) % log_every == 0 and step + 1 < config.steps:
+                # No bar (a batch job, a log file): a line every tenth of the run instead.
+                elapsed = max(time.time() - started, 1e-9)
+                logger.info(f"train: step {step + 1}/{config.steps}, loss {sum(losses[-50:]) / len(losses[-50:]):.3f}, "
+                            f"{(step + 1) / elapsed:.2f} steps/s, about {(config.steps - step - 1) * elapsed / (step + 1):.0f} s left")
     bar.close()
     elapsed = time.time() - started
 

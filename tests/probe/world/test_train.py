@@ -79,6 +79,16 @@ def test_changed_config_or_input_retrains(tiny_world, tmp_path, mini):
     assert third["inputs_sha256"] != second["inputs_sha256"] and len(third["rows"]) == 1
 
 
+def test_progress_lines_in_the_log_without_a_bar(tiny_world, tmp_path, mini, caplog):
+    # A batch job has no terminal: a line every tenth of the run says how far training is.
+    with caplog.at_level("INFO", logger="probe.world._train"):
+        train_model(tmp_path / "m", [tiny_world / "corpus.jsonl"], TrainConfig(**{**mini, "steps": 20}),
+                    progress=False)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("train: step ")]
+    assert [line.split(",")[0] for line in lines] == [f"train: step {s}/20" for s in range(2, 20, 2)]
+    assert all("steps/s" in line and "s left" in line for line in lines)
+
+
 def test_bad_inputs_are_input_errors(tiny_world, tmp_path, mini):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "fine"}\n{"body": "no text field"}\n')
