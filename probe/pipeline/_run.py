@@ -270,10 +270,15 @@ def _inputs(config: dict[str, Any], out: Path, stages: Stages) -> dict[str, Any]
     if model["train"] is not None:
         from probe.world import TrainConfig, train_model
 
-        model_dir = out / "model"
+        model_dir, train_config = out / "model", TrainConfig(**model["train"])
+        if config["learning"]["checkpoints"]:  # checked before hours of training, not after
+            steps, saved = train_config.steps, train_config.save_steps or []
+            if not [s for s in saved if 0 < s < steps]:
+                raise InputError(f"{config['_source']}: learning.checkpoints needs model.train.save_steps below "
+                                 f"model.train.steps ({steps}), the steps to save checkpoints at; got {saved or 'none'}")
         # train_model caches itself: it returns at once when the folder matches config and inputs.
         stages("[train] model (cached when already trained)")
-        train_model(model_dir, inputs["train_files"], TrainConfig(**model["train"]))
+        train_model(model_dir, inputs["train_files"], train_config)
         models.append(str(model_dir))
         if config["learning"]["checkpoints"]:  # issue 19: its checkpoints, evaluated closed-book
             from probe.analysis import checkpoint_folders

@@ -117,3 +117,17 @@ def test_learning_summary_by_seen_counts():
     assert [(x["lo"], x["n"], x["correct"]) for x in b["buckets"]] == [(0, 0, 0), (1, 0, 0), (10, 2, 2)]
     assert a["count_at_half"] is not None and 0 < a["count_at_half"] < 5
     assert learning_summary(predictions, seen, {"a": None}) is None
+
+
+def test_checkpoints_beyond_the_training_are_refused_before_it(tiny_world_settings, tiny_train_settings, tmp_path):
+    config = tmp_path / "job.yaml"
+    config.write_text(json.dumps({
+        "world": tiny_world_settings,
+        "model": {"train": {**tiny_train_settings, "steps": 20, "save_steps": [20, 40]}, "backend": "transformers"},
+        "learning": {"checkpoints": True},
+    }))
+    result = subprocess.run([LTPROBE, "run", str(config), "--out", str(tmp_path / "run")], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "learning.checkpoints needs model.train.save_steps below model.train.steps (20)" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "run" / "model").exists()
