@@ -17,7 +17,8 @@ from tests.paths import REPO
 SMALL = ["world.people=60", "world.reading_docs=300", "model.train.steps=30", "model.train.batch_size=8",
          "model.train.hidden_size=128", "model.train.layers=2", "model.train.heads=2",
          "model.train.intermediate_size=256", "model.train.vocab_size=1024", "model.train.threads=1",
-         "analysis.min_bucket=5", "analysis.n_boot=100", "eval.max_tokens=8"]
+         "analysis.min_bucket=5", "analysis.n_boot=100", "eval.max_tokens=8",
+         "model.train.save_steps=[10,20]"]
 
 
 @pytest.mark.slow

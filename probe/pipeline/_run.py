@@ -547,6 +547,25 @@ def _print_headline(summary: dict[str, Any], out: Path) -> None:
 
     for line in count_dependence_lines(summary):
         print(line)
+    for name in ("closed_book", "rag"):
+        s = settings.get(name) or {}
+        if s.get("gold_logprob_slope") is not None:
+            ci = s.get("gold_logprob_slope_ci")
+            print(f"{name}: gold-answer log-probability slope per decade {s['gold_logprob_slope']:+.2f} nats"
+                  + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else ""))
+    learning = summary.get("learning")
+    if learning:
+        points = ", ".join(f"step {c['step']} {c['accuracy']:.3f}" for c in learning["checkpoints"])
+        last = learning["checkpoints"][-1]
+        half = "" if last.get("count_at_half") is None else \
+            f"; half the facts known at {last['count_at_half']:.0f} documents seen"
+        print(f"learning (closed_book accuracy by checkpoint): {points}{half}")
+    attribution = ((summary.get("error_attribution") or {}).get("settings") or {}).get("closed_book")
+    if attribution and attribution.get("share_more_frequent") is not None:
+        ci = attribution.get("ci")
+        print(f"error attribution (closed_book): {attribution['share_more_frequent']:.0%} of "
+              f"{attribution['n_attributed']} linked wrong answers co-occur with the question entity more often than "
+              f"the gold answer" + (f" [{ci[0]:.0%}, {ci[1]:.0%}]" if ci else ""))
     for warning in summary.get("diagnostics") or []:
         print(f"WARNING: {warning['message']}")
     scaling = summary.get("scaling")

@@ -32,6 +32,7 @@ def learning_run(tiny_world_settings, tiny_train_settings, tmp_path_factory):
     result = subprocess.run([LTPROBE, "run", str(config), "--out", str(base / "run")], capture_output=True,
                             text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
+    (base / "run" / "headline.txt").write_text(result.stdout)
     return base / "run"
 
 
@@ -74,6 +75,11 @@ def test_run_evaluates_checkpoints_and_writes_learning(learning_run):
     attribution = summary["error_attribution"]["settings"]["closed_book"]
     assert attribution["n_errors"] == len(wrong)
     assert sum(attribution["status"].values()) == len(wrong)
+
+    # the headline names each
+    headline = (out / "headline.txt").read_text()
+    assert "learning (closed_book accuracy by checkpoint): step 5 " in headline and ", step 20 " in headline
+    assert "closed_book: gold-answer log-probability slope per decade " in headline
 
     # the report shows the learning curve
     html = (out / "report.html").read_text()
