@@ -74,7 +74,8 @@ def load_qa(source: str | Path, *, preset: str | None = None, mapping: dict[str,
     if path.is_file():
         rows = _local_rows(path, on_error, skips)
         where = str(path)
-    elif path.is_dir() or not (path.suffix in _LOCAL_SUFFIXES or str(source).startswith((".", "/"))):
+    elif path.is_dir() or _folder_config(str(source)) or \
+            not (path.suffix in _LOCAL_SUFFIXES or str(source).startswith((".", "/"))):
         rows, where = _hub_rows(str(source), preset, split)
     else:
         raise InputError(f"{source}: no such QA file")
@@ -93,6 +94,12 @@ def load_qa(source: str | Path, *, preset: str | None = None, mapping: dict[str,
     if not records:
         raise InputError(f"{where}: no usable QA records" + (f" ({skips.summary()})" if skips.skipped else ""))
     return records
+
+
+def _folder_config(source: str) -> bool:
+    """A local data-set folder with a config named after a colon (`FOLDER:CONFIG`)."""
+    folder = source.rpartition(":")[0]
+    return bool(folder) and Path(folder).is_dir()
 
 
 def _local_rows(path: Path, on_error: str, skips: SkipCounter) -> Iterator[tuple[Any, dict]]:
