@@ -84,7 +84,8 @@ def _run_locked(config: dict[str, Any], out: Path, stages: Stages, quiet: bool) 
                settings={"model.backend": config["model"]["backend"], "model.options": config["model"]["options"],
                          "eval": eval_cfg, "rag": config["rag"] if reads_index else None},
                inputs={"models": [identity(m) for m in models],
-                       "rag.index": identity(_retrieval_index_info(config)) if reads_index else None},
+                       **({"rag.index": identity(_retrieval_index_info(config))}
+                          if reads_index and config["rag"].get("index") else {})},
                after=["qa", "link-qa", "index", "count"] if reads_index else ["qa"],
                clear=[predictions_path, out / "retrieval.json"])
     _learning_stages(config, inputs, out, stages, index_dir)
