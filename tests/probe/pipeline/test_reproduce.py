@@ -1,4 +1,5 @@
-"""The README's "Reproduce the original study for your model", followed as written (issue 16 item 9).
+"""The README's "Reproduce the original study for your model", followed as written (issue 16 item 9),
+and the retrieval index such a job needs (an imported map has no text).
 
 The commands are read from the README's code block and run through the console script in one
 folder, as a researcher would. Nothing comes from the hub: the downloads are stood in for by
@@ -24,8 +25,6 @@ import pytest
 
 from tests.indexes.test_kandpal import make_fixture, published
 from tests.paths import REPO
-
-pytestmark = pytest.mark.slow
 
 SECTION = "## Reproduce the original study for your model"
 DOWNLOADS = {("nkandpa2/pretraining_entities", "the_pile_entity_map.npz"),
@@ -77,6 +76,7 @@ def _wikipedia(folder: Path, rows: list[dict]) -> None:
     datasets.Dataset.from_list(articles).save_to_disk(str(folder))
 
 
+@pytest.mark.slow
 def test_the_readme_recipe_runs_as_written(tmp_path, tiny_model):
     from indexes import load_stoplist
 
@@ -155,3 +155,28 @@ def test_the_readme_recipe_runs_as_written(tmp_path, tiny_model):
     oracle = summary["settings"]["oracle"]
     assert oracle["pseudo_oracle"] is True and oracle["passage_source"] == "search"
     assert {p.get("passage_source") for p in predictions if p["setting"] == "oracle"} <= {"search", None}
+
+
+def test_retrieval_on_an_imported_map_needs_a_retrieval_index(tmp_path):
+    # The imported map has no text: without rag.index the job stops at retrieval, before any model
+    # is loaded, saying what to give; a rag.index that is not there is named too.
+    from entity_linking.io import InputError
+    from probe.cli import main
+    from probe.pipeline import load_config, run
+
+    map_path, qa_path, _, lines = make_fixture(tmp_path, n_qa=20)
+    assert main(["import", "kandpal", "--entity-map", str(map_path), "--qa-entities", str(qa_path),
+                 "--out", str(tmp_path / "imported")]) == 0
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join(json.dumps({"id": str(i), "question": f"Question {i}?", "answers": ["x"]}) + "\n"
+                          for i in range(len(lines))))
+    overrides = [f"data.qa={qa}", f"data.qa_entities={tmp_path / 'imported' / 'qa_entities.jsonl'}",
+                 f"index.path={tmp_path / 'imported' / 'index'}", "model.path=no-such-model",
+                 "eval.settings=[closed_book, rag]", "index.stoplist=countries"]
+    config = load_config(REPO / "configs" / "kandpal_triviaqa.yaml", [*overrides, "rag.index=null"])
+    with pytest.raises(InputError, match=r"has no passages to search .* give it as rag.index"):
+        run(config, tmp_path / "run", quiet=True)
+    assert (tmp_path / "run" / "counts.jsonl").exists()  # the stages before evaluation ran
+    config = load_config(REPO / "configs" / "kandpal_triviaqa.yaml", [*overrides, f"rag.index={tmp_path / 'nope'}"])
+    with pytest.raises(InputError, match=r"rag.index: .*nope: no such file or folder"):
+        run(config, tmp_path / "run", quiet=True)
