@@ -932,8 +932,9 @@ class EmbeddedIndex(DocumentIndex):
         if self._searcher is None:
             folder = self.path / "passages"
             if not folder.exists():
-                raise InputError(f"{self.path}: this index has no passages; rebuild it with "
-                                 "`ltprobe index` to search it")
+                raise InputError(f"{self.path}: this index has no passages to search (an imported entity "
+                                 "map has none); build a retrieval index with `ltprobe index --corpus "
+                                 "PASSAGES --out DIR` and give it as rag.index (ltprobe run)")
             self._searcher = PassageSearcher(folder, threads=self._search_threads)
         return self._searcher
 

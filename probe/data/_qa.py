@@ -2,15 +2,28 @@
 
 Sources: local JSONL (`.gz`/`.zst` too), JSON arrays, CSV, TSV and Parquet files with an
 optional field mapping; Hugging Face data sets by name (or a local data-set folder) through
-`datasets.load_dataset`. Presets give the mappings of known sets:
+`datasets.load_dataset`, or a folder written by `save_to_disk`. Presets give the mappings of known sets:
 
-- `trivia_qa` (`mandarjoshi/trivia_qa`, config `unfiltered.nocontext`): answers are
-  `answer.aliases` plus `answer.value` (or an `answers` list, as in the Self-RAG copies);
+- `trivia_qa` (`mandarjoshi/trivia_qa`, config `unfiltered.nocontext`, the original study's;
+  another config as `trivia_qa:rc`, `trivia_qa:rc.nocontext`): answers are `answer.aliases`
+  plus `answer.value` (or an `answers` list, as in the Self-RAG copies);
 - `nq_open` (`google-research-datasets/nq_open`): `answer` is the alias list; no ids, so the
   id is the row's position;
 - `popqa` (`akariasai/PopQA`, the published 17-column TSV): `possible_answers` is a JSON
   string; `prop` becomes `relation`, `s_pop` becomes `pop`; a missing question is written
   from PopQA's relation template.
+
+A Hugging Face source may name its config after a colon: `NAME:CONFIG` (`trivia_qa:rc` with the
+preset, `mandarjoshi/trivia_qa:rc`).
+
+Gold passages (the oracle setting's passage that states the fact, issue 16): a record keeps
+`gold_passage` / `gold_passages` where the source has them (the controlled world's articles);
+a SQuAD-style `context` becomes `gold_passage`; TriviaQA's evidence (`entity_pages.wiki_context`
+and `search_results.search_context` of the `rc` configs) becomes `gold_passages`: the evidence's
+passages of about 100 words that contain an answer alias, most question words first, at most
+three (`probe.evaluation.evidence_passages`). Evidence without an answer-bearing passage gives
+none. Sets without such a field (NQ-open, PopQA, TriviaQA `*.nocontext`) have no gold passage,
+and the oracle setting falls back to a labelled pseudo-oracle for them.
 
 Bad records (missing fields, empty answer lists, duplicate ids) raise
 `InputError("FILE:LINE: reason")`, or are skipped and counted with `on_error="skip"`.
@@ -61,7 +74,8 @@ def load_qa(source: str | Path, *, preset: str | None = None, mapping: dict[str,
     if path.is_file():
         rows = _local_rows(path, on_error, skips)
         where = str(path)
-    elif path.is_dir() or not (path.suffix in _LOCAL_SUFFIXES or str(source).startswith((".", "/"))):
+    elif path.is_dir() or _folder_config(str(source)) or \
+            not (path.suffix in _LOCAL_SUFFIXES or str(source).startswith((".", "/"))):
         rows, where = _hub_rows(str(source), preset, split)
     else:
         raise InputError(f"{source}: no such QA file")
@@ -80,6 +94,12 @@ def load_qa(source: str | Path, *, preset: str | None = None, mapping: dict[str,
     if not records:
         raise InputError(f"{where}: no usable QA records" + (f" ({skips.summary()})" if skips.skipped else ""))
     return records
+
+
+def _folder_config(source: str) -> bool:
+    """A local data-set folder with a config named after a colon (`FOLDER:CONFIG`)."""
+    folder = source.rpartition(":")[0]
+    return bool(folder) and Path(folder).is_dir()
 
 
 def _local_rows(path: Path, on_error: str, skips: SkipCounter) -> Iterator[tuple[Any, dict]]:
@@ -139,13 +159,26 @@ def _hub_rows(source: str, preset: str | None, split: str | None) -> tuple[Itera
     import datasets
 
     info = PRESETS.get(preset or "", {})
-    name = info.get("hub", source) if source == preset else source
-    config = info.get("config") if source == preset else None
-    if split is None and not Path(source).is_dir():
+    name, config = source, None
+    if ":" in source and not Path(source).exists():  # NAME:CONFIG
+        name, _, config = source.rpartition(":")
+    if name == preset:
+        name, config = info.get("hub", name), config or info.get("config")
+    folder = Path(source)
+    if split is None and not folder.is_dir():
         split = info.get("split")
+    saved = folder.is_dir() and any((folder / f).exists() for f in ("dataset_info.json", "state.json",
+                                                                      "dataset_dict.json"))
     try:
-        data = datasets.load_dataset(name, config, split=split) if config else \
-            datasets.load_dataset(name, split=split)
+        if saved:  # written by save_to_disk (a copy made where the hub can be reached)
+            data = datasets.load_from_disk(str(folder))
+            if isinstance(data, datasets.DatasetDict) and split is not None:
+                if split not in data:
+                    raise InputError(f"{source}: no split {split!r} (has {', '.join(data)})")
+                data = data[split]
+        else:
+            data = datasets.load_dataset(name, config, split=split) if config else \
+                datasets.load_dataset(name, split=split)
     except FileNotFoundError as exc:
         raise InputError(f"{source}: no such QA file or data set ({exc})") from None
     except (ValueError, ConnectionError, OSError) as exc:
@@ -154,7 +187,7 @@ def _hub_rows(source: str, preset: str | None, split: str | None) -> tuple[Itera
         if len(data) != 1:
             raise InputError(f"{source}: choose a split with --split ({', '.join(data)})")
         split, data = next(iter(data.items()))
-    where = f"{name}[{split}]"
+    where = f"{name}{':' + config if config else ''}[{split}]"
     return ((f"row {i}", row) for i, row in enumerate(data)), where
 
 
@@ -248,4 +281,30 @@ def _convert(row: dict, preset: str | None, mapping: dict[str, str] | None, wher
             if key in row and key not in fields:
                 fields[key] = row[key]
     fields.update({k: v for k, v in extra.items() if k not in fields})
+    _gold_passages(row, question.strip(), answers, fields)
     return QAPair(str(raw_id), question.strip(), answers, fields)
+
+
+_EVIDENCE = (("entity_pages", "wiki_context"), ("search_results", "search_context"))  # TriviaQA's rc configs
+
+
+def _gold_passages(row: dict, question: str, answers: list[str], fields: dict[str, Any]) -> None:
+    """Set `gold_passage(s)` in `fields` from the row's context or evidence (module docstring);
+    the raw evidence is not kept (whole web pages and articles, megabytes per question)."""
+    for key, _ in _EVIDENCE:
+        fields.pop(key, None)
+    if fields.get("gold_passage") or fields.get("gold_passages"):
+        return
+    context = row.get("context")
+    if isinstance(context, str) and context.strip():  # SQuAD style: the paragraph the answer is in
+        fields.pop("context", None)
+        fields["gold_passage"] = context.strip()
+        return
+    documents = [text for key, text_key in _EVIDENCE if isinstance(row.get(key), dict)
+                 for text in row[key].get(text_key) or [] if isinstance(text, str) and text.strip()]
+    if documents:
+        from probe.evaluation import evidence_passages
+
+        gold = evidence_passages(question, answers, documents)
+        if gold:
+            fields["gold_passages"] = gold

@@ -15,6 +15,7 @@ _LAZY = {
     "Shot": "probe.evaluation._prompts:Shot",
     "adaptive_retrieval": "probe.evaluation._rag:adaptive_retrieval",
     "adaptive_retrieval_by_relation": "probe.evaluation._rag:adaptive_retrieval_by_relation",
+    "evidence_passages": "probe.evaluation._rag:evidence_passages",
     "oracle_passages": "probe.evaluation._rag:oracle_passages",
     "question_entity_names": "probe.evaluation._rag:question_entity_names",
     "recall_at_k": "probe.evaluation._rag:recall_at_k",

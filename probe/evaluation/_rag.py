@@ -94,15 +94,31 @@ def _overlap(question: str, text: str) -> int:
     return len(q & set(normalize_answer(text).split()))
 
 
+def evidence_passages(question: str, answers: Sequence[str], documents: Iterable[str], *, k: int = 3,
+                      words: int = 100) -> list[str]:
+    """A QA set's gold passages from its evidence documents (TriviaQA's Wikipedia pages and web
+    results): the documents' passages of about `words` words (`indexes.split_passages`) that
+    contain an answer alias, most question words first (then in document order), at most `k`.
+    Empty when no passage holds an answer: such evidence does not state the fact."""
+    from indexes import split_passages
+
+    found = [(-_overlap(question, piece), n, piece)
+             for n, piece in enumerate(p for doc in documents for p in split_passages(doc, words))
+             if contains_answer(piece, answers)]
+    return [piece for _, _, piece in sorted(found)[:k]]
+
+
 def oracle_passages(index: Any, qa: Sequence[Mapping[str, Any]],
                     qa_entities: str | Path | Iterable[Mapping[str, Any]] | Mapping[str, Any] | None = None,
                     k: int = 1, *, max_docs: int = 50, passage_words: int = 100, search_depth: int = 50,
-                    stats: dict[str, int] | None = None, progress: bool = True) -> dict[str, list[Any]]:
+                    stats: dict[str, int] | None = None, progress: bool = True,
+                    search_index: Any = None) -> dict[str, list[Any]]:
     """Oracle passages per question id (see the module docstring for the order of sources).
 
     `qa_entities`: `qa_entities.jsonl` (path, records, or a dict by id) with `q_entities`
-    and `a_entities`. `stats`, when given, counts the source used: `gold`, `docs_with`,
-    `search`, `none`.
+    and `a_entities`. `search_index`: where the last resort searches (default `index`; a
+    separate retrieval index where `index` has no passages, e.g. an imported entity map).
+    `stats`, when given, counts the source used: `gold`, `docs_with`, `search`, `none`.
     """
     from entity_linking.logs import progress_bar
 
@@ -142,7 +158,8 @@ def oracle_passages(index: Any, qa: Sequence[Mapping[str, Any]],
             need_search.append(record)
     if need_search:
         queries = [f"{r['question']} {r['answers'][0]}" for r in need_search]
-        for record, hits in zip(need_search, index.search_many(queries, search_depth)):
+        searcher = search_index if search_index is not None else index
+        for record, hits in zip(need_search, searcher.search_many(queries, search_depth)):
             good = [_labelled(p, "search") for p in hits if contains_answer(passage_text(p), record["answers"])][:k]
             result[str(record["id"])] = good
             counters["search" if good else "none"] += 1
@@ -302,16 +319,20 @@ def retrieval_quality(passages: Mapping[str, Sequence[Any]], qa: Sequence[Mappin
 
 def retrieve_settings(index: Any, qa: Sequence[Mapping[str, Any]], settings: Iterable[str], *, k: int = 3,
                       qa_entities: str | Path | Iterable[Mapping[str, Any]] | None = None,
-                      oracle_stats: dict[str, int] | None = None,
-                      progress: bool = True) -> dict[str, dict[str, list[Any]]]:
+                      oracle_stats: dict[str, int] | None = None, progress: bool = True,
+                      search_index: Any = None) -> dict[str, dict[str, list[Any]]]:
     """The passages of each retrieval setting in `settings`, by setting and question id: for
     `rag` the top BM25 passages, deep enough for recall@20 (`max(k, max(RECALL_KS))`; prompts
     take the top `k`), for `oracle` `oracle_passages` (`oracle_stats` receives where they came
-    from). `evaluate_settings` takes the result; `retrieval_quality` reads the `rag` passages."""
+    from). `search_index`: the index BM25 searches (default `index`, which then also gives the
+    oracle's linked documents). `evaluate_settings` takes the result; `retrieval_quality` reads
+    the `rag` passages."""
     settings = set(settings)
+    searcher = search_index if search_index is not None else index
     passages: dict[str, dict[str, list[Any]]] = {}
     if "rag" in settings:
-        passages["rag"] = retrieve_passages(index, qa, max(k, max(RECALL_KS)), progress=progress)
+        passages["rag"] = retrieve_passages(searcher, qa, max(k, max(RECALL_KS)), progress=progress)
     if "oracle" in settings:
-        passages["oracle"] = oracle_passages(index, qa, qa_entities, k, stats=oracle_stats, progress=progress)
+        passages["oracle"] = oracle_passages(index, qa, qa_entities, k, stats=oracle_stats, progress=progress,
+                                             search_index=searcher)
     return passages

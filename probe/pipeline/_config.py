@@ -150,6 +150,10 @@ class RagConfig:
 
     k: int = field(default=3, metadata={"min": 1})
     """Retrieved passages per question."""
+    index: str | None = None
+    """An index folder whose passages BM25 searches (`ltprobe index --corpus PASSAGES --out DIR`,
+    e.g. Wikipedia as in the original study); null: the run's own index. Needed where that one
+    has no passages (an imported entity map)."""
     shots: int | None = field(default=None, metadata={"min": 0})
     """In-context examples in retrieval and oracle prompts (null: eval.shots)."""
     prompt_format: str | None = None

@@ -83,7 +83,9 @@ def _run_locked(config: dict[str, Any], out: Path, stages: Stages, quiet: bool) 
     stages.run("eval", [predictions_path], evaluate_all,
                settings={"model.backend": config["model"]["backend"], "model.options": config["model"]["options"],
                          "eval": eval_cfg, "rag": config["rag"] if reads_index else None},
-               inputs={"models": [identity(m) for m in models]},
+               inputs={"models": [identity(m) for m in models],
+                       **({"rag.index": identity(_retrieval_index_info(config))}
+                          if reads_index and config["rag"].get("index") else {})},
                after=["qa", "link-qa", "index", "count"] if reads_index else ["qa"],
                clear=[predictions_path, out / "retrieval.json"])
     _learning_stages(config, inputs, out, stages, index_dir)
@@ -367,11 +369,24 @@ def retrieve(config: dict[str, Any], qa: list[dict[str, Any]], *, index_dir: Pat
     if not settings:
         return {}
     with open_index(index_dir) as index:
-        passages = retrieve_settings(index, qa, settings, k=rag_cfg["k"], qa_entities=qa_entities)
+        if rag_cfg.get("index"):  # a separate retrieval collection (the original's Wikipedia)
+            with open_index(_existing(rag_cfg["index"], "rag.index")) as search_index:
+                passages = retrieve_settings(index, qa, settings, k=rag_cfg["k"], qa_entities=qa_entities,
+                                             search_index=search_index)
+        else:
+            passages = retrieve_settings(index, qa, settings, k=rag_cfg["k"], qa_entities=qa_entities)
     if "rag" in passages and retrieval_out is not None:
         write_json(retrieval_out, retrieval_quality(passages["rag"], qa, rag_cfg["k"],
                                                     counts=counts_of(retrieval_out.parent), qa_entities=qa_entities))
     return passages
+
+
+def _retrieval_index_info(config: dict[str, Any]) -> str | None:
+    """`rag.index`'s index.json (what the eval stage's fingerprint records of it), or None."""
+    given = config["rag"].get("index")
+    if not given:
+        return None
+    return str(Path(_existing(given, "rag.index")) / "index.json") if Path(given).is_dir() else given
 
 
 def evaluate_model(config: dict[str, Any], model: str, qa: list[dict[str, Any]], *,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from probe.cli import main
-from tests.paths import SHARED
+from tests.paths import SHARED, SHARED_DATA
 
 COUNTRY_FILE = SHARED / "data" / "country_entities_dbpedia_uris.txt"
 DBP = "http://dbpedia.org/resource/"
@@ -216,6 +216,58 @@ def test_shipped_country_stoplist():
     assert {"Q142", "Q30", "Q145", DBP + "France"} <= stop
     if COUNTRY_FILE.exists():
         assert uris == set(_countries())
+
+
+def _shared_labels() -> dict[str, set[str]]:
+    """Wikidata id -> labels and aliases, from Mintaka's entities and Google-RE's subjects and objects."""
+    labels: dict[str, set[str]] = {}
+
+    def add(qid: object, *names: object) -> None:
+        if isinstance(qid, str) and qid.startswith("Q"):
+            labels.setdefault(qid, set()).update(n.lower() for n in names if isinstance(n, str) and n)
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("label"):
+                add(node.get("name"), node["label"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads((SHARED_DATA / "real" / "mintaka" / "mintaka_dev.json").read_text(encoding="utf-8")))
+    for path in sorted((SHARED_DATA / "real" / "lama_google_re").glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            for side in ("sub", "obj"):
+                add(record.get(f"{side}_w"), record.get(f"{side}_label"), *(record.get(f"{side}_aliases") or []))
+    return labels
+
+
+def test_country_ids_carry_the_country_names_where_the_shared_data_labels_them():
+    if not (SHARED_DATA / "real" / "mintaka").exists() or not (SHARED_DATA / "real" / "lama_google_re").exists():
+        pytest.skip("the shared data (Mintaka, Google-RE) is not here")
+    from importlib.resources import files
+    from urllib.parse import unquote
+
+    text = files("indexes").joinpath("data", "countries.txt").read_text(encoding="utf-8")
+    shipped = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    uris = [e for e in shipped if e.startswith("http")]
+    qids = [e for e in shipped if e.startswith("Q")]
+    assert len(set(qids)) == len(qids) == 182
+    names = [unquote(u.rsplit("/", 1)[1]).replace("_", " ").removesuffix(" (country)") for u in uris]
+    names = [n for n in names if n not in ("Arab world", "North China Plain")]  # no Wikidata id here
+    labels = _shared_labels()
+    checked = wrong = 0
+    for name, qid in zip(names, qids):
+        if qid in labels:
+            checked += 1
+            # the name, or the name with more words (Q30 "United States of America")
+            if not any(label == name.lower() or label.startswith(name.lower() + " ") for label in labels[qid]):
+                wrong += 1
+                print(f"{qid} is labelled {sorted(labels[qid])}, not {name!r}")
+    assert checked == 100 and wrong == 0
 
 
 def test_bench_import_smoke(capsys):
