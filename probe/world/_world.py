@@ -86,6 +86,10 @@ class WorldConfig:
     p_invented_value: float = 0.5
     """Share of reading-document values (cities, occupations, employers) invented from random
     syllables rather than taken from the world, so that only copying from the passage works."""
+    p_named_again: float = 0.0
+    """Probability that a later sentence about a person names them again instead of using a
+    pronoun (the first sentence always names them). 1.0: full names everywhere, the
+    "knowledge augmentation" that helps a model answer questions about facts learned in prose."""
     unicode_fraction: float = 0.15
     """Share of names drawn from the Unicode/apostrophe pools (Zoë, O'Brien)."""
 
@@ -408,7 +412,8 @@ class _World:
                 "_city_ids": ids}
 
     def _block(self, p: _Person, stated: list[str], comention: bool, personal: bool) -> tuple[list[str], set[str]]:
-        """Sentences about one person: the first names them, the rest use pronouns."""
+        """Sentences about one person: the first names them, the rest use pronouns (or the name
+        again, with probability `p_named_again`)."""
         rng, t = self.rng, self.t
         gold = {p.id}
         kinds: list[tuple[str, str]] = [("fact", r) for r in stated]
@@ -419,7 +424,9 @@ class _World:
         rng.shuffle(kinds)
         sentences = []
         for i, (kind, rel) in enumerate(kinds):
-            form = "named" if i == 0 else "pronoun"
+            # (no draw at the default 0.0: the worlds made before this setting stay byte-identical)
+            again = self.c.p_named_again > 0 and rng.random() < self.c.p_named_again
+            form = "named" if i == 0 or again else "pronoun"
             if kind == "fact":
                 template = rng.choice(t["facts"][rel][form])
                 values = self._fact_values(p)

@@ -93,6 +93,21 @@ def test_deterministic_and_seeded(tmp_path):
     assert (a / "corpus.jsonl").read_bytes() != (c / "corpus.jsonl").read_bytes()
 
 
+def test_full_names_instead_of_pronouns(tmp_path):
+    import re
+
+    config = dict(seed=3, people=40, reading_docs=20)
+    pronoun = re.compile(r"(?:^|[.!?]\s+)(?:He|She|His|Her)\b")
+
+    def pronoun_sentences(folder):
+        return sum(len(pronoun.findall(d["text"])) for d in _load(folder / "corpus.jsonl"))
+
+    default = generate_world(tmp_path / "d", WorldConfig(**config))
+    named = generate_world(tmp_path / "n", WorldConfig(**config, p_named_again=1.0))
+    assert pronoun_sentences(default) > 50 and pronoun_sentences(named) == 0
+    _check_gold(_load(named / "corpus.jsonl"), _load(named / "kb.jsonl"))  # the gold links stay exact
+
+
 def test_gold_links_are_exactly_the_aliases_in_the_text(world):
     kb = world["kb.jsonl"]
     _check_gold(world["corpus.jsonl"], kb)
