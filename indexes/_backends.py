@@ -89,7 +89,7 @@ def build_index(corpus: str | os.PathLike, linked_dir: str | os.PathLike | None,
                 es_replicas: int = 0, es_workers: int = 2, on_error: str = "fail",
                 executor: str = "local", workers: int | None = None,
                 progress: bool = True, text_field: str | None = None, id_field: str | None = None,
-                split: str | None = None) -> dict[str, Any]:
+                split: str | None = None, counts_only: bool = False) -> dict[str, Any]:
     """Index a linked corpus: per-document entity sets (for counts), document text (for
     `get_text`) and passages of about `passage_words` words (for BM25 search).
 
@@ -100,7 +100,8 @@ def build_index(corpus: str | os.PathLike, linked_dir: str | os.PathLike | None,
     shards; `linked_dir` the folder written by `ltprobe link-corpus` (read with
     `entity_linking.iter_linked`, in corpus order). `passages`, when given, is a separate
     retrieval collection (any such corpus with `id` and `text`) that is split into passages
-    instead of the corpus documents. With `backend="elasticsearch"` the
+    instead of the corpus documents. `counts_only` (embedded): the entity sets alone, no text
+    and no passages, for counting a corpus too large to keep twice. With `backend="elasticsearch"` the
     documents go to `es_index` (and passages to `<es_index>-passages`) on `es_url`; `out`, if
     given, then receives an `index.json` that points there. `executor="ray"` (Elasticsearch
     only) sends the bulk requests from `workers` Ray actors (default: one per core; a cluster
@@ -119,6 +120,13 @@ def build_index(corpus: str | os.PathLike, linked_dir: str | os.PathLike | None,
     spec = BACKENDS[backend]
     options: dict[str, Any] = {"passages": passages, "passage_words": passage_words, "on_error": on_error,
                                "progress": progress, "fields": fields}
+    if counts_only:
+        if spec.server:
+            raise InputError(f"--counts-only is for the embedded backend; the {backend} index keeps the text")
+        if passages is not None:
+            raise InputError("--counts-only writes no passages: leave out --passages "
+                             "(or build the retrieval index separately)")
+        options["counts_only"] = True
     if spec.server:
         if not (es_url and es_index):
             raise InputError(f"--backend {backend} needs --es-url URL and --es-index NAME")

@@ -102,6 +102,9 @@ class IndexConfig:
     index.path; closed-book evaluation only)."""
     path: str | None = None
     """An existing index folder (another job's RUN/index): no linking or indexing here."""
+    counts_only: bool = False
+    """Embedded: index the entity sets alone, no text and no passages (retrieval then needs
+    rag.index)."""
     tokenizer: str = "bytes"
     """infini-gram: the index's tokenizer (`bytes`, or a Hugging Face name/folder)."""
     es_url: str | None = None

@@ -184,9 +184,11 @@ def _data_stages(config: dict[str, Any], inputs: dict[str, Any], out: Path, stag
         stages.run("index", [index_dir / "index.json"],
                    lambda: build_index(inputs["corpus"], linked, index_dir, backend=index_cfg["backend"],
                                        passages=inputs["passages"], es_url=index_cfg["es_url"],
-                                       es_index=index_cfg["es_index"], **fields),
+                                       es_index=index_cfg["es_index"], counts_only=index_cfg["counts_only"],
+                                       **fields),
                    settings={"index.backend": index_cfg["backend"], "index.es_url": index_cfg["es_url"],
-                             "index.es_index": index_cfg["es_index"], **field_settings},
+                             "index.es_index": index_cfg["es_index"], **field_settings,
+                             **({"index.counts_only": True} if index_cfg["counts_only"] else {})},
                    inputs={"corpus": corpus_identity(inputs["corpus"]),
                            "passages": corpus_identity(inputs["passages"]) if inputs["passages"] else None},
                    after=["link-corpus"], clear=[index_dir])

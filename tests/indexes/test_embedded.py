@@ -164,6 +164,31 @@ def test_counts_equal_the_worlds_true_counts(tiny_world, tmp_path):
     assert any(c["count"] == 0 for c in counts) and max(c["count"] for c in counts) > 10
 
 
+def test_counts_only_index_counts_the_same_in_a_fraction_of_the_space(tiny_world, tmp_path):
+    docs = [json.loads(line) for line in (tiny_world / "corpus.jsonl").read_text().splitlines()]
+    linked = write_linked(tmp_path / "linked", [(d["id"], d["entities"]) for d in docs], shard_size=500)
+    full = build_index(tiny_world / "corpus.jsonl", linked, tmp_path / "full", progress=False)
+    slim = build_index(tiny_world / "corpus.jsonl", linked, tmp_path / "slim", progress=False, counts_only=True)
+    assert slim["counts_only"] and not slim["has_text"] and slim["n_passages"] == 0 and full["n_passages"] > 0
+    assert not (tmp_path / "slim" / "text.bin").exists() and not (tmp_path / "slim" / "passages").exists()
+    size = {name: sum(p.stat().st_size for p in (tmp_path / name).rglob("*") if p.is_file()) for name in ("full", "slim")}
+    assert size["slim"] < size["full"] / 4
+
+    qa = [json.loads(line) for line in (tiny_world / "qa.jsonl").read_text().splitlines()]
+    records = [{"id": q["id"], "q_entities": [q["q_entity"]], "a_entities": [q["a_entity"]]} for q in qa]
+    with open_index(tmp_path / "full") as a, open_index(tmp_path / "slim") as b:
+        assert count_qa(a, records) == count_qa(b, records)
+        assert b.get_text(docs[0]["id"]) is None and a.get_text(docs[0]["id"]) == docs[0]["text"]
+        with pytest.raises(InputError, match="no passages to search .* --counts-only .* rag.index"):
+            b.search_many(["who"], 1)
+    with pytest.raises(InputError, match="--counts-only writes no passages"):
+        build_index(tiny_world / "corpus.jsonl", linked, tmp_path / "x", passages=tiny_world / "encyclopedia.jsonl",
+                    progress=False, counts_only=True)
+    with pytest.raises(InputError, match="--counts-only is for the embedded backend"):
+        build_index(tiny_world / "corpus.jsonl", linked, None, backend="elasticsearch", es_url="http://127.0.0.1:9",
+                    es_index="x", progress=False, counts_only=True)
+
+
 def _lama_corpus(limit: int = 400):
     path = SHARED / "data" / "real" / "lama_google_re" / "place_of_birth_test.jsonl"
     if not path.exists():

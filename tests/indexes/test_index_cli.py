@@ -47,6 +47,20 @@ def test_docs_prints_ids_and_text(built, capsys):
     assert "no QA pair with id 'nope'" in capsys.readouterr().err
 
 
+def test_counts_only_index_from_the_command_line(built, tmp_path, capsys):
+    corpus, linked = write_corpus(tmp_path / "c", DOCS)
+    assert main(["index", "--corpus", str(corpus), "--linked", str(linked), "--out", str(tmp_path / "ix"),
+                 "--counts-only"]) == 0
+    assert "and 0 passages" in capsys.readouterr().err
+    for ix in (built / "ix", tmp_path / "ix"):
+        assert main(["count", "--index", str(ix), "--qa-entities", str(built / "qa_entities.jsonl"),
+                     "--out", str(ix.parent / f"{ix.parent.name}.counts.jsonl")]) == 0
+    assert (built / f"{built.name}.counts.jsonl").read_text() == (tmp_path / f"{tmp_path.name}.counts.jsonl").read_text()
+    args = ["docs", "qa1", "--index", str(tmp_path / "ix"), "--qa-entities", str(built / "qa_entities.jsonl")]
+    assert main(args + ["--json"]) == 0
+    assert [d["id"] for d in json.loads(capsys.readouterr().out)["docs"]] == ["d1", "d4"]  # ids, no text
+
+
 def test_user_errors_are_one_line_with_exit_2(built, tmp_path, capsys):
     bad = tmp_path / "qa.jsonl"
     bad.write_text(json.dumps(QA[0]) + "\n" + '{"id": "x", "q_entities": "Q1", "a_entities": []}\n')
