@@ -334,7 +334,9 @@ class Linker:
         if table is None:
             kb = self.kb
             candidates = kb._group(group)
-            priors = [kb.priors[c] for c in candidates]
+            priors = kb.priors
+            # a loaded folder's priors are a memory-mapped array: one gather, Python floats
+            priors = priors[list(candidates)].tolist() if hasattr(priors, "take") else [priors[c] for c in candidates]
             total = sum(priors)
             if total > 0:
                 floor = 1e-6 * total
@@ -364,11 +366,12 @@ class _IdCache(dict):
     def __init__(self, column):
         super().__init__()
         self.column = column
+        self._get = getattr(column, "get_unchecked", column.__getitem__)
 
     def __missing__(self, i: int) -> str:
         if len(self) >= 200_000:
             self.clear()
-        value = self[i] = self.column[i]
+        value = self[i] = self._get(i)
         return value
 
 

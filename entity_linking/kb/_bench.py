@@ -1,4 +1,4 @@
-"""`ltprobe bench kb`: a Wikidata-size knowledge base in format 2 against format 1, side by side.
+"""`ltprobe bench kb`: a Wikidata-size knowledge base in format 3 against format 1, side by side.
 
 Generates a knowledge base of `entities` entities and `aliases` aliases in the style of
 `ltprobe bench link` (people, cities, organisations and countries; shared names, "Name,
@@ -7,10 +7,10 @@ third name for as many entities as `aliases` asks: "Last, First", "City of X", "
 "Republic of X"), writes it as `kb.jsonl`, and documents of about 200 words that mention its
 entities. Then, each format in fresh processes:
 
-- build: `kb.jsonl` -> folder (format 2: `KnowledgeBase.write`, streamed; format 1: the
+- build: `kb.jsonl` -> folder (format 3: `KnowledgeBase.write`, streamed; format 1: the
   previous code, `entity_linking.kb._legacy`, which reads everything into memory), wall and
   CPU seconds and peak resident memory;
-- load: open the folder and link one document (format 2 includes importing numba and its
+- load: open the folder and link one document (format 3 includes importing numba and its
   cached kernels), wall seconds;
 - one additional linking worker: forked after the load, as `link-corpus` forks its pool, it
   links `worker_docs` documents and collects garbage; its private memory from
@@ -181,7 +181,7 @@ def bench_kb(entities: int = 2_000_000, aliases: int = 6_000_000, docs: int = 20
     formats = ["new", "old"] if baseline else ["new"]
     figures = {}
     for fmt in formats:
-        label = "format 2" if fmt == "new" else "format 1 (baseline)"
+        label = "format 3" if fmt == "new" else "format 1 (baseline)"
         log(f"{label}: building ...")
         build = _run(_BUILD, fmt, jsonl, work / f"kb-{fmt}")
         log(f"{label}: built in {build['build_s']:.1f}s; loading, forking a worker, linking ...")
@@ -204,7 +204,7 @@ def bench_kb(entities: int = 2_000_000, aliases: int = 6_000_000, docs: int = 20
     else:
         result["links_identical"] = None
     log("")
-    log(f"{'':34s}{'format 2':>12s}{'format 1':>12s}{'target':>12s}")
+    log(f"{'':34s}{'format 3':>12s}{'format 1':>12s}{'target':>12s}")
     rows = [("load (s)", "load_s", "<= 5"), ("worker private, Private_Dirty (MB)", "worker_private_mb", "<= 300"),
             ("worker USS (MB)", "worker_uss_mb", ""), ("build (s, wall)", "build_s", "<= 180"),
             ("build (s, CPU)", "build_cpu_s", ""), ("build peak RSS (MB)", "build_peak_rss_mb", ""),

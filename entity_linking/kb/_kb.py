@@ -9,14 +9,15 @@ instead of each holding a copy, and nothing in the folder can run code when it i
 pickle; `allow_pickle=False`). `KnowledgeBase.write` builds a folder from a stream of
 entities without keeping Python objects per entity (`ltprobe kb build` uses it).
 
-Saved folder (format 2; `entity_linking.kb._store` has the structures):
+Saved folder (format 3; `entity_linking.kb._store` has the structures):
 
 - `kb.json` — format name and version, counts, array names, dtypes and shapes;
 - entities: `ids`, `names`, `types`, `descriptions` and `aliases` (UTF-8 blob + offsets
   each: `<column>.blob.npy`, `<column>.off.npy`), `alias_start.npy` (entity -> first alias),
   `priors.npy`, and the id lookup table `id_tab.npy`, `id_hash.npy`;
 - the alias matcher: the keys (normalized alias variants) and their packed values (`key_*`,
-  see `_pack`), the table of keys and their word prefixes (`t_*`);
+  see `_pack`), the table of keys and their word prefixes (`t_rows.npy`: one row of two
+  64-bit words per slot);
 - `group_off.npy`, `group_mem.npy` — the candidate lists of ambiguous keys (CSR);
 - `shape_keys.npy`, `shape_off.npy`, `shape_blob.npy` — the punctuation of aliases whose keys
   hold punctuation ("Springfield, Illinois"), so that a match across sentence punctuation can
@@ -24,8 +25,9 @@ Saved folder (format 2; `entity_linking.kb._store` has the structures):
 - `df_*.npy` — the words of types and descriptions with their document frequencies (context
   weights).
 
-A folder of format 1 (pickle-era pyahocorasick automaton) is refused with a one-line error
-that says to rebuild it with `ltprobe kb build`.
+A folder of format 1 (pickle-era pyahocorasick automaton) or format 2 (the same arrays, but the
+table as five parallel arrays `t_hash`, `t_rep`, `t_len`, `t_full`, `t_ext`) is refused with a
+one-line error that says to rebuild it with `ltprobe kb build`.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from entity_linking.kb._sources import read_entities
 logger = logging.getLogger(__name__)
 
 FORMAT = "ltprobe-kb"
-VERSION = 2
+VERSION = 3
 MAX_KEY_CHARS = 4000
 
 # Words too common to say anything about which entity is meant (context scoring ignores them).
@@ -351,19 +353,25 @@ class KnowledgeBase:
         """The punctuation shapes of the aliases behind a key (empty when it has none)."""
         import numpy as np
 
-        k = self.matcher.index(key)
-        shapes = self._shape_cache.get(k)
-        if shapes is None:
-            index = self._arrays()
-            keys = index["shape_keys"]
+        matcher = self.matcher
+        index = self._arrays()
+        keys = index["shape_keys"]
+        # the matcher's scan has just looked the key up (the fast path); else look it up
+        at = matcher.shape_at.get(key)
+        if at is None:
+            k = matcher.index(key)
             at = int(np.searchsorted(keys, k))
+            if k < 0 or at >= len(keys) or keys[at] != k:
+                at = -1
+        shapes = self._shape_cache.get(at)
+        if shapes is None:
             shapes = frozenset()
-            if k >= 0 and at < len(keys) and keys[at] == k:
+            if at >= 0:
                 blob = index["shape_blob"][index["shape_off"][at]:index["shape_off"][at + 1]].tobytes()
                 shapes = frozenset(_decode_shape(p) for p in blob.decode("utf-8").split(_SHAPES_SEP))
             if len(self._shape_cache) > 100_000:
                 self._shape_cache.clear()
-            self._shape_cache[k] = shapes
+            self._shape_cache[at] = shapes
         return shapes
 
     def punctuation_ok(self, span_text: str, key: str) -> bool:
@@ -414,7 +422,7 @@ class KnowledgeBase:
 
 
 _REBUILD = "rebuild it with `ltprobe kb build INPUT --out FOLDER`"
-_MATCHER_ARRAYS = ("key_blob", "key_off", "key_val", "t_hash", "t_rep", "t_len", "t_full", "t_ext",
+_MATCHER_ARRAYS = ("key_blob", "key_off", "key_val", "t_rows",
                    "group_off", "group_mem", "shape_keys", "shape_off", "shape_blob")
 _SHAPES_SEP = "\x1e"
 _SHAPE_SEP = "\x1f"
@@ -621,9 +629,9 @@ class _KeyCollector:
         # the table of keys and their word prefixes (a word end inside a key: a space after a
         # non-space)
         prefixes = int(np.count_nonzero((key_blob[1:] == 32) & (key_blob[:-1] != 32))) if len(key_blob) else 0
-        t_hash, t_rep, t_len, t_full, t_ext = k["prefix_table"](key_blob, key_off, table_size(n_keys + prefixes))
-        return {"key_blob": key_blob, "key_off": key_off, "key_val": key_val, "t_hash": t_hash, "t_rep": t_rep,
-                "t_len": t_len, "t_full": t_full, "t_ext": t_ext, "group_off": group_off, "group_mem": group_mem,
+        t_rows = k["prefix_table"](key_blob, key_off, table_size(n_keys + prefixes))
+        return {"key_blob": key_blob, "key_off": key_off, "key_val": key_val, "t_rows": t_rows,
+                "group_off": group_off, "group_mem": group_mem,
                 "shape_keys": shape_keys, "shape_off": shape_off, "shape_blob": shape_blob}
 
 
@@ -795,16 +803,16 @@ def _check_arrays(path: Path, a: dict[str, Any]) -> None:
         if size < count or size & (size - 1) or len(a[hashes]) != size:
             bad(tab, "not a hash table of the right size")
         indices(tab, -1, count)
-    size = len(a["t_rep"])
-    if size < n_keys or size & (size - 1) or any(len(a[t]) != size for t in ("t_hash", "t_len", "t_full", "t_ext")):
-        bad("t_rep", "not a hash table of the right size")
-    indices("t_rep", -1, n_keys)
-    indices("t_full", -1, n_keys)
-    # a prefix is never longer than the key it is checked against
-    rep = a["t_rep"]
-    used = rep >= 0
-    if np.any(a["t_len"][used] > (a["key_off"][1:] - a["key_off"][:-1])[rep[used]]) if n_keys else False:
-        bad("t_len", "a length longer than its key (corrupt)")
+    rows = a["t_rows"]
+    size = len(rows) // 2
+    if size <= n_keys or size & (size - 1) or len(rows) != 2 * size:
+        bad("t_rows", "not a hash table of the right size")
+    # every used slot names a key, and its string is no longer than that key (a full key's is
+    # exactly as long): the scan reads key bytes at these places without bounds checks
+    from entity_linking.kb._store import kernels
+
+    if kernels()["check_rows"](rows, a["key_off"]) >= 0:
+        bad("t_rows", "a slot names no key or is longer than its key (corrupt)")
     n_groups = len(a["group_off"]) - 1
     offsets("group_off", n_groups, len(a["group_mem"]))
     indices("group_mem", 0, n)

@@ -82,29 +82,31 @@ def lookup(blob, off, tab, tab_hash, query):
         slot = (slot + np.uint64(1)) & mask
     return -1
 
+REP = np.uint64(0xFFFFFFFF)
+LEN_MASK = np.uint64(0x3FFFFFFF)
+FULL = np.uint64(1 << 62)
+PUNCTUATED = np.int64(1 << 13)  # see `entity_linking.kb._kb._pack`
+EXT = np.uint64(1 << 63)
+
 @_jit
 def prefix_table(blob, off, size):
-    """The matcher's table over keys and their word prefixes: per slot the hash, a key that
-    starts with the slot's string (`rep`, -1 empty), the string's length in bytes, the key
-    equal to it (`full`, -1 when it is only a prefix) and whether a longer key extends it."""
+    """The matcher's table over keys and their word prefixes, one row of two uint64 per slot
+    (`rows[2 * slot]`, `rows[2 * slot + 1]`), so that a probe reads one cache line: the
+    string's FNV-1a hash, then `info`: 0 for an empty slot, else bits 0-31 one more than a
+    key that starts with the slot's string (`rep`), bits 32-61 the string's length in bytes,
+    bit 62 set when the string is the key `rep` itself, bit 63 when a longer key extends it."""
     n = off.shape[0] - 1
     mask = np.uint64(size - 1)
-    t_hash = np.zeros(size, np.uint64)
-    t_rep = np.full(size, -1, np.int32)
-    t_len = np.zeros(size, np.int32)
-    t_full = np.full(size, -1, np.int32)
-    t_ext = np.zeros(size, np.uint8)
+    rows = np.zeros(2 * size, np.uint64)
     for k in range(n):  # the keys (unique)
         s = off[k]
         e = off[k + 1]
         h = fnv(blob, s, e)
         slot = mix(h) & mask
-        while t_rep[slot] >= 0:
+        while rows[2 * slot + 1] != 0:
             slot = (slot + np.uint64(1)) & mask
-        t_hash[slot] = h
-        t_rep[slot] = k
-        t_len[slot] = e - s
-        t_full[slot] = k
+        rows[2 * slot] = h
+        rows[2 * slot + 1] = np.uint64(k + 1) | (np.uint64(e - s) << np.uint64(32)) | FULL
     for k in range(n):  # their word prefixes: up to the end of each word but the last
         s = off[k]
         e = off[k + 1]
@@ -112,68 +114,116 @@ def prefix_table(blob, off, size):
         for j in range(s, e):
             b = blob[j]
             if b == space and j > s and blob[j - 1] != space:
-                length = j - s
+                length = np.uint64(j - s)
                 slot = mix(h) & mask
                 while True:
-                    r = t_rep[slot]
-                    if r < 0:
-                        t_hash[slot] = h
-                        t_rep[slot] = k
-                        t_len[slot] = length
-                        t_ext[slot] = 1
+                    info = rows[2 * slot + 1]
+                    if info == 0:
+                        rows[2 * slot] = h
+                        rows[2 * slot + 1] = np.uint64(k + 1) | (length << np.uint64(32)) | EXT
                         break
-                    if t_hash[slot] == h and t_len[slot] == length and same(blob, off[r], blob, s, length):
-                        t_ext[slot] = 1
+                    if rows[2 * slot] == h and (info >> np.uint64(32)) & LEN_MASK == length \
+                            and same(blob, off[(info & REP) - np.uint64(1)], blob, s, j - s):
+                        rows[2 * slot + 1] = info | EXT
                         break
                     slot = (slot + np.uint64(1)) & mask
             h = (h ^ np.uint64(b)) * prime
-    return t_hash, t_rep, t_len, t_full, t_ext
+    return rows
 
 @_jit
-def scan(text, blob, off, values, t_hash, t_rep, t_len, t_full, t_ext, ascii_only, out):
+def probe(rows, mask, h, length, blob, off, text, s):
+    """The row of the string `text[s:s + length]` (hash `h`), or -1."""
+    slot = mix(h) & mask
+    ulen = np.uint64(length)
+    for _ in range(rows.shape[0] // 2):  # bounded: a damaged file may have no empty slot
+        info = rows[2 * slot + 1]
+        if info == 0:
+            return -1
+        if rows[2 * slot] == h and (info >> np.uint64(32)) & LEN_MASK == ulen \
+                and same(blob, off[(info & REP) - np.uint64(1)], text, s, length):
+            return np.int64(slot)
+        slot = (slot + np.uint64(1)) & mask
+    return -1
+
+@_jit
+def scan(text, blob, off, values, rows, shape_keys, ascii_only, out):
     """Every span of the normalized UTF-8 `text` that starts and ends at word boundaries and
-    is a key: rows `(start, end, value)` of `out` sorted by end, longer first (character
-    offsets). Returns the number of rows, or -1 when `out` is too small."""
+    is a key: rows `(start, end, value, shape)` of `out` sorted by end, longer first
+    (character offsets); `shape` is the key's position in the sorted `shape_keys` (the keys
+    with punctuation shapes), -1 when it has none. Returns the number of rows, or -1 when
+    `out` is too small."""
     n = text.shape[0]
-    size = t_rep.shape[0]
-    mask = np.uint64(size - 1)
+    mask = np.uint64(rows.shape[0] // 2 - 1)
+    # first the hash of each word, and a read of its slot in a loop without dependencies
+    # between words, so that the processor overlaps the cache misses of a large table (the
+    # scan below then finds the rows in cache)
+    starts = np.empty(n // 2 + 1, np.int64)
+    ends = np.empty(n // 2 + 1, np.int64)
+    hashes = np.empty(n // 2 + 1, np.uint64)
+    words = 0
+    j = 0
+    while j < n:
+        while j < n and text[j] == space:
+            j += 1
+        if j == n:
+            break
+        starts[words] = j
+        h = offset0
+        while j < n and text[j] != space:
+            h = (h ^ np.uint64(text[j])) * prime
+            j += 1
+        ends[words] = j
+        hashes[words] = h
+        words += 1
+    home = np.empty(words, np.uint64)
+    for w in range(words):
+        home[w] = rows[2 * (mix(hashes[w]) & mask) + 1]
+    # the same for what checking a word found in its home slot reads: the key's offset, then
+    # its first byte and value
+    key_at = np.empty(words, np.int64)
+    for w in range(words):
+        info = home[w]
+        key_at[w] = off[(info & REP) - np.uint64(1)] if info != 0 else -1
+    for w in range(words):
+        if key_at[w] >= 0:
+            key_at[w] = blob[key_at[w]] + values[(home[w] & REP) - np.uint64(1)]
     count = 0
     cap = out.shape[0]
-    for s in range(n):
-        if text[s] == space or (s > 0 and text[s - 1] != space):
+    for w in range(words):
+        if home[w] == 0:  # an empty home slot: no key starts with this word
             continue
-        h = offset0
-        j = s
-        while j < n:
-            while j < n and text[j] != space:
-                h = (h ^ np.uint64(text[j])) * prime
-                j += 1
-            length = j - s
-            slot = mix(h) & mask
-            found = False
-            for _ in range(size):
-                r = t_rep[slot]
-                if r < 0:
-                    break
-                if t_hash[slot] == h and t_len[slot] == length and same(blob, off[r], text, s, length):
-                    found = True
-                    break
-                slot = (slot + np.uint64(1)) & mask
-            if not found:
+        s = starts[w]
+        j = ends[w]
+        h = hashes[w]
+        while True:
+            slot = probe(rows, mask, h, j - s, blob, off, text, s)
+            if slot < 0:
                 break
-            full = t_full[slot]
-            if full >= 0:
+            info = rows[2 * slot + 1]
+            if info & FULL:
                 if count >= cap:
                     return -1
                 out[count, 0] = s
                 out[count, 1] = j
-                out[count, 2] = values[full]
+                k = np.int64((info & REP) - np.uint64(1))
+                out[count, 2] = values[k]
+                out[count, 3] = k
                 count += 1
-            if t_ext[slot] == 0:
+            if not info & EXT:
                 break
             while j < n and text[j] == space:
                 h = (h ^ np.uint64(space)) * prime
                 j += 1
+            if j == n:
+                break
+            while j < n and text[j] != space:
+                h = (h ^ np.uint64(text[j])) * prime
+                j += 1
+    n_shapes = shape_keys.shape[0]
+    for i in range(count):
+        k = out[i, 3]
+        at = np.searchsorted(shape_keys, k) if out[i, 2] & PUNCTUATED else n_shapes
+        out[i, 3] = at if at < n_shapes and shape_keys[at] == k else -1
     if count > 1:
         order = np.argsort(out[:count, 1] * (n + 1) + out[:count, 0])
         out[:count] = out[order]
@@ -191,20 +241,31 @@ def scan(text, blob, off, values, t_hash, t_rep, t_len, t_full, t_ext, ascii_onl
     return count
 
 @_jit
-def key_lookup(off, blob, t_hash, t_rep, t_len, t_full, query):
+def key_lookup(off, blob, rows, query):
     """The key equal to `query`, or -1 (a prefix that is no key gives -1 too)."""
-    size = t_rep.shape[0]
-    mask = np.uint64(size - 1)
     n = query.shape[0]
-    h = fnv(query, 0, n)
-    slot = mix(h) & mask
-    for _ in range(size):
-        r = t_rep[slot]
-        if r < 0:
-            return -1
-        if t_hash[slot] == h and t_len[slot] == n and same(blob, off[r], query, 0, n):
-            return t_full[slot]
-        slot = (slot + np.uint64(1)) & mask
+    slot = probe(rows, np.uint64(rows.shape[0] // 2 - 1), fnv(query, 0, n), n, blob, off, query, 0)
+    if slot < 0:
+        return -1
+    info = rows[2 * slot + 1]
+    return np.int64((info & REP) - np.uint64(1)) if info & FULL else -1
+
+@_jit
+def check_rows(rows, off):
+    """The first slot of `rows` (see `prefix_table`) that names no key of `off` or whose
+    string is longer than its key (a full key's: not exactly as long), or -1."""
+    n = np.uint64(off.shape[0] - 1)
+    for slot in range(rows.shape[0] // 2):
+        info = rows[2 * slot + 1]
+        if info == 0:
+            continue
+        rep = info & REP
+        if rep == 0 or rep > n:
+            return slot
+        key_len = np.uint64(off[rep] - off[rep - np.uint64(1)])
+        length = (info >> np.uint64(32)) & LEN_MASK
+        if length > key_len or (info & FULL and length != key_len):
+            return slot
     return -1
 
 @_jit

@@ -1,4 +1,4 @@
-"""Flat, memory-mappable structures behind `KnowledgeBase` (format 2), and their kernels.
+"""Flat, memory-mappable structures behind `KnowledgeBase` (format 3), and their kernels.
 
 Everything is a numpy array of plain numbers, saved as `.npy` and opened with
 `np.load(..., mmap_mode="r", allow_pickle=False)`: nothing in a knowledge-base folder can run
@@ -14,7 +14,11 @@ through the page cache instead of holding copies.
   every word prefix of a key* ("new york" for "new york city"). A scan starts at each word of
   the normalized text and extends word by word while the text so far is a prefix of some key,
   reporting each extension that is a key: the same spans, in the same order, as the
-  Aho-Corasick automaton of format 1 found with the keys padded by spaces.
+  Aho-Corasick automaton of format 1 found with the keys padded by spaces. The table is one
+  `uint64` array of two-word rows (hash, then key, length and flags; see
+  `_kernels.prefix_table`), so a probe reads one cache line, and the scan first reads every
+  word's home slot in a loop without dependencies between words, so that the processor
+  overlaps their cache misses.
 
 The kernels (`entity_linking.kb._kernels`) are compiled with numba on first use and cached.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 _KERNELS: dict = {}
+_PUNCTUATED = 1 << 13  # see `entity_linking.kb._kb._pack`
 
 
 def kernels() -> dict:
@@ -32,7 +37,8 @@ def kernels() -> dict:
         from entity_linking.kb import _kernels as k
 
         _KERNELS.update(fnv=k.fnv, dedupe=k.dedupe, lookup=k.lookup, prefix_table=k.prefix_table, scan=k.scan,
-                        key_lookup=k.key_lookup, gather=k.gather, char_lengths=k.char_lengths)
+                        key_lookup=k.key_lookup, gather=k.gather, char_lengths=k.char_lengths,
+                        check_rows=k.check_rows)
     return _KERNELS
 
 
@@ -67,6 +73,12 @@ class StringColumn:
             i += self._n
         if not 0 <= i < self._n:
             raise IndexError(i)
+        off = self._off
+        return str(self._blob[off[i]:off[i + 1]], "utf-8")
+
+    def get_unchecked(self, i: int) -> str:
+        """`self[i]` for an index known to be in range (`0 <= i < len(self)`), e.g. an entity
+        index from the knowledge base's own arrays (checked when the folder was opened)."""
         off = self._off
         return str(self._blob[off[i]:off[i + 1]], "utf-8")
 
@@ -107,13 +119,16 @@ class StringTable:
 class KeyMatcher:
     """The alias keys, their packed values and the prefix table; `find` scans a text."""
 
-    ARRAYS = ("key_blob", "key_off", "key_val", "t_hash", "t_rep", "t_len", "t_full", "t_ext")
+    ARRAYS = ("key_blob", "key_off", "key_val", "t_rows", "shape_keys")
 
     def __init__(self, arrays: dict[str, np.ndarray]):
         for name in self.ARRAYS:
             setattr(self, name, arrays[name])
-        self._out = np.empty((256, 3), np.int64)
+        self._out = np.empty((256, 4), np.int64)
         self._scan = None
+        self.shape_at: dict[str, int] = {}
+        """Punctuated keys found by `find` -> their position in `shape_keys` (bounded): the
+        linker checks the punctuation of exactly these spans next (`KnowledgeBase._shapes_of`)."""
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name) for name in self.ARRAYS}
@@ -130,13 +145,23 @@ class KeyMatcher:
         text = np.frombuffer(raw, np.uint8)
         out = self._out
         if len(out) < len(raw) // 4 + 16:
-            out = self._out = np.empty((len(raw) // 4 + 16, 3), np.int64)
+            out = self._out = np.empty((len(raw) // 4 + 16, 4), np.int64)
         while True:
-            count = scan(text, self.key_blob, self.key_off, self.key_val, self.t_hash, self.t_rep, self.t_len,
-                         self.t_full, self.t_ext, len(raw) == len(norm), out)
+            count = scan(text, self.key_blob, self.key_off, self.key_val, self.t_rows, self.shape_keys,
+                         len(raw) == len(norm), out)
             if count >= 0:
-                return out[:count].tolist()
-            out = self._out = np.empty((2 * len(out), 3), np.int64)
+                break
+            out = self._out = np.empty((2 * len(out), 4), np.int64)
+        spans = out[:count, :3].tolist()
+        shape_at = None
+        for i, span in enumerate(spans):
+            if span[2] & _PUNCTUATED:
+                if shape_at is None:
+                    shape_at = self.shape_at
+                    if len(shape_at) > 100_000:
+                        shape_at.clear()
+                shape_at[norm[span[0]:span[1]]] = int(out[i, 3])
+        return spans
 
     def get(self, key: str, default=None):
         """The packed value of a key (a normalized alias variant, no padding), or `default`."""
@@ -146,5 +171,4 @@ class KeyMatcher:
     def index(self, key: str) -> int:
         """Index of a key, or -1."""
         query = np.frombuffer(key.encode("utf-8"), np.uint8)
-        return int(kernels()["key_lookup"](self.key_off, self.key_blob, self.t_hash, self.t_rep, self.t_len,
-                                           self.t_full, query))
+        return int(kernels()["key_lookup"](self.key_off, self.key_blob, self.t_rows, query))

@@ -60,7 +60,7 @@ def test_save_load_round_trip(kb, tmp_path):
     before = Linker(kb).link(text)
     kb.save(tmp_path / "kbdir")
     files = {p.name for p in (tmp_path / "kbdir").iterdir()}
-    assert {"kb.json", "ids.blob.npy", "key_val.npy", "t_rep.npy", "group_off.npy"} <= files
+    assert {"kb.json", "ids.blob.npy", "key_val.npy", "t_rows.npy", "group_off.npy"} <= files
     assert all(name == "kb.json" or name.endswith(".npy") for name in files)  # no pickle, no automaton dump
     loaded = KnowledgeBase.load(tmp_path / "kbdir")
     assert len(loaded) == 10 and loaded["C2"].aliases == ["Springfield, Oregon"]

@@ -1,4 +1,4 @@
-"""Knowledge-base folders (format 2): round trip, links identical to format 1, memory shared
+"""Knowledge-base folders (format 3): round trip, links identical to format 1, memory shared
 with forked workers, corrupted and untrusted folders refused."""
 
 from __future__ import annotations
@@ -154,11 +154,12 @@ def test_old_format_folder_refused_in_one_line(tmp_path, kb):
     assert "kb.json" in message
 
 
-@pytest.mark.parametrize("damage", ["truncate", "empty", "offsets", "index", "dtype", "missing", "meta"])
+@pytest.mark.parametrize("damage", ["truncate", "empty", "offsets", "index", "dtype", "missing", "meta", "rows", "length"])
 def test_corrupted_folder_names_the_file_and_the_rebuild_command(tmp_path, kb, damage):
     folder = kb.save(tmp_path / "kb")
-    target = {"truncate": "key_val.npy", "empty": "t_rep.npy", "offsets": "names.off.npy", "index": "group_mem.npy",
-              "dtype": "priors.npy", "missing": "t_hash.npy", "meta": "kb.json"}[damage]
+    target = {"truncate": "key_val.npy", "empty": "t_rows.npy", "offsets": "names.off.npy", "index": "group_mem.npy",
+              "dtype": "priors.npy", "missing": "shape_keys.npy", "meta": "kb.json", "rows": "t_rows.npy",
+              "length": "t_rows.npy"}[damage]
     path = folder / target
     if damage == "truncate":
         data = path.read_bytes()
@@ -177,6 +178,13 @@ def test_corrupted_folder_names_the_file_and_the_rebuild_command(tmp_path, kb, d
         np.save(path, np.load(path).astype(np.float32))
     elif damage == "missing":
         path.unlink()
+    elif damage in ("rows", "length"):  # a used slot of the matcher's table names no key / a too long string
+        rows = np.load(path)
+        slot = int(np.flatnonzero(rows[1::2])[0])
+        info = int(rows[2 * slot + 1])
+        n_keys = len(np.load(folder / "key_off.npy")) - 1
+        rows[2 * slot + 1] = (info & ~0xFFFFFFFF) | (n_keys + 7) if damage == "rows" else info | (4000 << 32)
+        np.save(path, rows)
     else:
         path.write_text("{not json")
     with pytest.raises(InputError) as info:
@@ -274,7 +282,7 @@ def test_index_folder_with_pickled_array_never_runs(tmp_path, kb_jsonl):
 
 def test_more_than_65536_entities(tmp_path):
     """Format 1 packed entity indices into pyahocorasick's 32-bit values and linked wrong
-    entities past index 65,535; format 2's values are 64-bit."""
+    entities past index 65,535; format 3's values are 64-bit."""
     n = 70_000
     from entity_linking import Entity
 
