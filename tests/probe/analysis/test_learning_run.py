@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from entity_linking.io import InputError, read_records
+from tests.paths import REPO
 
 LTPROBE = str(Path(sys.executable).parent / "ltprobe")
 
@@ -75,6 +76,11 @@ def test_run_evaluates_checkpoints_and_writes_learning(learning_run):
     attribution = summary["error_attribution"]["settings"]["closed_book"]
     assert attribution["n_errors"] == len(wrong)
     assert sum(attribution["status"].values()) == len(wrong)
+
+    # and equal a brute-force count over the training order and the world's gold links
+    check = subprocess.run([sys.executable, str(REPO / "scripts" / "check_counts_by_step.py"), str(out)],
+                           capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0 and json.loads(check.stdout)["checked"] > 0, check.stdout + check.stderr
 
     # the headline names each
     headline = (out / "headline.txt").read_text()
