@@ -64,6 +64,15 @@ def _kill_when(proc: subprocess.Popen, ready, timeout: float = 600) -> list:
     return children
 
 
+def _cmdline(process) -> str:
+    import psutil
+
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:  # gone, or a zombie
+        return ""
+
+
 def _gone(children: list, within: float = 180.0) -> list[str]:
     """The command lines of `children` still alive after `within` seconds (killed afterwards).
     Ray's agents (DashboardAgent, RuntimeEnvAgent) see their raylet gone within seconds but first
@@ -221,21 +230,27 @@ def test_elasticsearch_ingestion_through_ray_sigkilled_then_rerun(es_world, noid
         name = new_index_name()
         out = tmp_path / "ix"
         # The 3rd bulk request is held by the proxy until the command is killed, then dropped.
+        # (Held until the command's processes are gone: an actor that outlived it would resend it.)
         reached, killed = threading.Event(), threading.Event()
-        proxy.add(Rule("bulk", "call", after=2, call=lambda: (reached.set(), killed.wait(120))),
+        proxy.add(Rule("bulk", "call", after=2, call=lambda: (reached.set(), killed.wait(400))),
                   Rule("bulk", "drop", after=2))
         victim = subprocess.Popen(args(proxy.url, name, out), env=_env(), stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
         try:
             children = _kill_when(victim, reached.is_set)
+            assert children, "the command started no Ray processes"
+            actors = [c for c in children if "_IndexActor" in _cmdline(c)]
+            assert actors, [_cmdline(c) for c in children]
+            left = _gone(actors, within=10)
+            assert left == [], f"the indexing actors outlived the SIGKILLed command by 10 s: {left}"
+            left = _gone(children)
         finally:
             killed.set()
-        assert children, "the command started no Ray processes"
-        left = _gone(children)
         assert left == [], f"Ray processes outlived the SIGKILLed command: {left}"
         assert not (out / "index.json").exists()
         stored_after_kill = _stored(noida, name)
-        assert stored_after_kill != (N_DOCS, N_DOCS), "the kill came after the ingestion"
+        # the 2 bulk requests sent before the kill, nothing after it
+        assert stored_after_kill == (1000, 0), stored_after_kill
 
         again = subprocess.run(args(proxy.url, name, out), env=_env(), check=False, capture_output=True, text=True, timeout=900)
         assert again.returncode == 0, again.stderr[-3000:]
