@@ -1,5 +1,6 @@
 """Fault points for the crash tests: `LTPROBE_FAULT=POINT[@N][:ACTION]` makes the process
-kill itself with SIGKILL (ACTION `kill`, the default) or stop forever (`hang`) the N-th time
+kill itself with SIGKILL (ACTION `kill`, the default) or stop forever (`hang`, after writing
+`LTPROBE_FAULT: stopped at SPEC` to stderr) the N-th time
 (default: the first) it passes `fault_point(POINT)`.
 
 Points are named `stage:where`, e.g. `link-corpus:shard-written` or `eval:batch`; the list is
@@ -36,6 +37,8 @@ def fault_point(name: str) -> None:
     if _hits[name] != (int(nth) if nth else 1):
         return
     if action == "hang":
+        # a test that kills the process from outside waits for this line
+        os.write(2, f"LTPROBE_FAULT: stopped at {spec}\n".encode())
         while True:
             time.sleep(3600)
     os.kill(os.getpid(), signal.SIGKILL)

@@ -12,12 +12,20 @@ this is not benchmarked here, where the only server is a single-process stand-in
 
 Errors travel back as rows rather than exceptions, so the driver raises the same `InputError`
 as the single-process path instead of a Ray traceback.
+
+An actor on the driver's machine ends itself within a second of the driver's death: in Ray's
+local mode a SIGKILLed driver takes the GCS with it, nobody is left to stop the actors, and an
+actor in the middle of its block went on sending bulk requests for the killed command
+(tests/faults/test_ray_kill_resume.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from itertools import chain
 from typing import Any
@@ -76,12 +84,33 @@ def _shared_path(value: Any) -> str | None:
     return os.path.abspath(text)
 
 
+def _exit_with_driver(pid: int, host: str, every: float = 0.5) -> None:
+    """On the driver's machine: end this process (`os._exit`) soon after process `pid` is gone."""
+    if socket.gethostname() != host or pid == os.getpid():
+        return
+
+    def watch() -> None:
+        while True:
+            time.sleep(every)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # alive, under another user
+                pass
+
+    threading.Thread(target=watch, name="ltprobe-driver-watch", daemon=True).start()
+
+
 class _IndexActor:
     """One Elasticsearch client per actor; bulk-indexes the blocks it is given."""
 
-    def __init__(self, es_url: str, config: str | None, es_index: str, passage_words: int, bulk_workers: int):
+    def __init__(self, es_url: str, config: str | None, es_index: str, passage_words: int, bulk_workers: int,
+                 driver: tuple[int, str] | None = None):
         from indexes.elastic._client import connect
 
+        if driver is not None:
+            _exit_with_driver(*driver)
         self.error = ""
         try:
             self.client = connect(es_url, config)
@@ -141,7 +170,8 @@ def ingest_ray(corpus: Any, linked_dir: Any, passages: Any, *, es_url: str, es_i
         _read, batch_size=1, fn_kwargs={**where, "on_error": on_error, "block": BLOCK, "fields": fields},
         num_cpus=0.1)
     results = blocks.map_batches(
-        _IndexActor, fn_constructor_args=(es_url, config, es_index, passage_words, bulk_workers),
+        _IndexActor, fn_constructor_args=(es_url, config, es_index, passage_words, bulk_workers,
+                                          (os.getpid(), socket.gethostname())),
         batch_size=None, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=0.8,
         batch_format="numpy")
     counts = {"n_docs": 0, "n_mentions": 0, "n_passages": 0}

@@ -17,7 +17,13 @@ logger = logging.getLogger(__name__)
 _ES_HELP = ("Elasticsearch credentials come from the environment (ES_API_KEY, or ES_USERNAME and "
             "ES_PASSWORD; ES_CA_CERTS, ES_VERIFY_CERTS=false for TLS) or from a config file "
             "(--es-config or LTPROBE_ES_CONFIG: JSON/YAML with api_key, username, password, "
-            "ca_certs, verify_certs), never from the command line.")
+            "ca_certs, verify_certs), never from the command line.\n\n"
+            "Faults: a refused or dropped connection, a timeout and a 429/502/503/504 answer are "
+            "retried with exponential backoff; the same config file sets how: retries (attempts "
+            "per request, default 6), retry_backoff (seconds before the first retry, doubled "
+            "each time, default 0.5) and request_timeout (seconds per request, default 60), e.g. "
+            "a file es.yaml holding `{retries: 10, retry_backoff: 1, request_timeout: 120}` "
+            "and --es-config es.yaml.")
 
 
 def register(commands: Any) -> None:
@@ -204,7 +210,8 @@ def _add_fields(p: argparse.ArgumentParser) -> None:
 def _add_es(p: argparse.ArgumentParser) -> None:
     p.add_argument("--es-url", help="Elasticsearch URL, e.g. https://host:9200 (no credentials in it)")
     p.add_argument("--es-index", help="Elasticsearch index name")
-    p.add_argument("--es-config", help="config file with Elasticsearch credentials and TLS settings")
+    p.add_argument("--es-config", help="JSON/YAML config file with Elasticsearch credentials, TLS settings "
+                                       "and the keys retries, retry_backoff, request_timeout (see above)")
 
 
 def _add_stoplist(p: argparse.ArgumentParser) -> None:

@@ -2,9 +2,10 @@
 real HTTP server process on 127.0.0.1 backed by the tiny transformers model) killed in the
 middle of an evaluation, then restarted; and killed for good.
 
-A vLLM server would be the real thing, but starting it several times costs minutes on the
-shared CPU machine; the client under test (`OpenAIGenerator`: retries with exponential backoff,
-the completion cache) is the same either way.
+A vLLM server is the real thing, but starting it several times costs minutes on the shared CPU
+machine; the client under test (`OpenAIGenerator`: retries with exponential backoff, the
+completion cache) is the same either way. `test_vllm_server.py` runs the same faults once
+against a real vLLM server (two server starts).
 """
 
 from __future__ import annotations

@@ -133,3 +133,23 @@ def test_bench_retrieve_smoke(capsys):
     assert result["queries_per_s"] > 0 and result["n_passages"] == 2000
     assert result["top10_overlap_vs_reference"] >= 0.9
     assert "bm25s reference" in out.splitlines()[0]
+
+
+@pytest.mark.parametrize("command", ["index", "count"])
+def test_help_says_how_to_set_the_elasticsearch_retries(command, capsys, tmp_path, monkeypatch):
+    """The retry keys of the Elasticsearch config file are in the help, with an example that the
+    client reads as the help says."""
+    import re
+
+    from indexes.elastic import _client
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for key in ("retries", "retry_backoff", "request_timeout", "--es-config"):
+        assert key in text, key
+    example = re.search(r"a file es\.yaml holding `([^`]+)`", text).group(1)
+    (tmp_path / "es.yaml").write_text(example)
+    for var in ("ES_API_KEY", "ES_USERNAME", "ES_PASSWORD", "ES_CA_CERTS", "ES_VERIFY_CERTS"):
+        monkeypatch.delenv(var, raising=False)
+    assert _client._config(tmp_path / "es.yaml") == {"retries": 10, "retry_backoff": 1.0, "request_timeout": 120.0}
