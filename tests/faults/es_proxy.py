@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 
 def free_port() -> int:
@@ -37,6 +37,22 @@ def free_port() -> int:
 def noida_binary() -> str | None:
     found = shutil.which("noida-db") or str(Path(sys.executable).parent / "noida-db")
     return found if Path(found).exists() else None
+
+
+def running_noida(folder: Path) -> Iterator[NoidaServer]:
+    """A started noida-db server in `folder` for a fixture to yield (the test skips where
+    noida-db is missing or cannot run); SIGKILLed afterwards."""
+    import pytest
+
+    if noida_binary() is None:
+        pytest.skip("noida-db is not installed (pip install noida-db)")
+    server = NoidaServer(folder)
+    try:
+        server.start()
+    except (OSError, RuntimeError) as exc:
+        pytest.skip(f"noida-db cannot run here: {exc}")
+    yield server
+    server.stop(signal.SIGKILL)
 
 
 class NoidaServer:

@@ -26,7 +26,7 @@ import pytest
 
 from entity_linking.io import InputError
 from indexes import build_index, count_qa, open_index
-from tests.faults.es_proxy import FaultProxy, NoidaServer, Rule, free_port, noida_binary
+from tests.faults.es_proxy import FaultProxy, Rule, free_port, running_noida
 from tests.indexes.ix_testdata import new_index_name, write_corpus
 from tests.paths import REPO
 
@@ -63,15 +63,7 @@ def world(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if noida_binary() is None:
-        pytest.skip("noida-db is not installed (pip install noida-db)")
-    noida = NoidaServer(tmp_path_factory.mktemp("noida"))
-    try:
-        noida.start()
-    except (OSError, RuntimeError) as exc:
-        pytest.skip(f"noida-db cannot run here: {exc}")
-    yield noida
-    noida.stop(signal.SIGKILL)
+    yield from running_noida(tmp_path_factory.mktemp("noida"))
     print("\nkill outcomes:", OUTCOMES)
 
 

@@ -20,8 +20,7 @@ from pathlib import Path
 import pytest
 
 from probe.evaluation import evaluate
-from probe.generation import GenerationError
-from probe.generation import OpenAIGenerator
+from probe.generation import GenerationError, OpenAIGenerator
 from tests.paths import REPO
 
 pytestmark = pytest.mark.slow

@@ -188,17 +188,9 @@ def es_world(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def noida(tmp_path_factory):
-    from tests.faults.es_proxy import NoidaServer, noida_binary
+    from tests.faults.es_proxy import running_noida
 
-    if noida_binary() is None:
-        pytest.skip("noida-db is not installed (pip install noida-db)")
-    server = NoidaServer(tmp_path_factory.mktemp("noida_ray"))
-    try:
-        server.start()
-    except (OSError, RuntimeError) as exc:
-        pytest.skip(f"noida-db cannot run here: {exc}")
-    yield server
-    server.stop(signal.SIGKILL)
+    yield from running_noida(tmp_path_factory.mktemp("noida_ray"))
 
 
 def test_elasticsearch_ingestion_through_ray_sigkilled_then_rerun(es_world, noida, tmp_path):
