@@ -73,8 +73,7 @@ class StringColumn:
             i += self._n
         if not 0 <= i < self._n:
             raise IndexError(i)
-        off = self._off
-        return str(self._blob[off[i]:off[i + 1]], "utf-8")
+        return self.get_unchecked(i)
 
     def get_unchecked(self, i: int) -> str:
         """`self[i]` for an index known to be in range (`0 <= i < len(self)`), e.g. an entity

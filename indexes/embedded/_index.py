@@ -937,8 +937,9 @@ class EmbeddedIndex(DocumentIndex):
             folder = self.path / "passages"
             if not folder.exists():
                 raise InputError(f"{self.path}: this index has no passages to search (an imported entity "
-                                 "map or a --counts-only index has none); build a retrieval index with `ltprobe index --corpus "
-                                 "PASSAGES --out DIR` and give it as rag.index (ltprobe run)")
+                                 "map or a --counts-only index has none); build a retrieval index with "
+                                 "`ltprobe index --corpus PASSAGES --out DIR` and give it as rag.index "
+                                 "(ltprobe run)")
             self._searcher = PassageSearcher(folder, threads=self._search_threads)
         return self._searcher
 

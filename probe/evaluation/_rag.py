@@ -328,11 +328,11 @@ def retrieve_settings(index: Any, qa: Sequence[Mapping[str, Any]], settings: Ite
     oracle's linked documents). `evaluate_settings` takes the result; `retrieval_quality` reads
     the `rag` passages."""
     settings = set(settings)
-    searcher = search_index if search_index is not None else index
     passages: dict[str, dict[str, list[Any]]] = {}
     if "rag" in settings:
-        passages["rag"] = retrieve_passages(searcher, qa, max(k, max(RECALL_KS)), progress=progress)
+        passages["rag"] = retrieve_passages(search_index if search_index is not None else index, qa,
+                                            max(k, max(RECALL_KS)), progress=progress)
     if "oracle" in settings:
         passages["oracle"] = oracle_passages(index, qa, qa_entities, k, stats=oracle_stats, progress=progress,
-                                             search_index=searcher)
+                                             search_index=search_index)
     return passages

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -278,8 +279,9 @@ def _inputs(config: dict[str, Any], out: Path, stages: Stages) -> dict[str, Any]
         if config["learning"]["checkpoints"]:  # checked before hours of training, not after
             steps, saved = train_config.steps, train_config.save_steps or []
             if not [s for s in saved if 0 < s < steps]:
-                raise InputError(f"{config['_source']}: learning.checkpoints needs model.train.save_steps below "
-                                 f"model.train.steps ({steps}), the steps to save checkpoints at; got {saved or 'none'}")
+                raise InputError(f"{config['_source']}: learning.checkpoints needs model.train.save_steps "
+                                 f"below model.train.steps ({steps}), the steps to save checkpoints at; "
+                                 f"got {saved or 'none'}")
         # train_model caches itself: it returns at once when the folder matches config and inputs.
         stages("[train] model (cached when already trained)")
         train_model(model_dir, inputs["train_files"], train_config)
@@ -370,13 +372,11 @@ def retrieve(config: dict[str, Any], qa: list[dict[str, Any]], *, index_dir: Pat
     settings = [s for s in config["eval"]["settings"] if s in RETRIEVAL_SETTINGS]
     if not settings:
         return {}
-    with open_index(index_dir) as index:
-        if rag_cfg.get("index"):  # a separate retrieval collection (the original's Wikipedia)
-            with open_index(_existing(rag_cfg["index"], "rag.index")) as search_index:
-                passages = retrieve_settings(index, qa, settings, k=rag_cfg["k"], qa_entities=qa_entities,
-                                             search_index=search_index)
-        else:
-            passages = retrieve_settings(index, qa, settings, k=rag_cfg["k"], qa_entities=qa_entities)
+    # rag.index: a separate retrieval collection (the original's Wikipedia), else the run's index
+    search = open_index(_existing(rag_cfg["index"], "rag.index")) if rag_cfg.get("index") else nullcontext()
+    with open_index(index_dir) as index, search as search_index:
+        passages = retrieve_settings(index, qa, settings, k=rag_cfg["k"], qa_entities=qa_entities,
+                                     search_index=search_index)
     if "rag" in passages and retrieval_out is not None:
         write_json(retrieval_out, retrieval_quality(passages["rag"], qa, rag_cfg["k"],
                                                     counts=counts_of(retrieval_out.parent), qa_entities=qa_entities))
@@ -581,8 +581,8 @@ def _print_headline(summary: dict[str, Any], out: Path) -> None:
     if attribution and attribution.get("share_more_frequent") is not None:
         ci = attribution.get("ci")
         print(f"error attribution (closed_book): {attribution['share_more_frequent']:.0%} of "
-              f"{attribution['n_attributed']} linked wrong answers co-occur with the question entity more often than "
-              f"the gold answer" + (f" [{ci[0]:.0%}, {ci[1]:.0%}]" if ci else ""))
+              f"{attribution['n_attributed']} linked wrong answers co-occur with the question entity more "
+              f"often than the gold answer" + (f" [{ci[0]:.0%}, {ci[1]:.0%}]" if ci else ""))
     for warning in summary.get("diagnostics") or []:
         print(f"WARNING: {warning['message']}")
     scaling = summary.get("scaling")

@@ -424,8 +424,10 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
             if bar.disable and (step + 1) % log_every == 0 and step + 1 < config.steps:
                 # No bar (a batch job, a log file): a line every tenth of the run instead.
                 elapsed = max(time.time() - started, 1e-9)
-                logger.info(f"train: step {step + 1}/{config.steps}, loss {sum(losses[-50:]) / len(losses[-50:]):.3f}, "
-                            f"{(step + 1) / elapsed:.2f} steps/s, about {(config.steps - step - 1) * elapsed / (step + 1):.0f} s left")
+                left = (config.steps - step - 1) * elapsed / (step + 1)
+                logger.info(f"train: step {step + 1}/{config.steps}, "
+                            f"loss {sum(losses[-50:]) / len(losses[-50:]):.3f}, "
+                            f"{(step + 1) / elapsed:.2f} steps/s, about {left:.0f} s left")
     bar.close()
     elapsed = time.time() - started
 

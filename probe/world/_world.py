@@ -88,8 +88,9 @@ class WorldConfig:
     syllables rather than taken from the world, so that only copying from the passage works."""
     p_named_again: float = 0.0
     """Probability that a later sentence about a person names them again instead of using a
-    pronoun (the first sentence always names them). 1.0: full names everywhere, the
-    "knowledge augmentation" that helps a model answer questions about facts learned in prose."""
+    pronoun (the first sentence always names them). 1.0: full names everywhere, as the
+    knowledge-extraction literature recommends; on the demo recipe it made seed 2 worse, not
+    better (docs/benchmarks.md)."""
     unicode_fraction: float = 0.15
     """Share of names drawn from the Unicode/apostrophe pools (Zoë, O'Brien)."""
 
