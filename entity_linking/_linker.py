@@ -138,6 +138,12 @@ class Linker:
         self._matcher = kb.matcher
         # a loaded folder's ids are decoded from the memory map: keep the recent ones as strings
         self._ids = kb.ids if isinstance(kb.ids, list) else _IdCache(kb.ids)
+        # candidates, priors and context of all ambiguous mentions of a text in one kernel call
+        # (the flat arrays of `KnowledgeBase`); format 1's knowledge base has none, it goes
+        # through `_table`
+        self._contexts = getattr(kb, "contexts", None)
+        # the scan and the first rules in one kernel (format 1's matcher has none)
+        self._resolve_spans = getattr(self._matcher, "resolve_spans", None)
         self._tables: dict[int, _Group] = {}
 
     def options(self) -> dict:
@@ -154,8 +160,7 @@ class Linker:
         """Link one text; mentions in text order."""
         norm = normalize(text)
         ids = self._ids
-        return [Mention(s, e, text[s:e], ids[i], score)
-                for s, e, i, score in self.resolve(text, norm, self.find(norm))]
+        return [Mention(s, e, text[s:e], ids[i], score) for s, e, i, score in self._resolve_text(text, norm)]
 
     def link_question(self, text: str) -> list[Mention]:
         """Link a question (rules 5-6 of the module docstring): the mentions of `link`, less
@@ -170,7 +175,7 @@ class Linker:
         # a question with capitals says which spans are names; an all-lower-case one ("who won
         # the super bowl", NQ's style) does not: there only a lower-case alias makes a common noun
         cased_text = any(c.isupper() for c in text)
-        for s, e, i, score in self.resolve(text, norm, self.find(norm), shares=shares):
+        for s, e, i, score in self._resolve_text(text, norm, shares):
             span = text[s:e]
             if not self.question_lowercase and _lower_case(span) \
                     and (cased_text or not (self.key_value(span) or 0) & 1):
@@ -208,7 +213,7 @@ class Linker:
         linking stores per document)."""
         norm = normalize(text)
         ids = self._ids
-        return [ids[i] for i in dict.fromkeys([m[2] for m in self.resolve(text, norm, self.find(norm))])]
+        return [ids[i] for i in dict.fromkeys([m[2] for m in self._resolve_text(text, norm)])]
 
     # -- candidates (fast path) -------------------------------------------------------------
 
@@ -221,6 +226,19 @@ class Linker:
     def key_value(self, span_text: str) -> int | None:
         """The packed value for a span's text, or None when it is no alias (spaCy path)."""
         return self._matcher.get(normalize(span_text).strip())
+
+    def _resolve_text(self, text: str, norm: str, shares: dict | None = None) -> list[tuple[int, int, int, float]]:
+        """`resolve(text, norm, find(norm))`, with the scan and the rules up to the longest
+        match in the matcher's kernel when it has one (`KeyMatcher.resolve_spans`): the same
+        results."""
+        fast = self._resolve_spans
+        if fast is None:
+            return self.resolve(text, norm, self.find(norm), shares=shares)
+        chosen, dropped = fast(text, norm, self.min_chars, self.case == "smart")
+        chosen = [(s, e, i, 1.0) if i >= 0 else (s, e, i, 0.0) for s, e, i in chosen]
+        if dropped:
+            dropped = [(s, e, i, 1.0) if i >= 0 else (s, e, i, 0.0) for s, e, i in dropped]
+        return self._finish(norm, text, chosen, dropped, shares)
 
     # -- disambiguation (shared) ------------------------------------------------------------
 
@@ -257,6 +275,10 @@ class Linker:
                     break
             else:
                 chosen.append(mention)
+        return self._finish(norm, text, chosen, dropped, shares)
+
+    def _finish(self, norm: str, text: str, chosen: list, dropped: list, shares: dict | None) -> list:
+        """The rules after the longest match: qualifiers, disambiguation, NIL."""
         out = _add_qualifiers(text, chosen, dropped) if dropped and self.link_qualifiers else chosen
         ambiguous = [k for k, m in enumerate(out) if m[2] < 0]
         if ambiguous:
@@ -268,26 +290,32 @@ class Linker:
 
     def _disambiguate(self, norm: str, out: list, ambiguous: list[int], shares: dict | None = None) -> None:
         width = self.context_chars
-        tables = []
-        contexts = []
-        provisional = []
-        for k in ambiguous:
-            start, end, group, _ = out[k]
-            table = self._table(-1 - group)
-            # a context word counts when it is a whole word within `width` characters on either
-            # side: " word " is in this string
-            window = f" {norm[max(0, start - width):start]} {norm[end:end + width]} "
-            present = [word in window for word in table.words]
-            context = []
-            for weights in table.weights:
-                total = 0.0
-                for j, weight in weights:
-                    if present[j]:
-                        total += weight
-                context.append(total)
-            tables.append(table)
-            contexts.append(context)
-            provisional.append(self._choose(table, context, (False,) * len(context)))
+        # per ambiguous mention: its candidates, their prior terms and context scores
+        rows: list[tuple[list[int], list[float], list[float]]] = []
+        if self._contexts is not None:
+            off, candidates, priors, context = self._contexts(
+                norm, [out[k][0] for k in ambiguous], [out[k][1] for k in ambiguous],
+                [-1 - out[k][2] for k in ambiguous], width, self.prior_weight)
+            off, candidates, priors, context = off.tolist(), candidates.tolist(), priors.tolist(), context.tolist()
+            rows = [(candidates[a:b], priors[a:b], context[a:b]) for a, b in zip(off, off[1:])]
+        else:
+            for k in ambiguous:
+                start, end, group, _ = out[k]
+                table = self._table(-1 - group)
+                # a context word counts when it is a whole word within `width` characters on
+                # either side: " word " is in this string
+                window = f" {norm[max(0, start - width):start]} {norm[end:end + width]} "
+                present = [word in window for word in table.words]
+                context = []
+                for weights in table.weights:
+                    total = 0.0
+                    for j, weight in weights:
+                        if present[j]:
+                            total += weight
+                    context.append(total)
+                rows.append((table.candidates, table.priors, context))
+        provisional = [self._choose(candidates, priors, context, (False,) * len(context))
+                       for candidates, priors, context in rows]
         # other mentions' entities: unambiguous ones, and ambiguous ones that context decided
         linked: dict[int, int] = {}
         for _, _, i, _ in out:
@@ -296,32 +324,32 @@ class Linker:
         for best, share, _ in provisional:
             if share >= 0.9:
                 linked[best] = linked.get(best, 0) + 1
-        for k, table, context, (best, share, logs) in zip(ambiguous, tables, contexts, provisional):
+        for k, (candidates, priors, context), (best, share, logs) in zip(ambiguous, rows, provisional):
             own = best if share >= 0.9 else None
-            coherent = [linked.get(c, 0) - (c == own) > 0 for c in table.candidates]
+            coherent = [linked.get(c, 0) - (c == own) > 0 for c in candidates]
             if True in coherent:  # else no coherence evidence: the provisional choice stands
-                best, share, logs = self._choose(table, context, coherent)
+                best, share, logs = self._choose(candidates, priors, context, coherent)
             start, end, _, _ = out[k]
             out[k] = (start, end, best, share)
             if shares is not None:
                 top = max(logs)
                 total = sum([math.exp(x - top) for x in logs])
-                ranked = sorted(((math.exp(x - top) / total, c) for c, x in zip(table.candidates, logs)
+                ranked = sorted(((math.exp(x - top) / total, c) for c, x in zip(candidates, logs)
                                  if c != best), key=lambda p: (-p[0], self._ids[p[1]]))
                 shares[(start, end)] = [(best, share)] + [(c, x) for x, c in ranked]
 
-    def _choose(self, table: _Group, context: list[float], coherent) -> tuple[int, float, list[float]]:
-        """The best candidate (of equals, the smallest id), its share of the candidates'
+    def _choose(self, candidates, priors, context: list[float], coherent) -> tuple[int, float, list[float]]:
+        """The best of `candidates` (of equals, the smallest id), its share of the candidates'
         weight, and every candidate's log weight."""
         bonus = self.coherence_weight
         context_weight = self.context_weight
         logs = [prior + context_weight * ctx + (bonus if c else 0.0)
-                for prior, ctx, c in zip(table.priors, context, coherent)]
+                for prior, ctx, c in zip(priors, context, coherent)]
         top = max(logs)
         at = logs.index(top)
-        best = table.candidates[at]
+        best = candidates[at]
         tolerance = 1e-9 * max(1.0, abs(top))
-        tied = [c for c, x in zip(table.candidates, logs) if top - x <= tolerance]
+        tied = [c for c, x in zip(candidates, logs) if top - x <= tolerance]
         if len(tied) > 1:  # a tie: the smallest id, whatever the KB's order or the sums' rounding
             ids = self._ids
             best = min(tied, key=lambda c: ids[c])

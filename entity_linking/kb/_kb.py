@@ -49,7 +49,7 @@ from entity_linking.kb._sources import read_entities
 logger = logging.getLogger(__name__)
 
 FORMAT = "ltprobe-kb"
-VERSION = 3
+VERSION = 4
 MAX_KEY_CHARS = 4000
 
 # Words too common to say anything about which entity is meant (context scoring ignores them).
@@ -99,9 +99,11 @@ class KnowledgeBase:
         self._index: dict[str, Any] | None = None  # the matcher's arrays (see `_KeyCollector.finish`)
         self._matcher = None
         self._shape_cache: dict[int, frozenset] = {}
+        self._shape_column = None  # the shapes of punctuated keys as strings (`_shapes_of`)
         self._punctuation_cache: dict[str, bool] = {}
         self._df = None
         self._context_cache: dict[int, dict[str, float]] = {}
+        self._context: tuple | None = None  # the arrays of `contexts` (see `_context_arrays`)
         for entity in entities:
             self.add(entity)
 
@@ -124,6 +126,7 @@ class KnowledgeBase:
         self._index = None
         self._matcher = None
         self._df = None
+        self._context = None
         self._context_cache.clear()
         self._shape_cache.clear()
 
@@ -269,6 +272,7 @@ class KnowledgeBase:
         kb._index = {k: v for k, v in arrays.items() if k.split(".")[0] in _MATCHER_ARRAYS}
         kb._df = _DfTable(_StringColumn(arrays["df_words.blob"], arrays["df_words.off"]), arrays["df_tab"],
                           arrays["df_hash"], arrays["df_count"])
+        kb._context = tuple(arrays[name] for name in _CONTEXT_ARRAYS)
         return kb
 
     # -- lookup -----------------------------------------------------------------------------
@@ -333,10 +337,41 @@ class KnowledgeBase:
             collector = _KeyCollector()
             for i in range(len(self.ids)):
                 collector.add(i, self.names[i], self.aliases[i])
-            self._index = collector.finish()
+            self._index = collector.finish(self.priors)
+            self._shape_column = None
             self._shape_cache.clear()
             self._punctuation_cache = {}
         return self._index
+
+    def _context_arrays(self) -> tuple:
+        """What `contexts` reads: the groups (`group_off`, `group_mem`, `group_prior`), each
+        entity's context words (`ctx_off`, `ctx_word`), the words (`df_words` blob and offsets)
+        and their weights (`word_weight`); stored in a folder, built on first use in memory."""
+        if self._context is None:
+            collector = _ContextCollector()
+            for i in range(len(self.ids)):
+                collector.add(self.types[i], self.descriptions[i])
+            words = collector.finish()
+            self._context = tuple({**self._arrays(), **words}[name] for name in _CONTEXT_ARRAYS)
+        return self._context
+
+    def contexts(self, norm: str, starts: list[int], ends: list[int], groups: list[int], width: int,
+                 prior_weight: float) -> tuple:
+        """Candidates, prior terms and context scores of ambiguous mentions, all of one text in
+        one kernel call (`entity_linking.kb._kernels.contexts`): mention `k` spans characters
+        `starts[k]:ends[k]` of the normalized text `norm` and has the candidate group `groups[k]`;
+        context words count within `width` characters on either side. Returns numpy arrays
+        `(off, candidates, priors, context)`, mention `k`'s in `[off[k]:off[k + 1]]`: the same
+        floats as `Linker` computes from `context_words` and the priors."""
+        import numpy as np
+
+        from entity_linking.kb._store import kernels
+
+        raw = norm.encode("utf-8")
+        return kernels()["contexts"](np.frombuffer(raw, np.uint8), len(raw) == len(norm),
+                                     np.array(starts, np.int64), np.array(ends, np.int64),
+                                     np.array(groups, np.int64), int(width), float(prior_weight),
+                                     *self._context_arrays())
 
     def _group(self, g: int) -> tuple[int, ...]:
         index = self._arrays()
@@ -367,8 +402,12 @@ class KnowledgeBase:
         if shapes is None:
             shapes = frozenset()
             if at >= 0:
-                blob = index["shape_blob"][index["shape_off"][at]:index["shape_off"][at + 1]].tobytes()
-                shapes = frozenset(_decode_shape(p) for p in blob.decode("utf-8").split(_SHAPES_SEP))
+                column = self._shape_column
+                if column is None:
+                    from entity_linking.kb._store import StringColumn
+
+                    column = self._shape_column = StringColumn(index["shape_blob"], index["shape_off"])
+                shapes = frozenset(_decode_shape(p) for p in column.get_unchecked(at).split(_SHAPES_SEP))
             if len(self._shape_cache) > 100_000:
                 self._shape_cache.clear()
             self._shape_cache[at] = shapes
@@ -418,12 +457,15 @@ class KnowledgeBase:
         kernels()
         self.matcher  # noqa: B018
         self.document_frequencies()
+        self._context_arrays()
         return self
 
 
 _REBUILD = "rebuild it with `ltprobe kb build INPUT --out FOLDER`"
 _MATCHER_ARRAYS = ("key_blob", "key_off", "key_val", "t_rows",
-                   "group_off", "group_mem", "shape_keys", "shape_off", "shape_blob")
+                   "group_off", "group_mem", "group_prior", "shape_keys", "shape_off", "shape_blob")
+_CONTEXT_ARRAYS = ("group_off", "group_mem", "group_prior", "ctx_off", "ctx_word", "df_words.blob", "df_words.off",
+                   "word_weight")
 _SHAPES_SEP = "\x1e"
 _SHAPE_SEP = "\x1f"
 
@@ -580,7 +622,9 @@ class _KeyCollector:
                 entity.append(i)
                 cased_flags.append(cased)
 
-    def finish(self) -> dict[str, Any]:
+    def finish(self, priors) -> dict[str, Any]:
+        """The matcher's arrays; `priors` (float64, one per entity) give each ambiguous group's
+        prior terms (`group_prior`)."""
         import numpy as np
 
         from entity_linking.kb._store import kernels, table_size
@@ -630,9 +674,64 @@ class _KeyCollector:
         # non-space)
         prefixes = int(np.count_nonzero((key_blob[1:] == 32) & (key_blob[:-1] != 32))) if len(key_blob) else 0
         t_rows = k["prefix_table"](key_blob, key_off, table_size(n_keys + prefixes))
+        # log prior share of each group member: the logarithms in Python (`math.log`, as the
+        # linker's per-group path takes them), so that both paths give the same floats
+        shares = k["group_shares"](group_off, group_mem, np.asarray(priors, np.float64))
+        group_prior = np.array([math.log(x) for x in shares.tolist()], dtype=np.float64)
         return {"key_blob": key_blob, "key_off": key_off, "key_val": key_val, "t_rows": t_rows,
-                "group_off": group_off, "group_mem": group_mem,
+                "group_off": group_off, "group_mem": group_mem, "group_prior": group_prior,
                 "shape_keys": shape_keys, "shape_off": shape_off, "shape_blob": shape_blob}
+
+
+class _ContextCollector:
+    """Collects the context words (`_words` of type and description) of entity after entity,
+    then builds the word list with document frequencies (`df_*`) and each entity's words as
+    word indices (`ctx_off`, `ctx_word`: CSR, ascending, which is the words' sorted order)
+    with each word's weight (`word_weight`: `log((entities + 1) / df) + 1`, as
+    `KnowledgeBase.context_words` gives it)."""
+
+    def __init__(self):
+        from array import array
+
+        self.ids: dict[str, int] = {}  # word -> index in first-seen order
+        self.count = array("q")
+        self.off = array("q", [0])
+        self.words = array("q")
+
+    def add(self, type_: str, description: str) -> None:
+        ids, count, words = self.ids, self.count, self.words
+        for word in _words(type_, description):
+            w = ids.get(word)
+            if w is None:
+                w = ids[word] = len(ids)
+                count.append(0)
+            count[w] += 1
+            words.append(w)
+        self.off.append(len(words))
+
+    def finish(self) -> dict[str, Any]:
+        import numpy as np
+
+        from entity_linking.kb._store import StringColumn
+
+        n = len(self.off) - 1
+        words = sorted(self.ids)
+        rank = np.empty(len(words), np.int64)  # first-seen index -> sorted index
+        rank[np.fromiter((self.ids[w] for w in words), np.int64, len(words))] = np.arange(len(words))
+        counts = np.frombuffer(self.count, np.int64)
+        df_count = np.empty(len(words), np.int64)
+        df_count[rank] = counts
+        ctx_off = np.frombuffer(self.off, np.int64).copy()
+        ctx_word = rank[np.frombuffer(self.words, np.int64)]
+        owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(ctx_off))
+        ctx_word = ctx_word[np.lexsort((ctx_word, owner))].astype(np.int32)
+        # the weights in Python floats (math.log), one per distinct frequency
+        weight = {d: math.log((n + 1) / d) + 1.0 for d in set(df_count.tolist())}
+        word_weight = np.array([weight[d] for d in df_count.tolist()], dtype=np.float64)
+        blob, off = StringColumn.build(words)
+        self.ids = {}
+        return {"df_words.blob": blob, "df_words.off": off, "df_count": df_count, "ctx_off": ctx_off,
+                "ctx_word": ctx_word, "word_weight": word_weight}
 
 
 class _Writer:
@@ -648,7 +747,7 @@ class _Writer:
                         ("ids", "names", "types", "descriptions", "aliases")}
         self.alias_start = array("q", [0])
         self.priors = array("d")
-        self.df: dict[str, int] = {}
+        self.context = _ContextCollector()
         self.keys = _KeyCollector()
 
     def _put(self, column: str, text: str) -> None:
@@ -670,8 +769,7 @@ class _Writer:
             self._put("aliases", alias)
         self.alias_start.append(self.alias_start[-1] + len(aliases))
         self.priors.append(float(entity.prior))
-        for word in _words(entity.type or "", entity.description or ""):
-            self.df[word] = self.df.get(word, 0) + 1
+        self.context.add(entity.type or "", entity.description or "")
         self.keys.add(self.count, entity.name, aliases)
         self.count += 1
 
@@ -680,7 +778,7 @@ class _Writer:
 
         import numpy as np
 
-        from entity_linking.kb._store import StringColumn, StringTable
+        from entity_linking.kb._store import StringTable
 
         log = logger.info if progress else logger.debug
         self.ids = set()  # no longer needed: free it before the big allocations
@@ -691,13 +789,11 @@ class _Writer:
         arrays["alias_start"] = np.frombuffer(self.alias_start, np.int64)
         arrays["priors"] = np.frombuffer(self.priors, np.float64)
         _, arrays["id_tab"], arrays["id_hash"] = StringTable.build(arrays["ids.blob"], arrays["ids.off"])
-        words = sorted(self.df)
-        arrays["df_words.blob"], arrays["df_words.off"] = StringColumn.build(words)
-        arrays["df_count"] = np.array([self.df[w] for w in words], dtype=np.int64)
+        arrays.update(self.context.finish())
         _, arrays["df_tab"], arrays["df_hash"] = StringTable.build(arrays["df_words.blob"], arrays["df_words.off"])
-        self.df = {}
+        self.context = None
         log(f"kb build: indexing {len(self.keys.entity):,} alias keys")
-        arrays.update(self.keys.finish())
+        arrays.update(self.keys.finish(arrays["priors"]))
         self.keys = None
         # everything goes into a fresh folder beside the target, which replaces it at the end
         directory = Path(directory)
@@ -762,7 +858,8 @@ def _open_arrays(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
 
 _ARRAY_NAMES = tuple(f"{c}.{part}" for c in ("ids", "names", "types", "descriptions", "aliases", "df_words")
                      for part in ("blob", "off")) + (
-    "alias_start", "priors", "id_tab", "id_hash", "df_count", "df_tab", "df_hash") + _MATCHER_ARRAYS
+    "alias_start", "priors", "id_tab", "id_hash", "df_count", "df_tab", "df_hash", "ctx_off", "ctx_word",
+    "word_weight") + _MATCHER_ARRAYS
 
 
 def _check_arrays(path: Path, a: dict[str, Any]) -> None:
@@ -794,6 +891,10 @@ def _check_arrays(path: Path, a: dict[str, Any]) -> None:
     offsets("df_words.off", n_words, len(a["df_words.blob"]))
     if len(a["df_count"]) != n_words:
         bad("df_count", "one count per word expected")
+    if len(a["word_weight"]) != n_words:
+        bad("word_weight", "one weight per word expected")
+    offsets("ctx_off", n, len(a["ctx_word"]))
+    indices("ctx_word", 0, n_words)
     n_keys = len(a["key_off"]) - 1
     offsets("key_off", n_keys, len(a["key_blob"]))
     if len(a["key_val"]) != n_keys:
@@ -816,6 +917,8 @@ def _check_arrays(path: Path, a: dict[str, Any]) -> None:
     n_groups = len(a["group_off"]) - 1
     offsets("group_off", n_groups, len(a["group_mem"]))
     indices("group_mem", 0, n)
+    if len(a["group_prior"]) != len(a["group_mem"]):
+        bad("group_prior", "one prior term per group member expected")
     payload = a["key_val"] >> PAYLOAD_SHIFT
     amb = (payload & 1) == 1
     if n_keys and (np.any((payload >> 1)[amb] >= n_groups) or np.any((payload >> 1)[~amb] >= n)

@@ -292,3 +292,255 @@ def char_lengths(blob, off):
                 c += 1
         out[k] = c
     return out
+
+@_jit
+def group_shares(group_off, group_mem, priors):
+    """Each group member's prior share, as `Linker` computed it per group in Python: the
+    member's prior over the group's total (summed in member order), floored at 1e-6 of the
+    total; equal shares when the total is 0. Aligned with `group_mem`."""
+    out = np.empty(group_mem.shape[0], np.float64)
+    for g in range(group_off.shape[0] - 1):
+        a = group_off[g]
+        b = group_off[g + 1]
+        total = 0.0
+        for j in range(a, b):
+            total += priors[group_mem[j]]
+        if total > 0:
+            floor = 1e-6 * total
+            for j in range(a, b):
+                out[j] = max(priors[group_mem[j]], floor) / total
+        else:
+            for j in range(a, b):
+                out[j] = 1.0 / (b - a)
+    return out
+
+@_jit
+def _window_tokens(text, a, b, tab, tab_start, tab_len, mask):
+    """Put the words (runs of non-spaces) of `text[a:b]` into the open-addressing table
+    (`tab`: hash | 1, 0 for an empty slot; where the word is in `text`), each once."""
+    j = a
+    while j < b:
+        while j < b and text[j] == space:
+            j += 1
+        if j == b:
+            break
+        s = j
+        h = offset0
+        while j < b and text[j] != space:
+            h = (h ^ np.uint64(text[j])) * prime
+            j += 1
+        h |= np.uint64(1)  # never 0: 0 marks an empty slot
+        slot = mix(h) & mask
+        while tab[slot] != 0:
+            if tab[slot] == h and tab_len[slot] == j - s and same(text, tab_start[slot], text, s, j - s):
+                break  # a repeated word: in once
+            slot = (slot + np.uint64(1)) & mask
+        if tab[slot] == 0:
+            tab[slot] = h
+            tab_start[slot] = s
+            tab_len[slot] = j - s
+
+@_jit
+def contexts(text, ascii_only, starts, ends, groups, width, prior_weight, group_off, group_mem, group_prior,
+             ctx_off, ctx_word, word_blob, word_off, word_weight):
+    """What disambiguating each ambiguous mention needs, for all mentions of one text at once.
+
+    `text` is the normalized text (UTF-8), mention `k` spans characters `starts[k]:ends[k]`
+    and has the candidate group `groups[k]`. Returns `(off, candidates, priors, context)`:
+    mention `k`'s candidates are `candidates[off[k]:off[k + 1]]` (entity indices), with
+    `prior_weight * log(prior share)` and the context score of each: the summed weights of
+    the candidate's context words (in word order, i.e. sorted) that are whole words of the
+    text within `width` characters before or after the mention, exactly as `Linker` sums
+    them in Python (`" word "` found in `" left right "`)."""
+    n = text.shape[0]
+    m = starts.shape[0]
+    if ascii_only:
+        chars = n
+        pos = np.empty(0, np.int64)
+    else:
+        chars = 0
+        for b in range(n):
+            if (text[b] & 0xC0) != 0x80:
+                chars += 1
+        pos = np.empty(chars + 1, np.int64)  # character -> byte offset
+        c = 0
+        for b in range(n):
+            if (text[b] & 0xC0) != 0x80:
+                pos[c] = b
+                c += 1
+        pos[chars] = n
+    off = np.zeros(m + 1, np.int64)
+    for k in range(m):
+        g = groups[k]
+        off[k + 1] = off[k] + group_off[g + 1] - group_off[g]
+    total = off[m]
+    candidates = np.empty(total, np.int64)
+    priors = np.empty(total, np.float64)
+    context = np.zeros(total, np.float64)
+    size = 16
+    while size < 2 * (min(width, chars) + 2):  # a window holds at most width + 1 words on each side
+        size *= 2
+    mask = np.uint64(size - 1)
+    tab = np.zeros(size, np.uint64)
+    tab_start = np.zeros(size, np.int64)
+    tab_len = np.zeros(size, np.int64)
+    for k in range(m):
+        s = starts[k]
+        e = ends[k]
+        left = max(0, s - width)
+        right = min(chars, e + width)
+        if ascii_only:
+            la, lb, ra, rb = left, s, e, right
+        else:
+            la, lb, ra, rb = pos[left], pos[s], pos[e], pos[right]
+        tab[:] = 0
+        _window_tokens(text, la, lb, tab, tab_start, tab_len, mask)
+        _window_tokens(text, ra, rb, tab, tab_start, tab_len, mask)
+        g = groups[k]
+        at = off[k]
+        for j in range(group_off[g], group_off[g + 1]):
+            c = group_mem[j]
+            candidates[at] = c
+            priors[at] = prior_weight * group_prior[j]
+            score = 0.0
+            for x in range(ctx_off[c], ctx_off[c + 1]):
+                w = ctx_word[x]
+                ws = word_off[w]
+                wl = word_off[w + 1] - ws
+                h = fnv(word_blob, ws, ws + wl) | np.uint64(1)
+                slot = mix(h) & mask
+                while tab[slot] != 0:
+                    if tab[slot] == h and tab_len[slot] == wl and same(word_blob, ws, text, tab_start[slot], wl):
+                        score += word_weight[w]
+                        break
+                    slot = (slot + np.uint64(1)) & mask
+            context[at] = score
+            at += 1
+    return off, candidates, priors, context
+
+SHAPES_SEP = np.uint8(0x1E)  # see `entity_linking.kb._kb._encode_shapes`
+SHAPE_SEP = np.uint8(0x1F)
+# the bits of a character's entry in the `props` table (`entity_linking.kb._store.CharProps`)
+KNOWN = np.int32(1 << 24)
+PUNCT = np.int32(1 << 21)
+LOWER = np.int32(1 << 22)
+NOT_LOWER = np.int32(1 << 23)  # upper or title case: a span with it is not lower case
+CHAR = np.int32((1 << 21) - 1)
+
+@_jit
+def _put_utf8(buf, n, c):
+    """Write code point `c` as UTF-8 at `buf[n:]`; returns the new length."""
+    if c < 0x80:
+        buf[n] = c
+        return n + 1
+    if c < 0x800:
+        buf[n] = 0xC0 | (c >> 6)
+        buf[n + 1] = 0x80 | (c & 0x3F)
+        return n + 2
+    if c < 0x10000:
+        buf[n] = 0xE0 | (c >> 12)
+        buf[n + 1] = 0x80 | ((c >> 6) & 0x3F)
+        buf[n + 2] = 0x80 | (c & 0x3F)
+        return n + 3
+    buf[n] = 0xF0 | (c >> 18)
+    buf[n + 1] = 0x80 | ((c >> 12) & 0x3F)
+    buf[n + 2] = 0x80 | ((c >> 6) & 0x3F)
+    buf[n + 3] = 0x80 | (c & 0x3F)
+    return n + 4
+
+@_jit
+def _punctuation_ok(orig, s, e, at, shape_off, shape_blob, props, buf):
+    """Whether the punctuation of `orig[s:e]` (code points) is one of the shapes of punctuated
+    key number `at` (`shape_blob[shape_off[at]:shape_off[at + 1]]`, UTF-8: shapes separated by
+    0x1E, a shape's runs of punctuation by 0x1F), as `punctuation_shape` reads it (`props`)."""
+    if at < 0:
+        return False
+    n = 0  # the span's shape, encoded, into buf
+    inside = False
+    for j in range(s, e):
+        p = props[orig[j]]
+        if p & PUNCT:
+            if not inside and n > 0:
+                buf[n] = SHAPE_SEP
+                n += 1
+            n = _put_utf8(buf, n, p & CHAR)
+            inside = True
+        else:
+            inside = False
+    a = shape_off[at]
+    end = shape_off[at + 1]
+    while True:  # each shape of the key
+        b = a
+        while b < end and shape_blob[b] != SHAPES_SEP:
+            b += 1
+        if b - a == n and same(shape_blob, a, buf, 0, n):
+            return True
+        if b >= end:
+            return False
+        a = b + 1
+
+@_jit
+def scan_resolve(orig, text, blob, off, values, rows, shape_keys, shape_off, shape_blob, props, min_chars, smart,
+                 out, chosen, dropped, missing):
+    """`scan` of a normalized text (`text`, UTF-8; `orig`: the text's code points), then the
+    first rules of `Linker.resolve` on its spans: spans shorter than `min_chars` are left out,
+    with `smart` an all-lower-case span of a cased key too, a punctuated span whose punctuation
+    is not its key's, and of overlapping spans the longer wins (the earlier of equals).
+
+    Fills `chosen` and `dropped` with rows `(start, end, entity index, or -1 - group for an
+    ambiguous key)` in the order `resolve` makes them and returns their counts; returns
+    (-1, 0) when `out` is too small, (-2, k) when `props` does not know the `k` characters
+    now in `missing` (the caller fills them in and calls again)."""
+    chars = orig.shape[0]
+    k = 0
+    for j in range(chars):
+        if props[orig[j]] == 0:
+            missing[k] = orig[j]
+            k += 1
+    if k:
+        return -2, k
+    count = scan(text, blob, off, values, rows, shape_keys, text.shape[0] == chars, out)
+    if count < 0:
+        return -1, 0
+    buf = np.empty(4 * chars + 1, np.uint8)
+    nc = 0
+    nd = 0
+    for i in range(count):
+        s = out[i, 0]
+        e = out[i, 1]
+        value = out[i, 2]
+        if e - s < min_chars:
+            continue
+        if smart and value & 1 and props[orig[s]] & LOWER:
+            upper = False
+            for j in range(s, e):
+                if props[orig[j]] & NOT_LOWER:
+                    upper = True
+                    break
+            if not upper:
+                continue
+        if value & PUNCTUATED and not _punctuation_ok(orig, s, e, out[i, 3], shape_off, shape_blob, props, buf):
+            continue
+        payload = value >> np.int64(14)  # PAYLOAD_SHIFT
+        mention = -1 - (payload >> 1) if payload & 1 else payload >> 1
+        pushed = True
+        while nc > 0 and chosen[nc - 1, 1] > s:
+            if e - s > chosen[nc - 1, 1] - chosen[nc - 1, 0]:
+                nc -= 1
+                dropped[nd, 0] = chosen[nc, 0]
+                dropped[nd, 1] = chosen[nc, 1]
+                dropped[nd, 2] = chosen[nc, 2]
+                nd += 1
+            else:
+                dropped[nd, 0] = s
+                dropped[nd, 1] = e
+                dropped[nd, 2] = mention
+                nd += 1
+                pushed = False
+                break
+        if pushed:
+            chosen[nc, 0] = s
+            chosen[nc, 1] = e
+            chosen[nc, 2] = mention
+            nc += 1
+    return nc, nd

@@ -38,7 +38,8 @@ def kernels() -> dict:
 
         _KERNELS.update(fnv=k.fnv, dedupe=k.dedupe, lookup=k.lookup, prefix_table=k.prefix_table, scan=k.scan,
                         key_lookup=k.key_lookup, gather=k.gather, char_lengths=k.char_lengths,
-                        check_rows=k.check_rows)
+                        check_rows=k.check_rows, group_shares=k.group_shares, contexts=k.contexts,
+                        scan_resolve=k.scan_resolve)
     return _KERNELS
 
 
@@ -118,13 +119,16 @@ class StringTable:
 class KeyMatcher:
     """The alias keys, their packed values and the prefix table; `find` scans a text."""
 
-    ARRAYS = ("key_blob", "key_off", "key_val", "t_rows", "shape_keys")
+    ARRAYS = ("key_blob", "key_off", "key_val", "t_rows", "shape_keys", "shape_off", "shape_blob")
 
     def __init__(self, arrays: dict[str, np.ndarray]):
         for name in self.ARRAYS:
             setattr(self, name, arrays[name])
         self._out = np.empty((256, 4), np.int64)
+        self._chosen = np.empty((256, 3), np.int64)
+        self._dropped = np.empty((256, 3), np.int64)
         self._scan = None
+        self._scan_resolve = None
         self.shape_at: dict[str, int] = {}
         """Punctuated keys found by `find` -> their position in `shape_keys` (bounded): the
         linker checks the punctuation of exactly these spans next (`KnowledgeBase._shapes_of`)."""
@@ -162,6 +166,38 @@ class KeyMatcher:
                 shape_at[norm[span[0]:span[1]]] = int(out[i, 3])
         return spans
 
+    def resolve_spans(self, text: str, norm: str, min_chars: int, smart: bool) -> tuple[list, list]:
+        """The scan of `norm` (the normalized `text`) and the first rules of `Linker.resolve` in
+        one kernel (`_kernels.scan_resolve`): the mentions it keeps and those it drops, rows
+        `[start, end, entity index or -1 - group]` in `resolve`'s order."""
+        global _CHAR_PROPS
+        run = self._scan_resolve
+        if run is None:
+            run = self._scan_resolve = kernels()["scan_resolve"]
+        props = _CHAR_PROPS
+        if props is None:
+            props = _CHAR_PROPS = CharProps()
+        raw = norm.encode("utf-8")
+        orig = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
+        n = len(raw)
+        if len(self._out) < n // 4 + 16:
+            self._out = np.empty((n // 4 + 16, 4), np.int64)
+        while True:
+            out = self._out
+            if len(self._chosen) < len(out):
+                self._chosen = np.empty((len(out), 3), np.int64)
+                self._dropped = np.empty((len(out), 3), np.int64)
+            chosen, dropped = self._chosen, self._dropped
+            nc, nd = run(orig, np.frombuffer(raw, np.uint8), self.key_blob, self.key_off, self.key_val, self.t_rows,
+                         self.shape_keys, self.shape_off, self.shape_blob, props.table, min_chars, smart, out,
+                         chosen, dropped, props.missing(len(orig)))
+            if nc >= 0:
+                return chosen[:nc].tolist(), dropped[:nd].tolist()
+            if nc == -2:
+                props.fill(nd)
+            else:
+                self._out = np.empty((2 * len(out), 4), np.int64)
+
     def get(self, key: str, default=None):
         """The packed value of a key (a normalized alias variant, no padding), or `default`."""
         k = self.index(key)
@@ -171,3 +207,43 @@ class KeyMatcher:
         """Index of a key, or -1."""
         query = np.frombuffer(key.encode("utf-8"), np.uint8)
         return int(kernels()["key_lookup"](self.key_off, self.key_blob, self.t_rows, query))
+
+
+class CharProps:
+    """What the kernels need to know of a character to apply `Linker.resolve`'s rules as the
+    Python code does (`str.islower`, `punctuation_shape`), one `int32` per code point, filled
+    on first sight of a character (bits: see `_kernels.KNOWN`): a table of every code point,
+    whose untouched pages take no memory."""
+
+    def __init__(self):
+        self.table = np.zeros(0x110000, np.int32)
+        self._missing = np.zeros(64, np.uint32)
+        self.fill(np.arange(128, dtype=np.uint32))
+
+    def missing(self, n: int) -> np.ndarray:
+        """The buffer the kernel lists unknown characters in (at least `n` long)."""
+        if len(self._missing) < n:
+            self._missing = np.zeros(n, np.uint32)
+        return self._missing
+
+    def fill(self, codes) -> None:
+        """Learn the characters `codes` (an array, or the count of those in `missing`)."""
+        from entity_linking.kb import _kernels as k
+        from entity_linking.kb._kb import punctuation_shape
+
+        if isinstance(codes, int):
+            codes = self._missing[:codes]
+        for code in set(codes.tolist()):
+            c = chr(code)
+            shape = punctuation_shape(c)
+            value = int(k.KNOWN)
+            if shape:
+                value |= int(k.PUNCT) | ord(shape[0])
+            if c.islower():
+                value |= int(k.LOWER)
+            if not ("a" + c).islower():  # upper or title case: a span with it is not lower case
+                value |= int(k.NOT_LOWER)
+            self.table[code] = value
+
+
+_CHAR_PROPS: CharProps | None = None  # one per process, made on first use
