@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from itertools import pairwise
 from dataclasses import dataclass
 
 from entity_linking._normalize import normalize
@@ -142,8 +143,8 @@ class Linker:
         # (the flat arrays of `KnowledgeBase`); format 1's knowledge base has none, it goes
         # through `_table`
         self._contexts = getattr(kb, "contexts", None)
-        # the scan and the first rules in one kernel (format 1's matcher has none)
-        self._resolve_spans = getattr(self._matcher, "resolve_spans", None)
+        # the scan and the rules up to disambiguation in one kernel (format 1's has none)
+        self._link_spans = getattr(kb, "link_spans", None)
         self._tables: dict[int, _Group] = {}
 
     def options(self) -> dict:
@@ -228,17 +229,21 @@ class Linker:
         return self._matcher.get(normalize(span_text).strip())
 
     def _resolve_text(self, text: str, norm: str, shares: dict | None = None) -> list[tuple[int, int, int, float]]:
-        """`resolve(text, norm, find(norm))`, with the scan and the rules up to the longest
-        match in the matcher's kernel when it has one (`KeyMatcher.resolve_spans`): the same
-        results."""
-        fast = self._resolve_spans
+        """`resolve(text, norm, find(norm))`, with the scan and the rules up to disambiguation in
+        one kernel when the knowledge base has it (`KnowledgeBase.link_spans`): the same results."""
+        fast = self._link_spans
         if fast is None:
             return self.resolve(text, norm, self.find(norm), shares=shares)
-        chosen, dropped = fast(text, norm, self.min_chars, self.case == "smart")
-        chosen = [(s, e, i, 1.0) if i >= 0 else (s, e, i, 0.0) for s, e, i in chosen]
-        if dropped:
-            dropped = [(s, e, i, 1.0) if i >= 0 else (s, e, i, 0.0) for s, e, i in dropped]
-        return self._finish(norm, text, chosen, dropped, shares)
+        found, off, candidates, priors, context = fast(text, norm, self.min_chars, self.case == "smart",
+                                                       self.link_qualifiers, self.context_chars, self.prior_weight)
+        out = [(s, e, i, 1.0) if i >= 0 else (s, e, i, 0.0) for s, e, i in found]
+        if len(off) > 1:
+            rows = [(candidates[a:b], priors[a:b], context[a:b]) for a, b in pairwise(off)]
+            self._disambiguate(norm, out, [k for k, m in enumerate(out) if m[2] < 0], shares, rows)
+        threshold = self.nil_threshold
+        if threshold > 0.0:
+            out = [m for m in out if m[3] >= threshold]
+        return out
 
     # -- disambiguation (shared) ------------------------------------------------------------
 
@@ -288,17 +293,20 @@ class Linker:
             out = [m for m in out if m[3] >= threshold]
         return out
 
-    def _disambiguate(self, norm: str, out: list, ambiguous: list[int], shares: dict | None = None) -> None:
+    def _disambiguate(self, norm: str, out: list, ambiguous: list[int], shares: dict | None = None,
+                      rows: list | None = None) -> None:
+        """Rule 3 for the mentions `out[k]` of `ambiguous`; `rows`, when given, holds their
+        candidates, prior terms and context scores (else computed here)."""
         width = self.context_chars
         # per ambiguous mention: its candidates, their prior terms and context scores
-        rows: list[tuple[list[int], list[float], list[float]]] = []
-        if self._contexts is not None:
+        if rows is None and self._contexts is not None:
             off, candidates, priors, context = self._contexts(
                 norm, [out[k][0] for k in ambiguous], [out[k][1] for k in ambiguous],
                 [-1 - out[k][2] for k in ambiguous], width, self.prior_weight)
             off, candidates, priors, context = off.tolist(), candidates.tolist(), priors.tolist(), context.tolist()
-            rows = [(candidates[a:b], priors[a:b], context[a:b]) for a, b in zip(off, off[1:])]
-        else:
+            rows = [(candidates[a:b], priors[a:b], context[a:b]) for a, b in pairwise(off)]
+        elif rows is None:
+            rows = []
             for k in ambiguous:
                 start, end, group, _ = out[k]
                 table = self._table(-1 - group)

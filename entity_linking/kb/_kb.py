@@ -373,6 +373,13 @@ class KnowledgeBase:
                                      np.array(groups, np.int64), int(width), float(prior_weight),
                                      *self._context_arrays())
 
+    def link_spans(self, text: str, norm: str, min_chars: int, smart: bool, qualifiers: bool, width: int,
+                   prior_weight: float) -> tuple:
+        """`Linker`'s rules up to disambiguation in one kernel call (see
+        `entity_linking.kb._store.KeyMatcher.link_spans`)."""
+        return self.matcher.link_spans(text, norm, min_chars, smart, qualifiers, width, prior_weight,
+                                       self._context_arrays())
+
     def _group(self, g: int) -> tuple[int, ...]:
         index = self._arrays()
         offsets, members = index["group_off"], index["group_mem"]

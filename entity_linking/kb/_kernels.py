@@ -352,8 +352,14 @@ def contexts(text, ascii_only, starts, ends, groups, width, prior_weight, group_
     the candidate's context words (in word order, i.e. sorted) that are whole words of the
     text within `width` characters before or after the mention, exactly as `Linker` sums
     them in Python (`" word "` found in `" left right "`)."""
+    return _context_rows(text, ascii_only, starts, ends, groups, starts.shape[0], width, prior_weight, group_off,
+                         group_mem, group_prior, ctx_off, ctx_word, word_blob, word_off, word_weight)
+
+@_jit
+def _context_rows(text, ascii_only, starts, ends, groups, m, width, prior_weight, group_off, group_mem, group_prior,
+                  ctx_off, ctx_word, word_blob, word_off, word_weight):
+    """`contexts` of the first `m` mentions."""
     n = text.shape[0]
-    m = starts.shape[0]
     if ascii_only:
         chars = n
         pos = np.empty(0, np.int64)
@@ -425,6 +431,7 @@ KNOWN = np.int32(1 << 24)
 PUNCT = np.int32(1 << 21)
 LOWER = np.int32(1 << 22)
 NOT_LOWER = np.int32(1 << 23)  # upper or title case: a span with it is not lower case
+SPACE = np.int32(1 << 25)  # str.isspace
 CHAR = np.int32((1 << 21) - 1)
 
 @_jit
@@ -544,3 +551,108 @@ def scan_resolve(orig, text, blob, off, values, rows, shape_keys, shape_off, sha
             chosen[nc, 2] = mention
             nc += 1
     return nc, nd
+
+@_jit
+def link_spans(orig, text, blob, off, values, rows, shape_keys, shape_off, shape_blob, props, min_chars, smart,
+               qualifiers, width, prior_weight, group_off, group_mem, group_prior, ctx_off, ctx_word, word_blob,
+               word_off, word_weight, out, chosen, dropped, final, missing):
+    """`scan_resolve`, then rule 2b of `Linker` (with `qualifiers`: in a kept span with a comma,
+    what follows the comma is linked on its own, as `_add_qualifiers` does) and `contexts` of
+    the ambiguous mentions, all in one call. Fills `final` with rows `(start, end, entity index
+    or -1 - group)` in text order; returns `(count, off, candidates, priors, context)` of
+    `contexts` for the rows with a group, in row order; `count` is -1 or -2 as `scan_resolve`
+    returns them (then nothing else is filled)."""
+    nc, nd = scan_resolve(orig, text, blob, off, values, rows, shape_keys, shape_off, shape_blob, props, min_chars,
+                          smart, out, chosen, dropped, missing)
+    if nc < 0:  # off[0]: how many characters `missing` lists
+        return nc, np.full(1, nd, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.float64)
+    chars = orig.shape[0]
+    n = 0
+    if not (qualifiers and nd > 0):
+        for i in range(nc):
+            final[n, 0] = chosen[i, 0]
+            final[n, 1] = chosen[i, 1]
+            final[n, 2] = chosen[i, 2]
+            n += 1
+    else:
+        comma = -1  # the first comma at or after the current span's start (`chars` if none)
+        found = np.empty(nd, np.int64)
+        for i in range(nc):
+            start = chosen[i, 0]
+            end = chosen[i, 1]
+            if comma < start:
+                comma = start
+                while comma < chars and orig[comma] != 44:
+                    comma += 1
+            k = 0
+            if comma < end:
+                for d in range(nd):
+                    if dropped[d, 0] > comma and dropped[d, 1] <= end:
+                        found[k] = d
+                        k += 1
+            if k == 0:
+                final[n, 0] = start
+                final[n, 1] = end
+                final[n, 2] = chosen[i, 2]
+                n += 1
+                continue
+            # the outer span keeps its entity but ends at the comma (trailing spaces stripped)
+            stop = comma
+            while stop > start and props[orig[stop - 1]] & SPACE:
+                stop -= 1
+            final[n, 0] = start
+            final[n, 1] = stop
+            final[n, 2] = chosen[i, 2]
+            n += 1
+            if k == 1:
+                final[n, 0] = dropped[found[0], 0]
+                final[n, 1] = dropped[found[0], 1]
+                final[n, 2] = dropped[found[0], 2]
+                n += 1
+                continue
+            # longest first (then the earlier start), kept when disjoint from those kept; in
+            # text order (`_longest_disjoint`)
+            keys = np.empty(k, np.int64)
+            for j in range(k):
+                d = found[j]
+                keys[j] = (dropped[d, 0] - dropped[d, 1]) * (chars + 1) + dropped[d, 0]
+            order = np.argsort(keys, kind="mergesort")
+            picked = np.empty(k, np.int64)
+            p = 0
+            for j in range(k):
+                d = found[order[j]]
+                ok = True
+                for q in range(p):
+                    if not (dropped[d, 1] <= dropped[picked[q], 0] or dropped[d, 0] >= dropped[picked[q], 1]):
+                        ok = False
+                        break
+                if ok:
+                    picked[p] = d
+                    p += 1
+            starts = np.empty(p, np.int64)
+            for q in range(p):
+                starts[q] = dropped[picked[q], 0]
+            for q in np.argsort(starts, kind="mergesort"):
+                d = picked[q]
+                final[n, 0] = dropped[d, 0]
+                final[n, 1] = dropped[d, 1]
+                final[n, 2] = dropped[d, 2]
+                n += 1
+    m = 0
+    for i in range(n):
+        if final[i, 2] < 0:
+            m += 1
+    starts = np.empty(m, np.int64)
+    ends = np.empty(m, np.int64)
+    groups = np.empty(m, np.int64)
+    m = 0
+    for i in range(n):
+        if final[i, 2] < 0:
+            starts[m] = final[i, 0]
+            ends[m] = final[i, 1]
+            groups[m] = -1 - final[i, 2]
+            m += 1
+    c_off, candidates, priors, context = _context_rows(text, text.shape[0] == chars, starts, ends, groups, m, width,
+                                                       prior_weight, group_off, group_mem, group_prior, ctx_off,
+                                                       ctx_word, word_blob, word_off, word_weight)
+    return n, c_off, candidates, priors, context

@@ -39,7 +39,7 @@ def kernels() -> dict:
         _KERNELS.update(fnv=k.fnv, dedupe=k.dedupe, lookup=k.lookup, prefix_table=k.prefix_table, scan=k.scan,
                         key_lookup=k.key_lookup, gather=k.gather, char_lengths=k.char_lengths,
                         check_rows=k.check_rows, group_shares=k.group_shares, contexts=k.contexts,
-                        scan_resolve=k.scan_resolve)
+                        link_spans=k.link_spans)
     return _KERNELS
 
 
@@ -127,8 +127,9 @@ class KeyMatcher:
         self._out = np.empty((256, 4), np.int64)
         self._chosen = np.empty((256, 3), np.int64)
         self._dropped = np.empty((256, 3), np.int64)
+        self._final = np.empty((512, 3), np.int64)
         self._scan = None
-        self._scan_resolve = None
+        self._link_spans = None
         self.shape_at: dict[str, int] = {}
         """Punctuated keys found by `find` -> their position in `shape_keys` (bounded): the
         linker checks the punctuation of exactly these spans next (`KnowledgeBase._shapes_of`)."""
@@ -166,14 +167,17 @@ class KeyMatcher:
                 shape_at[norm[span[0]:span[1]]] = int(out[i, 3])
         return spans
 
-    def resolve_spans(self, text: str, norm: str, min_chars: int, smart: bool) -> tuple[list, list]:
-        """The scan of `norm` (the normalized `text`) and the first rules of `Linker.resolve` in
-        one kernel (`_kernels.scan_resolve`): the mentions it keeps and those it drops, rows
-        `[start, end, entity index or -1 - group]` in `resolve`'s order."""
+    def link_spans(self, text: str, norm: str, min_chars: int, smart: bool, qualifiers: bool, width: int,
+                   prior_weight: float, context_arrays: tuple) -> tuple:
+        """`Linker`'s rules up to disambiguation over `norm` (the normalized `text`) in one
+        kernel (`_kernels.link_spans`): returns the mentions, rows `[start, end, entity index or
+        -1 - group]` in text order, and for those with a group, in order, `contexts`' lists
+        `(off, candidates, priors, context)` (see `KnowledgeBase.contexts`, whose arrays are
+        `context_arrays`)."""
         global _CHAR_PROPS
-        run = self._scan_resolve
+        run = self._link_spans
         if run is None:
-            run = self._scan_resolve = kernels()["scan_resolve"]
+            run = self._link_spans = kernels()["link_spans"]
         props = _CHAR_PROPS
         if props is None:
             props = _CHAR_PROPS = CharProps()
@@ -187,14 +191,16 @@ class KeyMatcher:
             if len(self._chosen) < len(out):
                 self._chosen = np.empty((len(out), 3), np.int64)
                 self._dropped = np.empty((len(out), 3), np.int64)
-            chosen, dropped = self._chosen, self._dropped
-            nc, nd = run(orig, np.frombuffer(raw, np.uint8), self.key_blob, self.key_off, self.key_val, self.t_rows,
-                         self.shape_keys, self.shape_off, self.shape_blob, props.table, min_chars, smart, out,
-                         chosen, dropped, props.missing(len(orig)))
-            if nc >= 0:
-                return chosen[:nc].tolist(), dropped[:nd].tolist()
-            if nc == -2:
-                props.fill(nd)
+                self._final = np.empty((2 * len(out), 3), np.int64)
+            count, off, candidates, priors, context = run(
+                orig, np.frombuffer(raw, np.uint8), self.key_blob, self.key_off, self.key_val, self.t_rows,
+                self.shape_keys, self.shape_off, self.shape_blob, props.table, min_chars, smart, qualifiers, width,
+                prior_weight, *context_arrays, out, self._chosen, self._dropped, self._final, props.missing(len(orig)))
+            if count >= 0:
+                return (self._final[:count].tolist(), off.tolist(), candidates.tolist(), priors.tolist(),
+                        context.tolist())
+            if count == -2:
+                props.fill(int(off[0]))
             else:
                 self._out = np.empty((2 * len(out), 4), np.int64)
 
@@ -243,6 +249,8 @@ class CharProps:
                 value |= int(k.LOWER)
             if not ("a" + c).islower():  # upper or title case: a span with it is not lower case
                 value |= int(k.NOT_LOWER)
+            if c.isspace():
+                value |= int(k.SPACE)
             self.table[code] = value
 
 
