@@ -5,6 +5,8 @@ the same links:
 
 - the fast path (`Linker.link`, `Linker.link_many`): one pass of the alias matcher over the
   normalized text (see `entity_linking._normalize` and `entity_linking.kb._store`), no tokenizer;
+  with a `KnowledgeBase` its rules up to the choice among candidates run in the same kernel
+  call (`KnowledgeBase.link_spans`, the same results as `resolve`);
 - the spaCy component (`entity_linking._spacy`, `nlp.add_pipe("ltprobe_linker")`): a
   `PhraseMatcher` over the pipeline's tokens.
 

@@ -1,4 +1,5 @@
-"""`ltprobe bench kb`: a Wikidata-size knowledge base in format 3 against format 1, side by side.
+"""`ltprobe bench kb`: a Wikidata-size knowledge base in today's format (`_kb.VERSION`) against
+format 1, side by side.
 
 Generates a knowledge base of `entities` entities and `aliases` aliases in the style of
 `ltprobe bench link` (people, cities, organisations and countries; shared names, "Name,
@@ -7,10 +8,10 @@ third name for as many entities as `aliases` asks: "Last, First", "City of X", "
 "Republic of X"), writes it as `kb.jsonl`, and documents of about 200 words that mention its
 entities. Then, each format in fresh processes:
 
-- build: `kb.jsonl` -> folder (format 3: `KnowledgeBase.write`, streamed; format 1: the
+- build: `kb.jsonl` -> folder (today's format: `KnowledgeBase.write`, streamed; format 1: the
   previous code, `entity_linking.kb._legacy`, which reads everything into memory), wall and
   CPU seconds and peak resident memory;
-- load: open the folder and link one document (format 3 includes importing numba and its
+- load: open the folder and link one document (today's format includes importing numba and its
   cached kernels), wall seconds;
 - one additional linking worker: forked after the load, as `link-corpus` forks its pool, it
   links `worker_docs` documents and collects garbage; its private memory from
@@ -153,6 +154,8 @@ def generate_kb(entities: int, aliases: int, docs: int, seed: int = 0) -> tuple[
 def bench_kb(entities: int = 2_000_000, aliases: int = 6_000_000, docs: int = 20000, worker_docs: int = 5000,
              seed: int = 0, baseline: bool = True, work_dir: str | None = None) -> dict[str, Any]:
     """Run the benchmark (see the module docstring); print a table to stderr, return the figures."""
+    from entity_linking.kb._kb import VERSION
+
     log = logger.info
     tmp = None
     if work_dir is None:
@@ -181,7 +184,7 @@ def bench_kb(entities: int = 2_000_000, aliases: int = 6_000_000, docs: int = 20
     formats = ["new", "old"] if baseline else ["new"]
     figures = {}
     for fmt in formats:
-        label = "format 3" if fmt == "new" else "format 1 (baseline)"
+        label = f"format {VERSION}" if fmt == "new" else "format 1 (baseline)"
         log(f"{label}: building ...")
         build = _run(_BUILD, fmt, jsonl, work / f"kb-{fmt}")
         log(f"{label}: built in {build['build_s']:.1f}s; loading, forking a worker, linking ...")
@@ -204,7 +207,7 @@ def bench_kb(entities: int = 2_000_000, aliases: int = 6_000_000, docs: int = 20
     else:
         result["links_identical"] = None
     log("")
-    log(f"{'':34s}{'format 3':>12s}{'format 1':>12s}{'target':>12s}")
+    log(f"{'':34s}{f'format {VERSION}':>12s}{'format 1':>12s}{'target':>12s}")
     rows = [("load (s)", "load_s", "<= 5"), ("worker private, Private_Dirty (MB)", "worker_private_mb", "<= 300"),
             ("worker USS (MB)", "worker_uss_mb", ""), ("build (s, wall)", "build_s", "<= 180"),
             ("build (s, CPU)", "build_cpu_s", ""), ("build peak RSS (MB)", "build_peak_rss_mb", ""),

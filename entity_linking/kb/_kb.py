@@ -9,7 +9,7 @@ instead of each holding a copy, and nothing in the folder can run code when it i
 pickle; `allow_pickle=False`). `KnowledgeBase.write` builds a folder from a stream of
 entities without keeping Python objects per entity (`ltprobe kb build` uses it).
 
-Saved folder (format 3; `entity_linking.kb._store` has the structures):
+Saved folder (format 4; `entity_linking.kb._store` has the structures):
 
 - `kb.json` — format name and version, counts, array names, dtypes and shapes;
 - entities: `ids`, `names`, `types`, `descriptions` and `aliases` (UTF-8 blob + offsets
@@ -18,16 +18,19 @@ Saved folder (format 3; `entity_linking.kb._store` has the structures):
 - the alias matcher: the keys (normalized alias variants) and their packed values (`key_*`,
   see `_pack`), the table of keys and their word prefixes (`t_rows.npy`: one row of two
   64-bit words per slot);
-- `group_off.npy`, `group_mem.npy` — the candidate lists of ambiguous keys (CSR);
+- `group_off.npy`, `group_mem.npy` — the candidate lists of ambiguous keys (CSR), and
+  `group_prior.npy` — each member's log prior share within its group (as `Linker` takes it);
 - `shape_keys.npy`, `shape_off.npy`, `shape_blob.npy` — the punctuation of aliases whose keys
   hold punctuation ("Springfield, Illinois"), so that a match across sentence punctuation can
   be refused;
 - `df_*.npy` — the words of types and descriptions with their document frequencies (context
-  weights).
+  weights), `word_weight.npy` — each word's weight, and `ctx_off.npy`, `ctx_word.npy` — each
+  entity's context words as word indices (CSR, sorted): what disambiguation reads per
+  candidate, so that a mention's candidates are scored in one kernel call (`contexts`).
 
-A folder of format 1 (pickle-era pyahocorasick automaton) or format 2 (the same arrays, but the
-table as five parallel arrays `t_hash`, `t_rep`, `t_len`, `t_full`, `t_ext`) is refused with a
-one-line error that says to rebuild it with `ltprobe kb build`.
+A folder of format 1 (pickle-era pyahocorasick automaton), format 2 (the same arrays, but the
+table as five parallel arrays `t_hash`, `t_rep`, `t_len`, `t_full`, `t_ext`) or format 3 (no
+context arrays) is refused with a one-line error that says to rebuild it with `ltprobe kb build`.
 """
 
 from __future__ import annotations

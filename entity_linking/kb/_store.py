@@ -1,4 +1,4 @@
-"""Flat, memory-mappable structures behind `KnowledgeBase` (format 3), and their kernels.
+"""Flat, memory-mappable structures behind `KnowledgeBase` (format 4), and their kernels.
 
 Everything is a numpy array of plain numbers, saved as `.npy` and opened with
 `np.load(..., mmap_mode="r", allow_pickle=False)`: nothing in a knowledge-base folder can run
@@ -19,6 +19,11 @@ through the page cache instead of holding copies.
   `_kernels.prefix_table`), so a probe reads one cache line, and the scan first reads every
   word's home slot in a loop without dependencies between words, so that the processor
   overlaps their cache misses.
+
+`KeyMatcher.link_spans` runs the scan and `Linker`'s rules up to the choice among an ambiguous
+mention's candidates in one kernel call per text; what the rules need to know of a character
+(`str.islower`, `str.isspace`, `punctuation_shape`) comes from `CharProps`, a table filled from
+those Python functions on first sight of each character, so the kernel decides as Python does.
 
 The kernels (`entity_linking.kb._kernels`) are compiled with numba on first use and cached.
 """
