@@ -1,4 +1,4 @@
-"""Knowledge-base folders (format 3): round trip, links identical to format 1, memory shared
+"""Knowledge-base folders (format 4): round trip, links identical to format 1, memory shared
 with forked workers, corrupted and untrusted folders refused."""
 
 from __future__ import annotations
@@ -282,7 +282,7 @@ def test_index_folder_with_pickled_array_never_runs(tmp_path, kb_jsonl):
 
 def test_more_than_65536_entities(tmp_path):
     """Format 1 packed entity indices into pyahocorasick's 32-bit values and linked wrong
-    entities past index 65,535; format 3's values are 64-bit."""
+    entities past index 65,535; format 3's and 4's values are 64-bit."""
     n = 70_000
     from entity_linking import Entity
 
