@@ -116,6 +116,17 @@ def alias_variants(alias: str) -> list[str]:
     return out
 
 
+_PUNCT = re.compile(r"[^\w\s]+")
+_SAME_PUNCT = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'", "\u00b4": "'",
+                             "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-"})
+
+
+def punctuation_shape(text: str) -> tuple[str, ...]:
+    """The punctuation between the words of a name: "Springfield, Illinois" -> (",",). A span
+    whose key came from punctuation matches only with its alias's shape (`entity_linking.kb`)."""
+    return tuple(_PUNCT.findall(text.translate(_SAME_PUNCT)))
+
+
 def is_cased(alias: str) -> bool:
     """Whether the alias has an upper-case letter (then an all-lower-case match is refused)."""
     return any(c.isupper() for c in alias)

@@ -39,12 +39,11 @@ import json
 import logging
 import math
 import os
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from entity_linking._normalize import alias_variants, is_cased, normalize
+from entity_linking._normalize import alias_variants, is_cased, normalize, punctuation_shape
 from entity_linking.io import InputError, OnError, SkipCounter, write_json
 from entity_linking.kb._entity import Entity
 from entity_linking.kb._sources import read_entities
@@ -71,14 +70,6 @@ def _pack(payload: int, ambiguous: bool, key_len: int, cased: bool, punctuated: 
 
 PAYLOAD_SHIFT = 14
 PUNCTUATED = 1 << 13
-_PUNCT = re.compile(r"[^\w\s]+")
-_SAME_PUNCT = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'", "\u00b4": "'",
-                             "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-"})
-
-
-def punctuation_shape(text: str) -> tuple[str, ...]:
-    """The punctuation between the words of a name: "Springfield, Illinois" -> (",",)."""
-    return tuple(_PUNCT.findall(text.translate(_SAME_PUNCT)))
 
 
 class KnowledgeBase:

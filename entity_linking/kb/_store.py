@@ -239,8 +239,8 @@ class CharProps:
 
     def fill(self, codes) -> None:
         """Learn the characters `codes` (an array, or the count of those in `missing`)."""
+        from entity_linking._normalize import punctuation_shape
         from entity_linking.kb import _kernels as k
-        from entity_linking.kb._kb import punctuation_shape
 
         if isinstance(codes, int):
             codes = self._missing[:codes]

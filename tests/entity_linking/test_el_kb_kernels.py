@@ -110,8 +110,8 @@ def test_kernel_path_on_generated_documents(kbs):
 
 
 def test_character_properties_as_python_reads_them():
+    from entity_linking._normalize import punctuation_shape
     from entity_linking.kb import _kernels as k
-    from entity_linking.kb._kb import punctuation_shape
     from entity_linking.kb._store import CharProps
 
     props = CharProps()
