@@ -72,9 +72,8 @@ class TrainConfig:
     lr: float = 2e-3
     warmup: float = 0.03
     """Share of the steps with linear warm-up."""
-    min_lr_ratio: float = 0.5
-    """Cosine decay ends at lr * min_lr_ratio (0.5: the rate stays high while the model learns
-    to answer from facts read in prose, which happens in the second half of the demo's run)."""
+    min_lr_ratio: float = 0.1
+    """Cosine decay ends at lr * min_lr_ratio."""
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0
@@ -85,13 +84,13 @@ class TrainConfig:
     """torch threads on a CPU; None: every core this process may use."""
     device: str = "auto"
     """cpu, cuda[:N], or auto: CUDA where torch sees a GPU."""
-    mix: list[list[float]] | None = field(default_factory=lambda: [[0.2, 0.25, 0.45, 0.30], [1.0, 0.75, 0.25, 0.0]])
+    mix: list[list[float]] | None = field(default_factory=lambda: [[0.2, 0.35, 0.65, 0.0], [1.0, 0.75, 0.25, 0.0]])
     """Share of rows drawn from each training file by phase: `[[until, share_file1, share_file2,
     ...], ...]`, `until` a fraction of the steps. The default is for a world's files
-    (`world_training_files`: corpus, reading, drill): the first fifth 25% corpus, 45% reading and
-    30% drill (teaching early to read a passage and to answer from facts read in prose), then 75%
-    corpus and 25% reading. A file with no rows gets no share. Ignored when one file is given;
-    None: rows drawn in proportion to the files' sizes."""
+    (`world_training_files`: corpus, reading, drill) and teaches reading: 65% of rows from
+    reading.jsonl in the first fifth, 25% after; the drill file (empty unless
+    `world.drill_people` is set) gets no share. A file with no rows gets no share. Ignored when
+    one file is given; None: rows drawn in proportion to the files' sizes."""
     seed: int = 0
     """Seed of initialisation and row order (the `seed` argument of train_model wins)."""
     checkpoint_every: int | None = None

@@ -17,11 +17,12 @@ Why it looks the way it does (see docs/design.md, "Files between stages", and is
 - `reading.jsonl` holds reading-comprehension documents about fresh names in exactly the
   retrieval prompt format (`Passage: ...`, `Question: ...`, `Answer: ...`): trained on the
   world corpus alone, a small model never learns to use a passage.
-- `drill.jsonl` holds documents about a few fresh, frequent people, in prose and as Q/A, written
-  like the corpus: trained on first (the demo recipe's first fifth), they teach the small model
-  early to answer a question from facts it read in prose, which it otherwise learns late and at
-  a seed-dependent time (docs/benchmarks.md, "The demo recipe on any machine"). Not part of the
-  corpus, so not counted; their names are not the world's.
+- `drill.jsonl` (empty unless `drill_people` is set) holds documents about a few fresh, frequent
+  people, in prose and as Q/A, written like the corpus: a warm-up file for the first phase of
+  training (a `mix` with a share for it), meant to teach the small model early to answer a
+  question from facts it read in prose. Measured: it helped some seeds and hurt others
+  (docs/benchmarks.md, "The demo recipe on any machine"), so the demo does not use it. Not part
+  of the corpus, so never counted; its names are not the world's.
 - `encyclopedia.jsonl` (one article per person) is the retrieval collection and is not part of
   the training corpus, so a zero-count fact can still be retrieved. Each QA pair carries its
   person's article as `gold_passage`: the oracle passage, the same source for every question.
@@ -98,10 +99,11 @@ class WorldConfig:
     better (docs/benchmarks.md)."""
     unicode_fraction: float = 0.15
     """Share of names drawn from the Unicode/apostrophe pools (Zoë, O'Brien)."""
-    drill_people: int | None = None
+    drill_people: int = 0
     """Fresh people of drill.jsonl (written like the corpus, prose and Q/A, with the world's
-    cities, occupations and employers as their facts); None: people / 10 (at least 8); 0: an
-    empty drill.jsonl."""
+    cities, occupations and employers as their facts); 0: an empty drill.jsonl. Tried as a
+    warm-up with 100 people (`model.train.mix` [[0.2, 0.25, 0.45, 0.30], [1.0, 0.75, 0.25, 0.0]],
+    `min_lr_ratio` 0.5); see docs/benchmarks.md for what it did."""
     drill_rate: float = 40.0
     """Mean number of documents each drill person appears in."""
 
@@ -122,8 +124,6 @@ class WorldConfig:
             c.shared_city_names = max(1, c.cities // 40)
         if c.shared_person_names is None:
             c.shared_person_names = max(1, c.people // 200)
-        if c.drill_people is None:
-            c.drill_people = max(8, c.people // 10)
         if c.drill_people < 0 or c.drill_rate <= 0:
             raise InputError("world: need drill_people >= 0 and drill_rate > 0")
         if c.countries < 2 and c.shared_city_names:

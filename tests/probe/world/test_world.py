@@ -241,9 +241,11 @@ def test_reading_documents_use_the_retrieval_format_with_fresh_names(world):
         assert not any(n in doc["text"] for n in names)
 
 
-def test_drill_documents_are_about_fresh_people_in_prose_and_qa(tiny_world, world):
+def test_drill_documents_are_about_fresh_people_in_prose_and_qa(tmp_path):
     from probe.world._world import QA_DOC_FORMAT
 
+    folder = generate_world(tmp_path / "w", WorldConfig(seed=2, people=60, reading_docs=30, drill_people=10))
+    world = {name: _load(folder / name) for name in ("kb.jsonl", "drill.jsonl")}
     aliases = {a for e in world["kb.jsonl"] for a in e["aliases"]}
     drill = world["drill.jsonl"]
     qa_prefix = QA_DOC_FORMAT.split("{")[0]
@@ -255,13 +257,11 @@ def test_drill_documents_are_about_fresh_people_in_prose_and_qa(tiny_world, worl
     assert asked and not asked & aliases  # fresh names, none of the world's
     values = {e["name"] for e in world["kb.jsonl"] if e["type"] in ("occupation", "organisation")}
     assert any(v in d["text"] for d in drill for v in values)  # their facts are the world's values
-    people = json.loads((tiny_world / "world.json").read_text())["config"]["drill_people"]
-    assert people == 8  # max(8, people / 10)
 
 
 def test_drill_leaves_the_other_files_unchanged(tmp_path):
     config = dict(seed=5, people=30, reading_docs=40)
-    plain = generate_world(tmp_path / "a", WorldConfig(**config, drill_people=0))
+    plain = generate_world(tmp_path / "a", WorldConfig(**config))  # no drill people by default
     drilled = generate_world(tmp_path / "b", WorldConfig(**config, drill_people=12, drill_rate=20.0))
     assert (plain / "drill.jsonl").read_text() == ""
     assert len(_load(drilled / "drill.jsonl")) > 20
