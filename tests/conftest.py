@@ -58,10 +58,10 @@ def tiny_world(tmp_path_factory) -> Path:
 def tiny_model(tiny_world, tmp_path_factory) -> Path:
     """Folder of a tiny Llama model and tokenizer trained on `tiny_world` (loads in
     transformers and vLLM; max_model_len up to 512)."""
-    from probe.world import TrainConfig, train_model
+    from probe.world import TrainConfig, train_model, world_training_files
 
     return train_model(tmp_path_factory.mktemp("tiny_model"),
-                       [tiny_world / "corpus.jsonl", tiny_world / "reading.jsonl"],
+                       world_training_files(tiny_world),
                        TrainConfig(**TINY_TRAIN), progress=False)
 
 
@@ -70,11 +70,11 @@ def tiny_model_small(tiny_world, tmp_path_factory) -> Path:
     """A smaller model than `tiny_model` (one layer, hidden size 64 with one head of 64, about
     74k parameters), trained the same way on the same world in a few seconds: the second size
     of the scaling tests."""
-    from probe.world import TrainConfig, train_model
+    from probe.world import TrainConfig, train_model, world_training_files
 
     settings = {**TINY_TRAIN, "hidden_size": 64, "heads": 1, "layers": 1, "intermediate_size": 128}
     return train_model(tmp_path_factory.mktemp("tiny_model_small"),
-                       [tiny_world / "corpus.jsonl", tiny_world / "reading.jsonl"],
+                       world_training_files(tiny_world),
                        TrainConfig(**settings), progress=False)
 
 

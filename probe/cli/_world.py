@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
+from entity_linking.io import InputError
 from probe.cli import Commands, add_on_error
 
 logger = logging.getLogger(__name__)
@@ -35,8 +37,9 @@ torch sees one, else on every core of the CPU; bf16 autocast where the device co
 natively, else fp32. Cached: when OUT/ltprobe_train.json matches the
 settings and the input files, nothing is trained again.
 
-With --world DIR the training files are DIR/corpus.jsonl and DIR/reading.jsonl, mixed as the
-demo recipe's `mix` says."""
+With --world DIR the training files are DIR/corpus.jsonl, DIR/reading.jsonl and DIR/drill.jsonl,
+mixed as the demo recipe's `mix` says. Several --texts files are drawn from in proportion to
+their sizes unless --mix gives their shares by phase."""
 
 
 def register(commands: Commands) -> None:
@@ -56,7 +59,7 @@ def register(commands: Commands) -> None:
     train = commands.add("train", _train, help="train a small Llama model (GPU where present, else all CPU cores; cached)",
                          description=_TRAIN_HELP)
     source = train.add_mutually_exclusive_group(required=True)
-    source.add_argument("--world", type=Path, help="a world folder: train on its corpus.jsonl and reading.jsonl")
+    source.add_argument("--world", type=Path, help="a world folder: train on its corpus.jsonl, reading.jsonl and drill.jsonl")
     source.add_argument("--texts", type=Path, nargs="+", metavar="FILE",
                         help="JSONL(.gz/.zst) files with a 'text' field; with several, --mix sets their shares")
     train.add_argument("--out", required=True, type=Path, help="model folder to write")
@@ -75,6 +78,10 @@ def register(commands: Commands) -> None:
                        help="also save the model after these steps to OUT/checkpoints/step-N (checkpoints "
                             "for a learning curve; OUT/train_order.npz, written by every training, says "
                             "which documents each step trained on: `ltprobe count --order`)")
+    train.add_argument("--mix", metavar="JSON",
+                       help='shares of the training files by phase, [[until, share1, share2, ...], ...], '
+                            '`until` a fraction of the steps, e.g. [[0.2, 0.3, 0.7], [1.0, 0.8, 0.2]] '
+                            "(default: the demo recipe's with --world, the files' sizes with --texts)")
     add_on_error(train)
 
 
@@ -90,7 +97,7 @@ def _world(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from probe.world import train_config, train_model
+    from probe.world import train_config, train_model, world_training_files
 
     save_steps = None
     if args.save_steps:
@@ -100,7 +107,16 @@ def _train(args: argparse.Namespace) -> int:
     config = train_config(save_steps=save_steps, **{name: getattr(args, name) for name in (
         "steps", "batch_size", "seq_len", "hidden_size", "layers", "heads", "vocab_size", "lr", "precision",
         "threads", "device")})
-    files = [args.world / "corpus.jsonl", args.world / "reading.jsonl"] if args.world else list(args.texts)
+    if args.mix:
+        try:
+            config.mix = json.loads(args.mix)
+        except json.JSONDecodeError as e:
+            raise InputError(f"--mix: not JSON ({e}): {args.mix}") from None
+        if not isinstance(config.mix, list) or not all(isinstance(p, list) and len(p) >= 2 for p in config.mix):
+            raise InputError(f"--mix: give a list of phases [[until, share1, share2, ...], ...], not {args.mix}")
+    elif args.texts:
+        config.mix = None  # the default mix is for a world's three files
+    files = world_training_files(args.world) if args.world else list(args.texts)
     out = train_model(args.out, files, config, seed=args.seed, on_error=args.on_error)
     logger.info(f"model folder: {out}")
     return 0

@@ -53,7 +53,7 @@ def counterfactual(run_dir: str | Path, *, per_bucket: int = 30, control: int | 
     from probe.analysis import bucket_of
     from probe.pipeline._run import evaluate_model, index_dir_of
     from probe.report import write_report
-    from probe.world import TRAIN_MARKER, TrainConfig, train_model
+    from probe.world import TRAIN_MARKER, TrainConfig, train_model, world_training_files
 
     run = Path(run_dir)
     manifest = run / "manifest.json"
@@ -102,7 +102,7 @@ def counterfactual(run_dir: str | Path, *, per_bucket: int = 30, control: int | 
     (out / "removed_docs.txt").write_text("".join(f"{d}\n" for d in sorted(removed)), encoding="utf-8")
     # The same recipe, seed, tokenizer and row order as the run's model: only the removed
     # documents differ (see train_model's `drop`).
-    model = train_model(out / "model", [world / "corpus.jsonl", world / "reading.jsonl"],
+    model = train_model(out / "model", world_training_files(world),
                         TrainConfig(**config["model"]["train"]), drop=removed)
     qa = [r for _, r in read_records(run / "qa.jsonl")]
     after_path = out / "predictions.jsonl"

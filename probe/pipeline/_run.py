@@ -245,7 +245,7 @@ def _inputs(config: dict[str, Any], out: Path, stages: Stages) -> dict[str, Any]
     data, model = config["data"], config["model"]
     inputs: dict[str, Any] = {"world": None}
     if config["world"] is not None:
-        from probe.world import WorldConfig, generate_world
+        from probe.world import WorldConfig, generate_world, world_training_files
 
         world = out / "world"
         stages.run("world", [world / "truth.jsonl"],
@@ -253,7 +253,7 @@ def _inputs(config: dict[str, Any], out: Path, stages: Stages) -> dict[str, Any]
                    settings={"world": config["world"]}, clear=[world])
         inputs.update(world=world, qa=world / "qa.jsonl", corpus=world / "corpus.jsonl",
                       kb=world / "kb.jsonl", passages=world / "encyclopedia.jsonl",
-                      train_files=[world / "corpus.jsonl", world / "reading.jsonl"])
+                      train_files=world_training_files(world))
     else:
         # another job's index (index.path) needs no corpus; its QA entities and linked corpus no KB
         index_given = bool(config["index"]["path"])

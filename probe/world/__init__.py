@@ -10,6 +10,7 @@ _LAZY = {
     "TrainConfig": "probe.world._train:TrainConfig",
     "generate_world": "probe.world._world:generate_world",
     "WorldConfig": "probe.world._world:WorldConfig",
+    "world_training_files": "probe.world._world:world_training_files",
 }
 
 __getattr__ = lazy_exports(__name__, _LAZY)

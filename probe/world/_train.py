@@ -84,11 +84,13 @@ class TrainConfig:
     """torch threads on a CPU; None: every core this process may use."""
     device: str = "auto"
     """cpu, cuda[:N], or auto: CUDA where torch sees a GPU."""
-    mix: list[list[float]] | None = field(default_factory=lambda: [[0.2, 0.35, 0.65], [1.0, 0.75, 0.25]])
+    mix: list[list[float]] | None = field(default_factory=lambda: [[0.2, 0.35, 0.65, 0.0], [1.0, 0.75, 0.25, 0.0]])
     """Share of rows drawn from each training file by phase: `[[until, share_file1, share_file2,
-    ...], ...]`, `until` a fraction of the steps. The default teaches reading: 65% of rows from
-    the second file (the world's reading.jsonl) in the first fifth, 25% after. Ignored when one
-    file is given; None: rows drawn in proportion to the files' sizes."""
+    ...], ...]`, `until` a fraction of the steps. The default is for a world's files
+    (`world_training_files`: corpus, reading, drill) and teaches reading: 65% of rows from
+    reading.jsonl in the first fifth, 25% after; the drill file (empty unless
+    `world.drill_people` is set) gets no share. A file with no rows gets no share. Ignored when
+    one file is given; None: rows drawn in proportion to the files' sizes."""
     seed: int = 0
     """Seed of initialisation and row order (the `seed` argument of train_model wins)."""
     checkpoint_every: int | None = None
@@ -152,7 +154,7 @@ def _read_texts(path: Path, on_error: str) -> tuple[list[str], list[str | None]]
         ids.append(None if record.get("id") is None else str(record["id"]))
     if skips.skipped:
         logger.warning(f"train: {path}: {skips.summary()}")
-    if not texts:
+    if not texts and skips.skipped:  # (a file with no records at all is empty on purpose: no share)
         raise InputError(f"{path}: no training texts (records need a 'text' field)")
     return texts, ids
 
@@ -260,7 +262,7 @@ def _shares_at(step: int, config: TrainConfig, n_files: int, sizes: list[int]) -
         return [s / sum(sizes) for s in sizes]
     for phase in config.mix:
         if step < phase[0] * config.steps or phase is config.mix[-1]:
-            return list(phase[1:])
+            return [share if size else 0.0 for share, size in zip(phase[1:], sizes)]
     raise AssertionError("unreachable")
 
 
@@ -340,12 +342,17 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
     for texts, ids in read:
         keep = [i is None or i not in drop for i in ids] if drop else None
         dropped += keep.count(False) if keep else 0
-        tokens = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        tokens = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
         pool_members.append([])
         pools.append(_pack(tokens, config.seq_len, eos, rng, keep, pool_members[-1]))
     if drop and dropped != len(drop):
         logger.warning(f"train: {len(drop) - dropped} of the {len(drop)} ids to drop are in no training file")
     sizes = [len(p) for p in pools]
+    if not any(sizes):
+        raise InputError(f"train: no text to train on in {', '.join(map(str, files))}")
+    for phase in (config.mix or []) if len(files) > 1 else []:
+        if not any(share and size for share, size in zip(phase[1:], sizes)):
+            raise InputError(f"train: mix phase {phase} draws only from files with no text")
 
     model_config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=config.hidden_size, intermediate_size=config.intermediate_size,

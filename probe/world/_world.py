@@ -17,6 +17,12 @@ Why it looks the way it does (see docs/design.md, "Files between stages", and is
 - `reading.jsonl` holds reading-comprehension documents about fresh names in exactly the
   retrieval prompt format (`Passage: ...`, `Question: ...`, `Answer: ...`): trained on the
   world corpus alone, a small model never learns to use a passage.
+- `drill.jsonl` (empty unless `drill_people` is set) holds documents about a few fresh, frequent
+  people, in prose and as Q/A, written like the corpus: a warm-up file for the first phase of
+  training (a `mix` with a share for it), meant to teach the small model early to answer a
+  question from facts it read in prose. Measured: it helped some seeds and hurt others
+  (docs/benchmarks.md, "The demo recipe on any machine"), so the demo does not use it. Not part
+  of the corpus, so never counted; its names are not the world's.
 - `encyclopedia.jsonl` (one article per person) is the retrieval collection and is not part of
   the training corpus, so a zero-count fact can still be retrieved. Each QA pair carries its
   person's article as `gold_passage`: the oracle passage, the same source for every question.
@@ -93,6 +99,13 @@ class WorldConfig:
     better (docs/benchmarks.md)."""
     unicode_fraction: float = 0.15
     """Share of names drawn from the Unicode/apostrophe pools (Zoë, O'Brien)."""
+    drill_people: int = 0
+    """Fresh people of drill.jsonl (written like the corpus, prose and Q/A, with the world's
+    cities, occupations and employers as their facts); 0: an empty drill.jsonl. Tried as a
+    warm-up with 100 people (`model.train.mix` [[0.2, 0.25, 0.45, 0.30], [1.0, 0.75, 0.25, 0.0]],
+    `min_lr_ratio` 0.5); see docs/benchmarks.md for what it did."""
+    drill_rate: float = 40.0
+    """Mean number of documents each drill person appears in."""
 
     def resolved(self) -> WorldConfig:
         """The config with every None filled in from `people`."""
@@ -111,6 +124,8 @@ class WorldConfig:
             c.shared_city_names = max(1, c.cities // 40)
         if c.shared_person_names is None:
             c.shared_person_names = max(1, c.people // 200)
+        if c.drill_people < 0 or c.drill_rate <= 0:
+            raise InputError("world: need drill_people >= 0 and drill_rate > 0")
         if c.countries < 2 and c.shared_city_names:
             raise InputError("world: cities that share a name need at least 2 countries")
         if 2 * c.shared_city_names > c.cities or 2 * c.shared_person_names > c.people:
@@ -467,13 +482,18 @@ class _World:
     # ---- files
     def corpus(self) -> tuple[list[dict[str, Any]], Counter]:
         """The training corpus with gold links, and the number of documents stating each fact."""
+        return self._documents(self.people, self.c.seed)
+
+    def _documents(self, people: list[_Person], seed: int) -> tuple[list[dict[str, Any]], Counter]:
+        """Documents about `people` (each in Poisson(rate) of them, prose or, for non-QA people,
+        Q/A), with gold links, and the number of documents stating each fact."""
         c, rng = self.c, self.rng
         import numpy as np
 
-        counts = np.random.default_rng(c.seed).poisson([p.rate for p in self.people])
+        counts = np.random.default_rng(seed).poisson([p.rate for p in people])
         prose: list[tuple[_Person, list[str], bool, bool]] = []
         qa_items: list[tuple[_Person, str]] = []
-        for p, n in zip(self.people, counts):
+        for p, n in zip(people, counts):
             for _ in range(int(n)):
                 stated = [r for r in RELATIONS if rng.random() < c.p_state]
                 if p.shared and not ({"birth_city", "occupation"} & set(stated)):
@@ -618,11 +638,39 @@ class _World:
         return out
 
 
+    def drill(self) -> list[dict[str, Any]]:
+        """Documents about `drill_people` fresh people (names no world alias uses), each in about
+        `drill_rate` documents written as the corpus's: prose, and Q/A for some appearances.
+        Its own random stream, so the other files do not depend on it."""
+        c, world_rng = self.c, self.rng
+        self.rng = rng = random.Random(f"drill-{c.seed}")  # what the document writers draw from
+        namer = _Namer(self.namer.n, self.guard, rng)
+        taken = {e.name for e in self.entities.values()}
+        people = []
+        for i in range(c.drill_people):
+            name, female = namer.person(taken, c.unicode_fraction)
+            taken.add(name)
+            facts = {"birth_city": rng.choice(self.cities).id, "occupation": rng.choice(self.occupations).id,
+                     "employer": rng.choice(self.orgs).id}
+            people.append(_Person(f"drill_{i:04d}", name, female, facts, rate=c.drill_rate))
+        try:
+            records, _ = self._documents(people, c.seed + 1)
+        finally:
+            self.rng = world_rng
+        return [{"id": f"drill_{k:06d}", "text": r["text"]} for k, r in enumerate(records)]
+
+
+def world_training_files(world: str | Path) -> list[Path]:
+    """The files a model of this world trains on, in the order of `TrainConfig.mix`'s shares:
+    corpus.jsonl, reading.jsonl, drill.jsonl."""
+    return [Path(world) / name for name in ("corpus.jsonl", "reading.jsonl", "drill.jsonl")]
+
+
 def generate_world(out_dir: str | Path, config: WorldConfig | None = None) -> Path:
     """Generate a controlled world into `out_dir` and return it.
 
-    Writes `corpus.jsonl`, `reading.jsonl`, `encyclopedia.jsonl`, `kb.jsonl`, `qa.jsonl`,
-    `world.json` (the config) and, last, `truth.jsonl` (so its presence means "complete").
+    Writes `corpus.jsonl`, `reading.jsonl`, `drill.jsonl`, `encyclopedia.jsonl`, `kb.jsonl`,
+    `qa.jsonl`, `world.json` (the config) and, last, `truth.jsonl` (so its presence means "complete").
     Deterministic: the same config writes the same files.
     """
     config = (config or WorldConfig()).resolved()
@@ -637,6 +685,7 @@ def generate_world(out_dir: str | Path, config: WorldConfig | None = None) -> Pa
     qa = world.qa(stated_docs, {article["id"].removeprefix("enc_"): article["text"] for article in encyclopedia})
     write_jsonl(out / "qa.jsonl", qa)
     write_jsonl(out / "reading.jsonl", world.reading())
+    write_jsonl(out / "drill.jsonl", world.drill())
     write_json(out / "world.json", {"config": asdict(config), "documents": len(corpus), "qa": len(qa),
                                     "people": len(world.people), "entities": len(world.entities)})
     write_jsonl(out / "truth.jsonl", truth_counts(qa, corpus))

@@ -21,11 +21,11 @@ def trained(tiny_world, tiny_train_settings, tmp_path_factory):
     """(model folder with checkpoints, linked folder, index folder, qa_entities) on the tiny world."""
     from entity_linking import link_corpus, link_qa
     from indexes import build_index
-    from probe.world import TrainConfig, train_model
+    from probe.world import TrainConfig, train_model, world_training_files
 
     base = tmp_path_factory.mktemp("order")
     settings = {**tiny_train_settings, "steps": 12, "seq_len": 256, "save_steps": [4, 8]}  # no document split
-    model = train_model(base / "model", [tiny_world / "corpus.jsonl", tiny_world / "reading.jsonl"],
+    model = train_model(base / "model", world_training_files(tiny_world),
                         TrainConfig(**settings), progress=False)
     link_qa(tiny_world / "qa.jsonl", tiny_world / "kb.jsonl", base / "qa_entities.jsonl")
     link_corpus(tiny_world / "corpus.jsonl", tiny_world / "kb.jsonl", base / "linked", workers=1)
@@ -60,14 +60,14 @@ def test_train_writes_order_and_checkpoints(trained, tiny_world, tiny_train_sett
     data = np.load(model / "train_order.npz")
     assert len(data["step_offsets"]) == 13 and data["step_offsets"][0] == 0
     assert data["step_offsets"][-1] == len(data["positions"])
-    assert list(data["files"]) == ["corpus.jsonl", "reading.jsonl"]
+    assert list(data["files"]) == ["corpus.jsonl", "reading.jsonl", "drill.jsonl"]
     # Every step's documents, tokenized, account for exactly the tokens that step trained on
     # (the tiny world's documents fit a row, so no document is split).
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model)
     texts = {}
-    for name in ("corpus.jsonl", "reading.jsonl"):
+    for name in ("corpus.jsonl", "reading.jsonl", "drill.jsonl"):
         for _, r in read_records(tiny_world / name):
             texts[str(r["id"])] = r["text"]
     ids = data["ids"]

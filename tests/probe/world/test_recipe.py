@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 
 from probe.evaluation import exact_match
-from probe.world import WorldConfig, generate_world
+from probe.world import WorldConfig, generate_world, world_training_files
 from probe.world._world import QA_DOC_FORMAT, READING_PASSAGE, READING_QA
 
 REDUCED_WORLD = dict(seed=0, people=150, reading_docs=2000)
@@ -31,7 +31,7 @@ def test_demo_recipe_learns_at_reduced_size_in_fp32(tmp_path, monkeypatch):
     monkeypatch.setenv("LTPROBE_NO_BF16", "1")  # as on a CPU without native bf16
     world = generate_world(tmp_path / "world", WorldConfig(**REDUCED_WORLD))
     config = replace(TrainConfig(), steps=REDUCED_STEPS)  # the demo's model, schedule shape and mix
-    model = train_model(tmp_path / "model", [world / "corpus.jsonl", world / "reading.jsonl"], config,
+    model = train_model(tmp_path / "model", world_training_files(world), config,
                         progress=False)
     assert json.loads((model / TRAIN_MARKER).read_text())["precision"] == "fp32"
 

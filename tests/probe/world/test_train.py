@@ -13,7 +13,7 @@ import pytest
 
 from entity_linking.io import InputError
 from probe.generation._hardware import cpu_supports_bf16
-from probe.world import TRAIN_MARKER, TrainConfig, train_model
+from probe.world import TRAIN_MARKER, TrainConfig, train_model, world_training_files
 from probe.world._train import _pack
 
 
@@ -60,14 +60,14 @@ def test_cached_rerun_skips_training(tiny_world, tiny_model, tiny_train_settings
     weights = tiny_model / "model.safetensors"
     before = weights.stat().st_mtime_ns
     started = time.time()
-    again = train_model(tiny_model, [tiny_world / "corpus.jsonl", tiny_world / "reading.jsonl"],
+    again = train_model(tiny_model, world_training_files(tiny_world),
                         TrainConfig(**tiny_train_settings), progress=False)
     assert again == tiny_model and time.time() - started < 5
     assert weights.stat().st_mtime_ns == before
 
 
 def test_changed_config_or_input_retrains(tiny_world, tmp_path, mini):
-    files = [tiny_world / "corpus.jsonl", tiny_world / "reading.jsonl"]
+    files = world_training_files(tiny_world)
     out = train_model(tmp_path / "m", files, TrainConfig(**mini), progress=False)
     first = json.loads((out / TRAIN_MARKER).read_text())
     train_model(out, files, TrainConfig(**{**mini, "steps": 4}), progress=False)
@@ -96,11 +96,11 @@ def test_bad_inputs_are_input_errors(tiny_world, tmp_path, mini):
         train_model(tmp_path / "m", [bad], TrainConfig(**mini), progress=False)
     with pytest.raises(InputError, match="no such file"):
         train_model(tmp_path / "m", [tmp_path / "missing.jsonl"], TrainConfig(**mini), progress=False)
-    three = [tiny_world / "corpus.jsonl", tiny_world / "reading.jsonl", tiny_world / "corpus.jsonl"]
+    two = [tiny_world / "corpus.jsonl", tiny_world / "reading.jsonl"]  # the default mix has three shares
     with pytest.raises(InputError, match="share"):
-        train_model(tmp_path / "m", three, TrainConfig(**mini), progress=False)
+        train_model(tmp_path / "m", two, TrainConfig(**mini), progress=False)
     with pytest.raises(InputError, match="divisible"):
-        train_model(tmp_path / "m", three[:1], TrainConfig(**{**mini, "heads": 3}), progress=False)
+        train_model(tmp_path / "m", two[:1], TrainConfig(**{**mini, "heads": 3}), progress=False)
 
 
 def test_skip_bad_records(tmp_path, tiny_world, mini):
@@ -143,7 +143,7 @@ def test_packing_with_a_drop_keeps_every_other_document_in_place():
 
 
 def test_drop_is_part_of_the_cache_key(tiny_world, tmp_path, mini):
-    files = [tiny_world / "corpus.jsonl", tiny_world / "reading.jsonl"]
+    files = world_training_files(tiny_world)
     out = train_model(tmp_path / "m", files, TrainConfig(**mini), progress=False)
     plain = json.loads((out / TRAIN_MARKER).read_text())
     assert plain["dropped_sha256"] is None and plain["dropped"] == 0
@@ -162,9 +162,23 @@ def test_schedule_and_mix():
     config = TrainConfig(steps=100)
     assert _lr_at(0, config) < _lr_at(2, config) <= config.lr
     assert abs(_lr_at(99, config) - config.lr * config.min_lr_ratio) < 1e-4
-    assert _shares_at(5, config, 2, [1, 1]) == [0.35, 0.65]
-    assert _shares_at(50, config, 2, [1, 1]) == [0.75, 0.25]
+    assert _shares_at(5, config, 3, [1, 1, 1]) == [0.35, 0.65, 0.0]  # corpus, reading, drill
+    assert _shares_at(50, config, 3, [1, 1, 1]) == [0.75, 0.25, 0.0]
+    config.mix = [[0.2, 0.25, 0.45, 0.30], [1.0, 0.75, 0.25, 0.0]]
+    assert _shares_at(5, config, 3, [1, 1, 0]) == [0.25, 0.45, 0.0]  # an empty file gets no share
     assert _shares_at(50, config, 1, [1]) == [1.0]
+
+
+def test_a_mix_phase_drawing_only_from_empty_files_is_refused(tiny_world, tmp_path, mini):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    files = [tiny_world / "corpus.jsonl", empty]
+    config = TrainConfig(**{**mini, "mix": [[0.5, 0.0, 1.0], [1.0, 1.0, 0.0]]})
+    with pytest.raises(InputError, match="no text"):
+        train_model(tmp_path / "m", files, config, progress=False)
+    config.mix = [[0.5, 0.5, 0.5], [1.0, 1.0, 0.0]]  # the empty file's share goes to the other
+    out = train_model(tmp_path / "m", files, config, progress=False)
+    assert json.loads((out / TRAIN_MARKER).read_text())["rows"][1] == 0
 
 
 @pytest.mark.slow
@@ -210,3 +224,14 @@ def test_train_config_sizes_follow_the_hidden_size():
     assert (config.hidden_size, config.heads, config.intermediate_size, config.steps) == (256, 4, 1024, 10)
     assert train_config(hidden_size=128, heads=1).heads == 1
     assert train_config(layers=2).heads == TrainConfig().heads
+
+
+def test_an_empty_file_without_a_share_changes_nothing(tiny_world, tmp_path, mini):
+    # A world without drill people trains exactly as before the drill file existed.
+    two = [tiny_world / "corpus.jsonl", tiny_world / "reading.jsonl"]
+    empty = tmp_path / "drill.jsonl"
+    empty.write_text("")
+    a = train_model(tmp_path / "a", two, TrainConfig(**{**mini, "mix": [[0.2, 0.35, 0.65], [1.0, 0.75, 0.25]]}),
+                    progress=False)
+    b = train_model(tmp_path / "b", [*two, empty], TrainConfig(**mini), progress=False)  # the default mix
+    assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()

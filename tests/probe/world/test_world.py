@@ -15,7 +15,8 @@ from entity_linking.io import read_records
 from probe.world import WorldConfig, generate_world
 from probe.world._world import load_templates
 
-FILES = ["corpus.jsonl", "reading.jsonl", "encyclopedia.jsonl", "kb.jsonl", "qa.jsonl", "truth.jsonl"]
+FILES = ["corpus.jsonl", "reading.jsonl", "drill.jsonl", "encyclopedia.jsonl", "kb.jsonl", "qa.jsonl",
+         "truth.jsonl"]
 
 
 def _load(path: Path) -> list[dict]:
@@ -238,6 +239,35 @@ def test_reading_documents_use_the_retrieval_format_with_fresh_names(world):
             assert question.startswith("Question: ") and answer.startswith("Answer: ")
             assert answer[len("Answer: "):] in lines[0]
         assert not any(n in doc["text"] for n in names)
+
+
+def test_drill_documents_are_about_fresh_people_in_prose_and_qa(tmp_path):
+    from probe.world._world import QA_DOC_FORMAT
+
+    folder = generate_world(tmp_path / "w", WorldConfig(seed=2, people=60, reading_docs=30, drill_people=10))
+    world = {name: _load(folder / name) for name in ("kb.jsonl", "drill.jsonl")}
+    aliases = {a for e in world["kb.jsonl"] for a in e["aliases"]}
+    drill = world["drill.jsonl"]
+    qa_prefix = QA_DOC_FORMAT.split("{")[0]
+    qa_docs = [d for d in drill if d["text"].startswith(qa_prefix)]
+    assert drill and 0 < len(qa_docs) < len(drill) and len({d["id"] for d in drill}) == len(drill)
+    assert {"id", "text"} == set(drill[0])  # not corpus documents: no gold links, never counted
+    asked = {m.group(1) or m.group(2) for d in qa_docs
+             for m in re.finditer(r"was (.+?) born\?|is (.+?)'s occupation\?", d["text"])}
+    assert asked and not asked & aliases  # fresh names, none of the world's
+    values = {e["name"] for e in world["kb.jsonl"] if e["type"] in ("occupation", "organisation")}
+    assert any(v in d["text"] for d in drill for v in values)  # their facts are the world's values
+
+
+def test_drill_leaves_the_other_files_unchanged(tmp_path):
+    config = dict(seed=5, people=30, reading_docs=40)
+    plain = generate_world(tmp_path / "a", WorldConfig(**config))  # no drill people by default
+    drilled = generate_world(tmp_path / "b", WorldConfig(**config, drill_people=12, drill_rate=20.0))
+    assert (plain / "drill.jsonl").read_text() == ""
+    assert len(_load(drilled / "drill.jsonl")) > 20
+    for name in FILES:
+        if name != "drill.jsonl":
+            assert (plain / name).read_bytes() == (drilled / name).read_bytes(), name
 
 
 def test_bad_config_is_an_input_error(tmp_path):
