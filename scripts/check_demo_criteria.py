@@ -19,16 +19,19 @@ def _lines(path: Path) -> list[dict]:
 
 def check(run: Path) -> bool:
     summary = json.loads((run / "summary.json").read_text())
+    if not {"closed_book", "rag"} <= set(summary["settings"]):
+        print(f"{run}: needs the closed_book and rag settings, has {sorted(summary['settings'])}: FAIL")
+        return False
     closed, rag = summary["settings"]["closed_book"], summary["settings"]["rag"]
     frequent = [b for b in closed["buckets"] if b["lo"] >= 100]
     n_frequent = sum(b["n"] for b in frequent)
     acc_frequent = sum(b["accuracy"] * b["n"] for b in frequent) / max(1, n_frequent)
-    zero = next(b for b in rag["buckets"] if b["lo"] == 0)
+    zero = next((b for b in rag["buckets"] if b["lo"] == 0), {"n": 0, "accuracy": 0.0})
     truth = {t["id"]: t["count"] for t in _lines(run / "world" / "truth.jsonl")}
     counts = _lines(run / "counts.jsonl")
     exact = sum(truth[c["id"]] == c["count"] for c in counts)
     passed = (closed["slope_ci"][0] > 0 and n_frequent > 0 and acc_frequent >= 0.95
-              and zero["accuracy"] >= 0.5 and exact == len(counts))
+              and zero["n"] > 0 and zero["accuracy"] >= 0.5 and exact == len(counts))
     lo, hi = closed["slope_ci"]
     print(f"{run}: closed-book slope {closed['slope_per_decade']:+.3f} [{lo:+.3f}, {hi:+.3f}]; "
           f"accuracy on 100+ {acc_frequent:.2f} (n {n_frequent}); retrieval on count 0 {zero['accuracy']:.3f} "

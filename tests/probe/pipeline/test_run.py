@@ -209,3 +209,27 @@ def test_counterfactual_removes_relevant_documents_and_retrains(small_run):
     per_bucket = Counter(bucket_of(counts[q]["count"]) for q in cf["control_ids"])
     assert max(per_bucket.values()) <= 4 and all(lo > 0 for lo, _ in per_bucket)
     assert "ounterfactual" in (small_run / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_demo_criteria_script_reads_a_run(small_run, tmp_path):
+    # The smoke model learns little: the script says which criterion it misses and exits 1; the
+    # counts of a generated world are exact.
+    script = str(REPO / "scripts" / "check_demo_criteria.py")
+    result = subprocess.run([sys.executable, script, str(small_run)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and result.stdout.rstrip().endswith("FAIL"), result.stdout + result.stderr
+    n = len((small_run / "counts.jsonl").read_text().splitlines())
+    assert f"counts exact {n}/{n}" in result.stdout
+    # A run whose closed-book figures meet the criteria passes (the summary edited to a good model's).
+    good = tmp_path / "good"
+    good.mkdir()
+    for name in ("counts.jsonl", "world"):
+        (good / name).symlink_to(small_run / name)
+    summary = json.loads((small_run / "summary.json").read_text())
+    closed, rag = summary["settings"]["closed_book"], summary["settings"]["rag"]
+    closed["slope_ci"] = [0.3, 0.5]
+    closed["buckets"] = [{"lo": 100, "hi": 1000, "n": 30, "accuracy": 0.97, "ci": [0.9, 1.0]}]
+    rag["buckets"] = [{"lo": 0, "hi": 1, "n": 40, "accuracy": 0.6, "ci": [0.4, 0.7]}]
+    (good / "summary.json").write_text(json.dumps(summary))
+    result = subprocess.run([sys.executable, script, str(good)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "accuracy on 100+ 0.97 (n 30)" in result.stdout, result.stdout
