@@ -112,7 +112,8 @@ def _train(args: argparse.Namespace) -> int:
             config.mix = json.loads(args.mix)
         except json.JSONDecodeError as e:
             raise InputError(f"--mix: not JSON ({e}): {args.mix}") from None
-        if not isinstance(config.mix, list) or not all(isinstance(p, list) and len(p) >= 2 for p in config.mix):
+        if not isinstance(config.mix, list) or not all(
+                isinstance(p, list) and len(p) >= 2 and all(isinstance(x, (int, float)) for x in p) for p in config.mix):
             raise InputError(f"--mix: give a list of phases [[until, share1, share2, ...], ...], not {args.mix}")
     elif args.texts:
         config.mix = None  # the default mix is for a world's three files

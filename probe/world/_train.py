@@ -334,6 +334,8 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
     out.mkdir(parents=True, exist_ok=True)
 
     read = [_read_texts(f, on_error) for f in files]
+    if not any(texts for texts, _ in read):
+        raise InputError(f"train: no text to train on in {', '.join(map(str, files))}")
     tokenizer = train_tokenizer([t for texts, _ in read for t in texts], config.vocab_size, out)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     pools = []
@@ -348,8 +350,6 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
     if drop and dropped != len(drop):
         logger.warning(f"train: {len(drop) - dropped} of the {len(drop)} ids to drop are in no training file")
     sizes = [len(p) for p in pools]
-    if not any(sizes):
-        raise InputError(f"train: no text to train on in {', '.join(map(str, files))}")
     for phase in (config.mix or []) if len(files) > 1 else []:
         if not any(share and size for share, size in zip(phase[1:], sizes)):
             raise InputError(f"train: mix phase {phase} draws only from files with no text")

@@ -235,3 +235,18 @@ def test_an_empty_file_without_a_share_changes_nothing(tiny_world, tmp_path, min
                     progress=False)
     b = train_model(tmp_path / "b", [*two, empty], TrainConfig(**mini), progress=False)  # the default mix
     assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+
+
+def test_train_command_mix(tiny_world, tmp_path, capsys):
+    from probe.cli import main
+
+    files = [str(tiny_world / "corpus.jsonl"), str(tiny_world / "reading.jsonl")]
+    args = ["train", "--texts", *files, "--steps", "3", "--hidden-size", "64", "--layers", "1",
+            "--vocab-size", "300", "--seq-len", "64", "--batch-size", "4"]
+    assert main([*args, "--out", str(tmp_path / "sized")]) == 0  # two files, no --mix: by their sizes
+    assert main([*args, "--out", str(tmp_path / "mixed"), "--mix", "[[0.5, 0.9, 0.1], [1.0, 0.5, 0.5]]"]) == 0
+    assert json.loads((tmp_path / "mixed" / TRAIN_MARKER).read_text())["config"]["mix"] == [[0.5, 0.9, 0.1],
+                                                                                          [1.0, 0.5, 0.5]]
+    for bad in ("[[0.5, 1]", '[["a", 1, 2]]'):  # one line, exit status 2, nothing trained
+        assert main([*args, "--out", str(tmp_path / "bad"), "--mix", bad]) == 2
+        assert "--mix: " in capsys.readouterr().err and not (tmp_path / "bad" / TRAIN_MARKER).exists()
