@@ -68,7 +68,11 @@ class WorldConfig:
     organisations: int | None = None
     """Number of employers; None: people / 10 (at least 8)."""
     occupations: int | None = None
-    """Number of occupations (at most 50); None: people / 40 (between 8 and 50)."""
+    """Number of occupations (at most 50); None: people / 20 (between 8 and 50), so that an
+    occupation, like a city or an employer, tells people apart. With people / 40 (25 in the
+    demo world) the demo's small model learned occupations last, and in bf16 on some seeds not
+    by the end of training (docs/benchmarks.md, "A constant learning rate, a longer run and
+    fifty occupations")."""
     shared_city_names: int | None = None
     """Pairs of cities sharing a name (in different countries); None: cities / 40 (at least 1)."""
     shared_person_names: int | None = None
@@ -119,7 +123,7 @@ class WorldConfig:
         if c.organisations is None:
             c.organisations = max(8, c.people // 10)
         if c.occupations is None:
-            c.occupations = min(50, max(8, c.people // 40))
+            c.occupations = min(50, max(8, c.people // 20))
         if c.shared_city_names is None:
             c.shared_city_names = max(1, c.cities // 40)
         if c.shared_person_names is None:
