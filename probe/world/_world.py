@@ -394,9 +394,7 @@ class _World:
         # Facts. Namesakes get different birth cities and occupations, so context tells them apart.
         for p in self.people:
             while True:
-                facts = {"birth_city": rng.choice(self.cities).id,
-                         "occupation": rng.choice(self.occupations).id,
-                         "employer": rng.choice(self.orgs).id}
+                facts = self._random_facts(rng)
                 clash = any(q.facts and (q.facts["birth_city"] == facts["birth_city"]
                                          or q.facts["occupation"] == facts["occupation"])
                             for q in by_name[p.name] if q is not p)
@@ -412,6 +410,11 @@ class _World:
             city = self.entities[p.facts["birth_city"]]
             self.entities[p.id] = _Entity(p.id, "person", p.name, [p.name],
                                           f"{occ} born in {city.aliases[1]}")
+
+    def _random_facts(self, rng: random.Random) -> dict[str, str]:
+        """A birth city, an occupation and an employer, drawn in that order."""
+        return {"birth_city": rng.choice(self.cities).id, "occupation": rng.choice(self.occupations).id,
+                "employer": rng.choice(self.orgs).id}
 
     # ---- text
     def _city_mention(self, city_id: str, composite: float = 0.2) -> tuple[str, list[str]]:
@@ -641,7 +644,6 @@ class _World:
             out.append({"id": f"read_{k:06d}", "text": "\n".join(parts)})
         return out
 
-
     def drill(self) -> list[dict[str, Any]]:
         """Documents about `drill_people` fresh people (names no world alias uses), each in about
         `drill_rate` documents written as the corpus's: prose, and Q/A for some appearances.
@@ -654,9 +656,7 @@ class _World:
         for i in range(c.drill_people):
             name, female = namer.person(taken, c.unicode_fraction)
             taken.add(name)
-            facts = {"birth_city": rng.choice(self.cities).id, "occupation": rng.choice(self.occupations).id,
-                     "employer": rng.choice(self.orgs).id}
-            people.append(_Person(f"drill_{i:04d}", name, female, facts, rate=c.drill_rate))
+            people.append(_Person(f"drill_{i:04d}", name, female, self._random_facts(rng), rate=c.drill_rate))
         try:
             records, _ = self._documents(people, c.seed + 1)
         finally:
