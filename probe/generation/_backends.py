@@ -72,24 +72,33 @@ def vllm_available() -> bool:
 
 # vLLM engine options that mean something to transformers, by their transformers name.
 _VLLM_TO_TRANSFORMERS = {"dtype": "dtype", "max_model_len": "max_context", "trust_remote_code": "trust_remote_code"}
+# TransformersGenerator's own options (its keyword arguments).
+_TRANSFORMERS_OPTIONS = {"dtype", "device", "batch_size", "max_context", "trust_remote_code", "revision"}
 
 
 def resolve_backend(backend: str, options: dict[str, Any], *, notice: bool = True) -> tuple[str, dict[str, Any]]:
     """The backend and options that will really run: "vllm" where vLLM is missing (or
     `LTPROBE_VLLM=none`) becomes "transformers", with the vLLM options that carry over
-    (`dtype`, `max_model_len`) and a one-line notice on stderr."""
+    (`dtype`, `max_model_len`) and a one-line notice on stderr. For "transformers" the vLLM
+    names of its options are translated too (a vLLM config switched to transformers runs) and
+    the engine options that mean nothing to it are left out with a notice."""
     if backend not in BACKENDS:
         raise InputError(f"unknown generation backend {backend!r}; use one of {', '.join(BACKENDS)}")
-    if backend != "vllm" or vllm_available():
+    fallback = backend == "vllm" and not vllm_available()
+    if backend != "transformers" and not fallback:
         return backend, dict(options)
-    kept = {_VLLM_TO_TRANSFORMERS[k]: v for k, v in options.items() if k in _VLLM_TO_TRANSFORMERS}
-    if kept.get("dtype", "auto") == "auto":
+    kept = {k: v for k, v in options.items() if k in _TRANSFORMERS_OPTIONS}
+    kept.update({_VLLM_TO_TRANSFORMERS[k]: v for k, v in options.items()
+                 if k in _VLLM_TO_TRANSFORMERS and k not in _TRANSFORMERS_OPTIONS})
+    dropped = sorted(set(options) - set(_TRANSFORMERS_OPTIONS) - set(_VLLM_TO_TRANSFORMERS))
+    if fallback and kept.get("dtype", "auto") == "auto":
         from probe.generation._hardware import cpu_supports_bf16, cuda_available
 
         kept["dtype"] = "auto" if cuda_available() else "bfloat16" if cpu_supports_bf16() else "float32"
-    if notice:
-        dropped = sorted(set(options) - set(_VLLM_TO_TRANSFORMERS))
+    unused = f" (vLLM options {', '.join(dropped)} do not apply)" if dropped else ""
+    if notice and fallback:
         logger.warning("vLLM is not installed here" + (" (LTPROBE_VLLM=none)" if os.environ.get(
-            "LTPROBE_VLLM", "").lower() == "none" else "") + "; evaluating with transformers instead"
-                       + (f" (vLLM options {', '.join(dropped)} do not apply)" if dropped else ""))
+            "LTPROBE_VLLM", "").lower() == "none" else "") + "; evaluating with transformers instead" + unused)
+    elif notice and dropped:
+        logger.warning(f"backend transformers: options {', '.join(dropped)} are vLLM's or unknown and do not apply")
     return "transformers", kept

@@ -113,14 +113,14 @@ def _run_locked(config: dict[str, Any], out: Path, stages: Stages, quiet: bool) 
 
 
 def _with_available_backend(config: dict[str, Any]) -> dict[str, Any]:
-    """The config with the generation backend that will really run (vLLM falls back to
-    transformers where it is not installed), decided before any stage so the notice comes first
-    and the manifest records it."""
+    """The config with the generation backend and options that will really run (vLLM falls
+    back to transformers where it is not installed; vLLM's option names translated for
+    transformers), decided before any stage so the notice comes first and the manifest records it."""
     from probe.generation import resolve_backend
 
     model = config["model"]
     backend, options = resolve_backend(model["backend"], model["options"])
-    if backend == model["backend"]:
+    if backend == model["backend"] and options == model["options"]:
         return config
     return {**config, "model": {**model, "backend": backend, "options": options}}
 

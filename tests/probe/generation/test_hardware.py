@@ -52,6 +52,16 @@ def test_vllm_falls_back_to_transformers_with_a_notice(monkeypatch, caplog):
         resolve_backend("nope", {})
 
 
+def test_a_vllm_config_switched_to_transformers_keeps_what_applies(caplog):
+    # The demo config's options with `model.backend: transformers`: max_model_len becomes
+    # max_context, enforce_eager is left out with a notice, transformers' own options pass.
+    options = {"dtype": "float32", "max_model_len": 256, "enforce_eager": True, "batch_size": 8}
+    assert resolve_backend("transformers", options) == (
+        "transformers", {"dtype": "float32", "max_context": 256, "batch_size": 8})
+    (notice,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "enforce_eager" in notice and "do not apply" in notice
+
+
 def test_no_bf16_makes_a_bf16_machine_run_as_one_without(monkeypatch):
     monkeypatch.setenv("LTPROBE_NO_BF16", "1")
     assert not cpu_supports_bf16()
