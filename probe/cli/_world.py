@@ -34,8 +34,10 @@ _TRAIN_HELP = """\
 Train a byte-level BPE tokenizer and a small Llama model on JSONL files with a "text" field,
 and save a model folder that transformers and vLLM load. Scheduled by steps; on a GPU where
 torch sees one, else on every core of the CPU; bf16 autocast where the device computes bf16
-natively, else fp32. Cached: when OUT/ltprobe_train.json matches the
-settings and the input files, nothing is trained again.
+natively, else fp32. In fp32 on an x86-64 CPU torch's AVX2 kernels are used (--cpu-kernels),
+so every such CPU trains the same model, bit for bit, at any number of threads. Cached: when
+OUT/ltprobe_train.json matches the settings, the input files and the CPU kernels used, nothing
+is trained again.
 
 With --world DIR the training files are DIR/corpus.jsonl, DIR/reading.jsonl and DIR/drill.jsonl,
 mixed as the demo recipe's `mix` says. Several --texts files are drawn from in proportion to
@@ -73,6 +75,10 @@ def register(commands: Commands) -> None:
                        help="default auto: bf16 where the device computes it natively, else fp32")
     train.add_argument("--threads", type=int, help="torch threads on a CPU (default: every core this process may use)")
     train.add_argument("--device", help="auto (default: cuda where torch sees a GPU), cpu or cuda[:N]")
+    train.add_argument("--cpu-kernels", choices=["avx2", "native"],
+                       help="fp32 on an x86-64 CPU: avx2 (default) trains the same model, bit for bit, on every "
+                            "CPU with AVX2 at any thread count; native uses the CPU's widest kernels (AVX-512 "
+                            "where present: another model)")
     train.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     train.add_argument("--save-steps", metavar="S1,S2,...",
                        help="also save the model after these steps to OUT/checkpoints/step-N (checkpoints "
@@ -83,6 +89,37 @@ def register(commands: Commands) -> None:
                             '`until` a fraction of the steps, e.g. [[0.2, 0.3, 0.7], [1.0, 0.8, 0.2]] '
                             "(default: the demo recipe's with --world, the files' sizes with --texts)")
     add_on_error(train)
+
+    bench = commands.add_bench("train", _bench_train,
+                               help="demo training on the CPU: torch's AVX2 kernels vs the widest, same model bytes",
+                               description=_BENCH_TRAIN_HELP)
+    bench.add_argument("--steps", type=int, default=200, help="steps per training: the demo recipe shortened to them (200)")
+    bench.add_argument("--threads", default=None, metavar="T1,T2,...",
+                       help="thread counts of the pinned trainings (default: 1 and every core)")
+    bench.add_argument("--repeats", type=int, default=2, help="side-by-side repeats of avx2 and native (2)")
+
+
+_BENCH_TRAIN_HELP = """\
+The demo recipe shortened to --steps steps on the demo world, in fp32 on the CPU, each training in a
+fresh `ltprobe train` process. Alternating --repeats times on every core: torch's AVX2 kernels
+(`cpu_kernels: avx2`, the default, which makes every x86-64 CPU with AVX2 train the same model
+bit for bit) against the CPU's widest (native: AVX-512 where present); then the pinned training
+on each --threads count. Prints steps/s and each model's sha256, and one JSON object last:
+the speed ratio, and whether the pinned models are the same bytes and the native one not."""
+
+
+def _bench_train(args: argparse.Namespace) -> int:
+    from probe.pipeline import bench_train
+
+    threads = None
+    if args.threads:
+        try:
+            threads = [int(t) for t in args.threads.split(",")]
+        except ValueError:
+            raise InputError(f"--threads: give thread counts like 1,2,4, not {args.threads!r}") from None
+    result = bench_train(steps=args.steps, threads=threads, repeats=args.repeats)
+    print(json.dumps({k: v for k, v in result.items() if k != "runs"}))
+    return 0
 
 
 def _world(args: argparse.Namespace) -> int:
@@ -106,7 +143,7 @@ def _train(args: argparse.Namespace) -> int:
         save_steps = parse_steps(args.save_steps, "--save-steps")
     config = train_config(save_steps=save_steps, **{name: getattr(args, name) for name in (
         "steps", "batch_size", "seq_len", "hidden_size", "layers", "heads", "vocab_size", "lr", "precision",
-        "threads", "device")})
+        "threads", "device", "cpu_kernels")})
     if args.mix:
         try:
             config.mix = json.loads(args.mix)

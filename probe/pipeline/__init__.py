@@ -1,6 +1,6 @@
 """The job: the config, `run` with its config-aware stages and lock, sharded runs and `merge`, the
 counterfactual retraining, provenance and model parameter counts; `ltprobe eval` / `ltprobe rag` as
-`evaluate_models` / `rag`; probe's benchmarks (`bench_eval`, `bench_generate`; `bench_pipeline`,
+`evaluate_models` / `rag`; probe's benchmarks (`bench_eval`, `bench_generate`, `bench_train`; `bench_pipeline`,
 link -> index -> count at scale)."""
 
 from entity_linking.lazy import lazy_exports
@@ -10,6 +10,7 @@ _LAZY = {
     "bench_eval": "probe.pipeline._bench:bench_eval",
     "bench_generate": "probe.pipeline._bench:bench_generate",
     "bench_model": "probe.pipeline._bench:bench_model",
+    "bench_train": "probe.pipeline._bench:bench_train",
     "bench_pipeline": "probe.pipeline._bench_pipeline:bench_pipeline",
     "PILE_DOCS": "probe.pipeline._bench_pipeline:PILE_DOCS",
     "check_config": "probe.pipeline._config:check_config",

@@ -195,3 +195,70 @@ def bench_generate(model: str | None = None, *, backend: str = "vllm", candidate
             "speedup": round(single / batched, 2), "max_score_difference": diff,
             "engine_calls": calls, "backend": backend, "model": model,
             "engine_start_s": round(engine_start, 1)}
+
+
+def bench_train(*, steps: int = 200, threads: list[int] | None = None, repeats: int = 2,
+                work_dir: str | Path | None = None) -> dict[str, Any]:
+    """`ltprobe bench train`: the demo recipe shortened to `steps` steps on the demo world, in fp32
+    on the CPU, each training in a fresh `ltprobe train` process (torch picks its CPU kernels
+    once per process). Side by side, alternating `repeats` times on every core: torch's AVX2
+    kernels (`cpu_kernels: avx2`, the default) against the CPU's widest (`native`); then the
+    pinned training on each thread count of `threads` (default 1 and every core). Prints the
+    steps/s and each model's sha256; returns the mean steps/s of each, their ratio, and
+    whether every pinned model is the same bytes (the point of the pin) and the native one not."""
+    import hashlib
+    import json
+    import statistics
+    import subprocess
+    import sys
+
+    from probe.generation import available_cores
+    from probe.world import TRAIN_MARKER, WorldConfig, generate_world
+
+    if steps < 1 or repeats < 1:
+        raise InputError("bench train: steps and repeats must be at least 1")
+    cores = available_cores()
+    threads = sorted(set(threads or [1, cores]))
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        world = generate_world(Path(tmp) / "world", WorldConfig())
+        runs: list[dict[str, Any]] = []
+
+        def train(kernels: str, n_threads: int) -> None:
+            out = Path(tmp) / f"model-{len(runs)}"
+            env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
+            proc = subprocess.run(
+                [sys.executable, "-m", "probe.cli", "train", "--quiet", "--world", str(world), "--out", str(out),
+                 "--steps", str(steps), "--precision", "fp32", "--device", "cpu", "--threads", str(n_threads),
+                 "--cpu-kernels", kernels], env=env, capture_output=True, text=True)
+            if proc.returncode:
+                raise InputError(f"bench train: `ltprobe train` failed: {proc.stderr.strip()[-2000:]}")
+            meta = json.loads((out / TRAIN_MARKER).read_text())
+            runs.append({"kernels": kernels, "used": meta["cpu_kernels_used"], "threads": n_threads,
+                         "steps_per_s": meta["steps_per_second"],
+                         "sha256": hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()})
+            logger.info(f"bench train: {kernels} ({meta['cpu_kernels_used']}), {n_threads} thread(s): "
+                        f"{meta['steps_per_second']} steps/s")
+
+        for _ in range(repeats):
+            for kernels in ("avx2", "native"):
+                train(kernels, cores)
+        for n_threads in threads:
+            if n_threads != cores:
+                train("avx2", n_threads)
+
+    print(f"{'kernels':<16}{'threads':>8}{'steps/s':>10}  model sha256")
+    for r in runs:
+        print(f"{r['kernels'] + ' (' + str(r['used']) + ')':<16}{r['threads']:>8}{r['steps_per_s']:>10.3f}  {r['sha256'][:16]}")
+    pinned = [r for r in runs if r["kernels"] == "avx2"]
+    native = [r for r in runs if r["kernels"] == "native"]
+    mean_pinned = statistics.mean(r["steps_per_s"] for r in pinned if r["threads"] == cores)
+    mean_native = statistics.mean(r["steps_per_s"] for r in native)
+    same = len({r["sha256"] for r in pinned}) == 1
+    native_differs = native[0]["sha256"] != pinned[0]["sha256"]
+    print(f"avx2 / native steps/s on {cores} thread(s): {mean_pinned / mean_native:.2f}; pinned models the same "
+          f"bytes at every thread count: {same}; the native ({native[0]['used']}) model differs: {native_differs}")
+    return {"steps": steps, "cores": cores, "avx2_steps_per_s": round(mean_pinned, 3),
+            "native_steps_per_s": round(mean_native, 3), "ratio": round(mean_pinned / mean_native, 3),
+            "native_kernels": native[0]["used"], "pinned_kernels": pinned[0]["used"],
+            "threads": threads, "same_model_pinned": same, "native_model_differs": native_differs,
+            "runs": runs}

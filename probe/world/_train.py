@@ -84,6 +84,14 @@ class TrainConfig:
     """torch threads on a CPU; None: every core this process may use."""
     device: str = "auto"
     """cpu, cuda[:N], or auto: CUDA where torch sees a GPU."""
+    cpu_kernels: str = "avx2"
+    """torch's CPU kernels for fp32 training on an x86-64 CPU: avx2 trains the same model, bit
+    for bit, on every x86-64 CPU with AVX2 and at any thread count, so a seed's result on one
+    machine is its result on all (without it an AVX-512 CPU trains another model than an AVX2
+    one); no slower for the demo's model (docs/benchmarks.md, "One model on every x86-64 CPU").
+    native: the widest the CPU has. Takes effect only where torch has run no CPU kernel yet in
+    this process (a fresh `ltprobe` command); elsewhere a warning says the model is tied to
+    this CPU's kernels. Not for bf16 (its native instructions are AVX-512's and AMX's) or a GPU."""
     mix: list[list[float]] | None = field(default_factory=lambda: [[0.2, 0.35, 0.65, 0.0], [1.0, 0.75, 0.25, 0.0]])
     """Share of rows drawn from each training file by phase: `[[until, share_file1, share_file2,
     ...], ...]`, `until` a fraction of the steps. The default is for a world's files
@@ -125,6 +133,43 @@ def _resolve_precision(precision: str, device: str) -> str:
     return precision
 
 
+def _pin_cpu_kernels(wanted: str, device: str, precision: str) -> str | None:
+    """torch's CPU kernel set that this training runs with ("AVX2", "AVX512", ...; None on a
+    GPU), pinned to AVX2 for fp32 on an x86-64 CPU that has it when `wanted` is avx2.
+
+    torch reads ATEN_CPU_CAPABILITY once, at its first CPU kernel in the process; the variable
+    is removed again after it is read, so processes started later (vLLM's workers) use the
+    CPU's widest kernels. MKL's matrix products gave the same bytes with AVX-512, AVX2 and
+    SSE4.2 asked of it on an Intel CPU; on an AMD CPU not checked (docs/benchmarks.md)."""
+    import torch
+
+    if wanted not in ("avx2", "native"):
+        raise InputError(f"train: cpu_kernels must be avx2 or native, not {wanted!r}")
+    if device != "cpu":
+        return None
+    if wanted == "avx2" and precision == "fp32" and "ATEN_CPU_CAPABILITY" not in os.environ and _cpu_has_avx2():
+        os.environ["ATEN_CPU_CAPABILITY"] = "avx2"
+        try:
+            used = torch.backends.cpu.get_cpu_capability()
+        finally:
+            del os.environ["ATEN_CPU_CAPABILITY"]
+        if used != "AVX2":
+            logger.warning(f"train: torch already chose its CPU kernels ({used}) in this process before training "
+                           f"could pin them to AVX2, so this model equals only models trained with {used} "
+                           f"kernels; train in a fresh process (`ltprobe train`) for the model every x86-64 "
+                           f"CPU trains")
+        return used
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def _cpu_has_avx2() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: no pin
+        return False
+    return "avx2" in flags.split()
+
+
 def _fingerprint(files: list[Path], config: TrainConfig, seed: int, drop: frozenset[str]) -> dict[str, Any]:
     digest = hashlib.sha256()
     for path in files:
@@ -133,7 +178,8 @@ def _fingerprint(files: list[Path], config: TrainConfig, seed: int, drop: frozen
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     cfg = asdict(config)
-    for key in ("checkpoint_every", "threads", "device"):  # where it runs, not what it learns
+    # where it runs, not what it learns (the CPU kernels really used join the key in train_model)
+    for key in ("checkpoint_every", "threads", "device", "cpu_kernels"):
         cfg.pop(key)
     if not cfg.get("save_steps"):  # unset: markers written before save_steps existed still match
         cfg.pop("save_steps", None)
@@ -308,7 +354,10 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
     _check_mix(config, len(files))
 
     drop = frozenset(drop)
-    fingerprint = _fingerprint(files, config, seed, drop)
+    device = training_device(config.device)
+    precision = _resolve_precision(config.precision, device)
+    kernels = _pin_cpu_kernels(config.cpu_kernels, device, precision)
+    fingerprint = {**_fingerprint(files, config, seed, drop), "cpu_kernels_used": kernels}
     marker = out / TRAIN_MARKER
     if marker.exists():
         try:
@@ -319,8 +368,6 @@ def train_model(out_dir: str | os.PathLike, texts_files: list[str | os.PathLike]
             return out
         marker.unlink()  # a different config or input: retrain
 
-    device = training_device(config.device)
-    precision = _resolve_precision(config.precision, device)
     threads = config.threads or available_cores()
     torch.set_num_threads(threads)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
