@@ -50,13 +50,15 @@ print(f\"device {m['device']}, precision {m['precision']}: {m['steps_per_second'
     done
 }
 
-# 2. A whole run alone (what `make demo` runs after its install), then the rest side by side.
+# 2. A whole run alone (what `make demo` runs after its install, with the training on the GPU:
+# the demo config itself trains on the CPU), then the rest side by side.
 run() {  # NAME SEED PRECISION: a whole run into $work/runs/NAME, its wall time into NAME.wall
     local name=$1 seed=$2 precision=$3 extra=()
     [ "$precision" = bf16 ] && extra=(--set model.train.precision=bf16 --set model.options.dtype=bfloat16)
     local t0; t0=$(date +%s.%N)
     timeout "$(left)" python3 -m probe.cli run ${config:+"$config"} --out "$work/runs/$name" \
-        --set world.seed="$seed" --set model.train.seed="$seed" "${extra[@]}" >"$work/runs/$name.out" 2>"$work/runs/$name.log"
+        --set world.seed="$seed" --set model.train.seed="$seed" --set model.train.device=auto "${extra[@]}" \
+        >"$work/runs/$name.out" 2>"$work/runs/$name.log"
     local rc=$?
     echo "$rc $(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$t0" "$(date +%s.%N)")" >"$work/runs/$name.wall"
 }

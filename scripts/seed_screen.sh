@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Screen demo-recipe variants over seeds and precisions, all side by side (meant for a machine
 # with many cores or a GPU): for each variant, whole `ltprobe run`s with world and training
-# seed S in fp32 and bf16, each checked with scripts/check_demo_criteria.py.
+# seed S in fp32 and bf16, training on the GPU where torch sees one, each checked with
+# scripts/check_demo_criteria.py.
 #
 #   bash scripts/seed_screen.sh DEST SECONDS "SEEDS" NAME "SETS" [NAME "SETS" ...]
 #   bash scripts/seed_screen.sh /tmp/screen 300 "0 1 2" base "" people600 "world.people=600"
@@ -27,7 +28,7 @@ while [ $# -ge 2 ]; do
     for seed in $seeds; do
         for precision in fp32 bf16; do
             name="$variant-s$seed-$precision"; names+=("$name")
-            args=(--set world.seed="$seed" --set model.train.seed="$seed")
+            args=(--set world.seed="$seed" --set model.train.seed="$seed" --set model.train.device=auto)
             for s in "${sets[@]}"; do args+=(--set "$s"); done
             [ "$precision" = bf16 ] && args+=(--set model.train.precision=bf16 --set model.options.dtype=bfloat16)
             (
