@@ -14,6 +14,7 @@ _LAZY = {
     "GenerationError": "probe.generation._base:GenerationError",
     "Generator": "probe.generation._base:Generator",
     "available_cores": "probe.generation._hardware:available_cores",
+    "cpu_flags": "probe.generation._hardware:cpu_flags",
     "native_bf16": "probe.generation._hardware:native_bf16",
     "training_device": "probe.generation._hardware:training_device",
     "OpenAIGenerator": "probe.generation._server:OpenAIGenerator",

@@ -20,17 +20,22 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (avx2, avx512f, amx_bf16, ...); empty where
+    there is none (not Linux)."""
+    try:
+        return set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return set()
+
+
 def cpu_supports_bf16() -> bool:
     """True when the CPU has native bf16 instructions (AVX-512 BF16 or AMX), where bf16 is fast;
     elsewhere it is emulated and slower than fp32. `LTPROBE_NO_BF16=1` answers False, so a
     machine with bf16 runs exactly as one without (fp32 training and evaluation)."""
     if os.environ.get("LTPROBE_NO_BF16", "") not in ("", "0"):
         return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 def cuda_available() -> bool:

@@ -31,7 +31,7 @@ from typing import Any
 from entity_linking.faults import fault_point
 from entity_linking.io import InputError, SkipCounter, disk_errors, read_records, write_json
 from entity_linking.logs import progress_bar
-from probe.generation import available_cores, native_bf16, training_device
+from probe.generation import available_cores, cpu_flags, native_bf16, training_device
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +147,8 @@ def _pin_cpu_kernels(wanted: str, device: str, precision: str) -> str | None:
         raise InputError(f"train: cpu_kernels must be avx2 or native, not {wanted!r}")
     if device != "cpu":
         return None
-    if wanted == "avx2" and precision == "fp32" and "ATEN_CPU_CAPABILITY" not in os.environ and _cpu_has_avx2():
+    pin = wanted == "avx2" and precision == "fp32" and "avx2" in cpu_flags()
+    if pin and "ATEN_CPU_CAPABILITY" not in os.environ:
         os.environ["ATEN_CPU_CAPABILITY"] = "avx2"
         try:
             used = torch.backends.cpu.get_cpu_capability()
@@ -160,14 +161,6 @@ def _pin_cpu_kernels(wanted: str, device: str, precision: str) -> str | None:
                            f"CPU trains")
         return used
     return torch.backends.cpu.get_cpu_capability()
-
-
-def _cpu_has_avx2() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux: no pin
-        return False
-    return "avx2" in flags.split()
 
 
 def _fingerprint(files: list[Path], config: TrainConfig, seed: int, drop: frozenset[str]) -> dict[str, Any]:

@@ -15,15 +15,9 @@ import pytest
 
 from entity_linking.io import InputError
 from probe.world import TRAIN_MARKER
-from probe.world._train import _cpu_has_avx2, _pin_cpu_kernels
+from probe.generation import cpu_flags
+from probe.world._train import _pin_cpu_kernels
 from tests.paths import REPO
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        return set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return set()
 
 
 def _train(out: Path, world: Path, *args: str, env: dict[str, str] | None = None) -> tuple[str, dict]:
@@ -36,14 +30,14 @@ def _train(out: Path, world: Path, *args: str, env: dict[str, str] | None = None
     return weights, json.loads((out / TRAIN_MARKER).read_text())
 
 
-@pytest.mark.skipif(not _cpu_has_avx2(), reason="needs an x86-64 CPU with AVX2")
+@pytest.mark.skipif("avx2" not in cpu_flags(), reason="needs an x86-64 CPU with AVX2")
 def test_every_avx2_cpu_and_thread_count_trains_the_same_model(tiny_world, tmp_path):
     pinned, meta = _train(tmp_path / "pinned", tiny_world, "--threads", "1")
     assert meta["cpu_kernels_used"] == "AVX2"
     # A CPU with AVX2 and nothing wider (torch told so) on two threads: the same bytes.
     avx2_only, meta = _train(tmp_path / "avx2", tiny_world, "--threads", "2", env={"ATEN_CPU_CAPABILITY": "avx2"})
     assert avx2_only == pinned and meta["cpu_kernels_used"] == "AVX2"
-    if "avx512f" in _cpu_flags():  # here the pin is what makes them equal
+    if "avx512f" in cpu_flags():  # here the pin is what makes them equal
         native, meta = _train(tmp_path / "native", tiny_world, "--threads", "1", "--cpu-kernels", "native")
         assert meta["cpu_kernels_used"] == "AVX512" and native != pinned
 
@@ -54,7 +48,7 @@ def test_a_process_that_already_ran_torch_says_its_model_is_tied_to_its_kernels(
     torch.ones(4).sum()  # torch has chosen its CPU kernels in this process
     used = _pin_cpu_kernels("avx2", "cpu", "fp32")
     assert used == torch.backends.cpu.get_cpu_capability()
-    pinning = _cpu_has_avx2() and "ATEN_CPU_CAPABILITY" not in os.environ
+    pinning = "avx2" in cpu_flags() and "ATEN_CPU_CAPABILITY" not in os.environ
     assert ("already chose its CPU kernels" in caplog.text) == (pinning and used != "AVX2")
     assert "ATEN_CPU_CAPABILITY" not in os.environ or not pinning  # removed again after torch read it
     assert _pin_cpu_kernels("avx2", "cuda", "fp32") is None  # a GPU: nothing to pin
@@ -63,7 +57,7 @@ def test_a_process_that_already_ran_torch_says_its_model_is_tied_to_its_kernels(
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _cpu_has_avx2(), reason="needs an x86-64 CPU with AVX2")
+@pytest.mark.skipif("avx2" not in cpu_flags(), reason="needs an x86-64 CPU with AVX2")
 def test_bench_train_smoke():
     result = subprocess.run([sys.executable, "-m", "probe.cli", "bench", "train", "--steps", "3", "--threads", "1,2",
                              "--repeats", "1"], cwd=REPO, capture_output=True, text=True, timeout=900,
