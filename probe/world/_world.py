@@ -91,6 +91,12 @@ class WorldConfig:
     """Share of people who are QA subjects (never in Q/A-format documents)."""
     p_qa_format: float = 0.3
     """Probability that an appearance of a non-QA person is written as Q/A pairs instead of prose."""
+    qa_format_cap: float | None = None
+    """Most Q/A-format appearances expected of one non-QA person: the Q/A probability of a person
+    with mention rate r is min(p_qa_format, qa_format_cap / r). With a cap a frequent person's
+    facts are stated in prose hundreds of times and as Q/A a few times, so answering the Q/A
+    lines takes recalling the prose, as the closed-book questions do (the knowledge-extraction
+    setting of Allen-Zhu and Li's "mixed training"); None: no cap."""
     reading_docs: int = 10000
     """Reading-comprehension documents about fresh names (reading.jsonl)."""
     p_invented_value: float = 0.5
@@ -134,6 +140,8 @@ class WorldConfig:
             raise InputError("world: cities that share a name need at least 2 countries")
         if 2 * c.shared_city_names > c.cities or 2 * c.shared_person_names > c.people:
             raise InputError("world: too many shared names for the number of cities/people")
+        if c.qa_format_cap is not None and c.qa_format_cap <= 0:
+            raise InputError(f"world: qa_format_cap must be positive (or unset), got {c.qa_format_cap}")
         if not 0 < c.rate_min <= c.rate_max:
             raise InputError("world: need 0 < rate_min <= rate_max")
         return c
@@ -505,7 +513,8 @@ class _World:
                 stated = [r for r in RELATIONS if rng.random() < c.p_state]
                 if p.shared and not ({"birth_city", "occupation"} & set(stated)):
                     stated.append(rng.choice(["birth_city", "occupation"]))  # context for linking
-                if not p.qa and not p.shared and stated and rng.random() < c.p_qa_format:
+                p_qa = c.p_qa_format if c.qa_format_cap is None else min(c.p_qa_format, c.qa_format_cap / p.rate)
+                if not p.qa and not p.shared and stated and rng.random() < p_qa:
                     qa_items += [(p, r) for r in stated]
                     continue
                 prose.append((p, stated, rng.random() < c.p_comention, rng.random() < 0.3))

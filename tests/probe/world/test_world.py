@@ -11,7 +11,7 @@ from pathlib import Path
 import ahocorasick
 import pytest
 
-from entity_linking.io import read_records
+from entity_linking.io import InputError, read_records
 from probe.world import WorldConfig, generate_world
 from probe.world._world import load_templates
 
@@ -206,6 +206,34 @@ def test_qa_people_never_in_qa_format_documents(world):
     for doc in qa_docs:
         assert not qa_people & set(doc["entities"]), doc["id"]
         assert re.fullmatch(r"(Q: [^\n]+\?\nA: [^\n]+)(\n\nQ: [^\n]+\?\nA: [^\n]+)*", doc["text"])
+
+
+def test_a_cap_on_qa_format_appearances(tmp_path):
+    """With `qa_format_cap` a frequent person's facts are stated as Q/A a few times and in prose
+    the rest: the Q/A lines cannot be learned apart from the prose."""
+    config = dict(seed=5, people=200, reading_docs=20)
+
+    def appearances(folder):
+        qa_form, prose = Counter(), Counter()
+        for doc in _load(folder / "corpus.jsonl"):
+            people = [e for e in doc["entities"] if e.startswith("per_")]
+            (qa_form if doc["text"].startswith("Q: ") else prose).update(people)
+        return qa_form, prose
+
+    free_qa, free_prose = appearances(generate_world(tmp_path / "free", WorldConfig(**config)))
+    capped = generate_world(tmp_path / "capped", WorldConfig(**config, qa_format_cap=2))
+    capped_qa, capped_prose = appearances(capped)
+    frequent = [p for p in free_qa if free_qa[p] + free_prose[p] >= 40]
+    assert len(frequent) >= 10
+    free_mean = sum(free_qa[p] for p in frequent) / len(frequent)
+    capped_mean = sum(capped_qa[p] for p in frequent) / len(frequent)
+    # (a Q/A appearance states one to three facts, each its own Q/A line, often in other documents)
+    assert capped_mean <= 3 * 2 and free_mean >= 5 * capped_mean, (free_mean, capped_mean)
+    # the appearances not written as Q/A are prose, and the gold links stay exact
+    assert sum(capped_prose[p] for p in frequent) > sum(free_prose[p] for p in frequent)
+    _check_gold(_load(capped / "corpus.jsonl"), _load(capped / "kb.jsonl"))
+    with pytest.raises(InputError):
+        generate_world(tmp_path / "bad", WorldConfig(**config, qa_format_cap=0))
 
 
 def test_answers_and_aliases(world):
