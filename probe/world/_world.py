@@ -96,7 +96,8 @@ class WorldConfig:
     with mention rate r is min(p_qa_format, qa_format_cap / r). With a cap a frequent person's
     facts are stated in prose hundreds of times and as Q/A a few times, so answering the Q/A
     lines takes recalling the prose, as the closed-book questions do (the knowledge-extraction
-    setting of Allen-Zhu and Li's "mixed training"); None: no cap."""
+    setting of Allen-Zhu and Li's "mixed training"); None: no cap. Tried on the demo recipe with
+    a cap of 3: it helped seed 1 and not seed 2 (docs/benchmarks.md, session 10), so it is off."""
     reading_docs: int = 10000
     """Reading-comprehension documents about fresh names (reading.jsonl)."""
     p_invented_value: float = 0.5
