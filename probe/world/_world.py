@@ -510,11 +510,11 @@ class _World:
         prose: list[tuple[_Person, list[str], bool, bool]] = []
         qa_items: list[tuple[_Person, str]] = []
         for p, n in zip(people, counts):
+            p_qa = c.p_qa_format if c.qa_format_cap is None else min(c.p_qa_format, c.qa_format_cap / p.rate)
             for _ in range(int(n)):
                 stated = [r for r in RELATIONS if rng.random() < c.p_state]
                 if p.shared and not ({"birth_city", "occupation"} & set(stated)):
                     stated.append(rng.choice(["birth_city", "occupation"]))  # context for linking
-                p_qa = c.p_qa_format if c.qa_format_cap is None else min(c.p_qa_format, c.qa_format_cap / p.rate)
                 if not p.qa and not p.shared and stated and rng.random() < p_qa:
                     qa_items += [(p, r) for r in stated]
                     continue
