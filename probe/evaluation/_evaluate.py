@@ -228,7 +228,8 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
         size = min(pool_size, len(qa) // 4)
         pool = [by_id[i] for i in shot_pool_ids(qa, size, seed)]
     pool_ids = {str(r["id"]) for r in pool}
-    pool_shots = _pool_shots(pool, setting, passages, k, filter_shots)
+    _check_field(fmt, qa if shot_pool is None else [*qa, *pool])
+    pool_shots = _pool_shots(pool, setting, passages, k, filter_shots, fmt.field)
     if shots > 0 and len(pool_shots) < shots:
         logger.warning(f"only {len(pool_shots)} shot(s) available for {shots}-shot prompts "
                        f"in setting {setting}")
@@ -240,7 +241,7 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
         candidates = [s for sid, s in pool_shots if sid != qid]
         chosen = random.Random(f"{seed}:{qid}").sample(candidates, min(shots, len(candidates))) if shots > 0 else []
         ranked = list((passages or {}).get(qid, []))[: k if k is not None else None]
-        items.append((record["question"], chosen, [passage_text(p) for p in ranked]))
+        items.append((record[fmt.field], chosen, [passage_text(p) for p in ranked]))
 
     wrap = chat_wrapper(generator.tokenizer) if chat else None
     limit = None if generator.max_context is None else generator.max_context - max_tokens
@@ -313,26 +314,37 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
     return [p.to_json() for p in predictions]
 
 
+def _check_field(fmt: PromptFormat, records: Sequence[Mapping[str, Any]]) -> None:
+    """Every QA pair has the text the format asks (`question`, or `cloze` for the cloze format),
+    checked before anything is generated."""
+    missing = [str(r.get("id")) for r in records if not isinstance(r.get(fmt.field), str) or not r[fmt.field].strip()]
+    if missing:
+        hint = (" (generated worlds write it; for other QA sets use a question format such as `qa`)"
+                if fmt.field == "cloze" else "")
+        raise InputError(f"prompt format {fmt.name!r} asks each QA pair's {fmt.field!r} field, which "
+                         f"{len(missing)} of {len(records)} pairs lack (first: {missing[0]}){hint}")
+
+
 def _pool_shots(pool: Sequence[Mapping[str, Any]], setting: str, passages: Mapping[str, Sequence[Any]] | None,
-                k: int | None, filter_shots: bool = True) -> list[tuple[str, Shot]]:
-    """Shots from the pool; with passages and `filter_shots`, only questions whose passages
-    contain their answer."""
+                k: int | None, filter_shots: bool = True, field: str = "question") -> list[tuple[str, Shot]]:
+    """Shots from the pool (`field`: the QA pair's text asked); with passages and `filter_shots`,
+    only questions whose passages contain their answer."""
     shots = []
     for record in sorted(pool, key=lambda r: str(r["id"])):
         answer = record["answers"][0]
         if setting == "closed_book":
-            shots.append((str(record["id"]), Shot(record["question"], answer)))
+            shots.append((str(record["id"]), Shot(record[field], answer)))
             continue
         texts = [passage_text(p) for p in list((passages or {}).get(str(record["id"]), []))[: k if k else None]]
         if not filter_shots:
-            shots.append((str(record["id"]), Shot(record["question"], answer, texts)))
+            shots.append((str(record["id"]), Shot(record[field], answer, texts)))
             continue
         good = [t for t in texts if contains_answer(t, record["answers"])]
         if not good:
             continue
         # Show the answer with the alias its passage uses.
         alias = next(a for a in record["answers"] if contains_answer(good[0], [a]))
-        shots.append((str(record["id"]), Shot(record["question"], alias, texts)))
+        shots.append((str(record["id"]), Shot(record[field], alias, texts)))
     return shots
 
 

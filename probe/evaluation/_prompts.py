@@ -6,10 +6,16 @@
   the passages (the original study's setting, and the default of `ltprobe run` and `rag`).
 - `rag`: `Passage: {text}\\n` per passage, then `Question: {question}\\nAnswer:`; shots in the
   same format (the demo's retrieval format: its model was trained to read passages so).
+- `cloze`: the statement the answer completes (`{cloze} {answer}.` per shot, then `{cloze}`),
+  LAMA-style (Petroni et al. 2019); reads each QA pair's `cloze` field, which generated worlds
+  write ("NAME was born in"); greedy until a newline or the end of the sentence. The demo's
+  closed-book probe: it asks what the model recalls, not whether it learned the Q/A skill.
 - `popqa_relations.json`: PopQA's question template per relation.
 
-A format file is a JSON object with `shot`, `query`, `stop` and, for retrieval formats,
-`passage`; `{passages}` in `shot`/`query` is where the passages go. A user's own format is a
+A format file is a JSON object with `shot`, `query`, `stop`, optionally `field` (the QA pair's
+field whose text is asked, `question` by default; `{question}`, or `{cloze}` etc., in
+`shot`/`query`) and, for retrieval formats, `passage`; `{passages}` in `shot`/`query` is where
+the passages go. A user's own format is a
 path to such a file. Prompts longer than the model's context lose shots from the left, then
 their lowest-ranked passages (`fit_prompts`); a prompt that still does not fit is marked, not
 sent, so a batch never fails halfway.
@@ -43,6 +49,9 @@ class PromptFormat:
     """Generation stops before the first of these."""
     passage: str | None = None
     """One passage (`{text}`); None for closed-book formats."""
+    field: str = "question"
+    """The QA pair's field whose text is asked; `shot` and `query` name it as the placeholder
+    (`{question}`, `{cloze}`)."""
 
 
 @dataclass
@@ -50,6 +59,7 @@ class Shot:
     """An in-context example."""
 
     question: str
+    """The text asked (the format's `field` of the QA pair)."""
     answer: str
     passages: list[str] = field(default_factory=list)
     """Passage texts shown before the example (retrieval formats); they contain `answer`."""
@@ -76,8 +86,11 @@ def load_format(name: str | Path) -> PromptFormat:
     for key in ("shot", "query"):
         if not isinstance(data.get(key), str):
             raise InputError(f"{path}: a prompt format needs a string field {key!r}")
+    field = data.get("field", "question")
+    if not isinstance(field, str) or not field.isidentifier() or f"{{{field}}}" not in data["query"]:
+        raise InputError(f"{path}: `field` {field!r} must be a name that `query` uses as {{{field}}}")
     return PromptFormat(name=str(name), shot=data["shot"], query=data["query"],
-                        stop=tuple(data.get("stop", ["\n"])), passage=data.get("passage"))
+                        stop=tuple(data.get("stop", ["\n"])), passage=data.get("passage"), field=field)
 
 
 @cache
@@ -104,10 +117,10 @@ def _passages(fmt: PromptFormat, texts: Sequence[str]) -> str:
 
 def build_prompt(fmt: PromptFormat, question: str, shots: Sequence[Shot] = (),
                  passages: Sequence[str] = ()) -> str:
-    """The prompt for one question."""
-    parts = [fmt.shot.format(question=s.question.strip(), answer=s.answer.strip(),
+    """The prompt for one question (`question`: the text of the format's `field`)."""
+    parts = [fmt.shot.format(**{fmt.field: s.question.strip()}, answer=s.answer.strip(),
                              passages=_passages(fmt, s.passages)) for s in shots]
-    parts.append(fmt.query.format(question=question.strip(), passages=_passages(fmt, passages)))
+    parts.append(fmt.query.format(**{fmt.field: question.strip()}, passages=_passages(fmt, passages)))
     return "".join(parts)
 
 

@@ -13,7 +13,10 @@ Why it looks the way it does (see docs/design.md, "Files between stages", and is
 - Every alias is checked against every other alias and against the literal words of the
   templates, so the gold links are exactly what a correct linker finds.
 - QA subjects never appear in Q/A-format documents; other people do, so few-shot QA prompts
-  are something the model has seen.
+  are something the model has seen. Each QA pair also carries `cloze`, the statement its answer
+  completes as the prose states it ("NAME was born in"): the `cloze` prompt format, the demo's
+  closed-book probe (a small model recalls its frequent facts so in every run, while answering
+  questions about people met only in prose is a skill it forms in some runs and not others).
 - `reading.jsonl` holds reading-comprehension documents about fresh names in exactly the
   retrieval prompt format (`Passage: ...`, `Question: ...`, `Answer: ...`): trained on the
   world corpus alone, a small model never learns to use a passage.
@@ -492,6 +495,12 @@ class _World:
     def _question(self, relation: str, p: _Person) -> str:
         return self.t["questions"][relation].format(name=p.name)
 
+    def _cloze(self, relation: str, p: _Person) -> str:
+        """The statement the answer completes, as the corpus states the fact ("NAME was born
+        in"); the occupation's ends in its article ("works as an"), as the prose does."""
+        article = _article(self.entities[p.facts["occupation"]].name).split(" ", 1)[0]
+        return self.t["cloze"][relation].format(name=p.name, article=article)
+
     def _answer_aliases(self, relation: str, p: _Person) -> list[str]:
         return list(self.entities[p.facts[relation]].aliases)
 
@@ -596,7 +605,8 @@ class _World:
                  "type": e.type, "description": e.description} for e in self.entities.values()]
 
     def qa(self, stated_docs: Counter, articles: dict[str, str]) -> list[dict[str, Any]]:
-        """The QA pairs; `gold_passage` is the person's encyclopedia article (`articles` by
+        """The QA pairs; `cloze` is the statement the answer completes (the `cloze` prompt
+        format's text); `gold_passage` is the person's encyclopedia article (`articles` by
         person id), which states every fact asked: the oracle passage of every question."""
         out = []
         for p in self.people:
@@ -604,7 +614,7 @@ class _World:
                 continue
             for r in RELATIONS:
                 out.append({"id": f"qa_{len(out):05d}", "question": self._question(r, p),
-                            "answers": self._answer_aliases(r, p), "q_entity": p.id, "a_entity": p.facts[r],
+                            "cloze": self._cloze(r, p), "answers": self._answer_aliases(r, p), "q_entity": p.id, "a_entity": p.facts[r],
                             "relation": r, "stated_docs": stated_docs[(p.id, r)],
                             "gold_passage": articles[p.id]})
         return out

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from entity_linking.io import InputError
 from probe.evaluation import evaluate, parse_shard
 from probe.evaluation._evaluate import CompletionCache, in_shard, shot_pool_ids
 from probe.generation import TransformersGenerator
@@ -34,6 +35,20 @@ def test_predictions_have_the_contract_fields(world_qa, hf_generator):
     # Shots depend on (seed, id) only: the same question gets the same prompt in any order.
     again = evaluate(list(reversed(world_qa)), hf_generator, shots=3, pool_size=8, progress=False)
     assert {p["id"]: p["prompt"] for p in again} == {p["id"]: p["prompt"] for p in preds}
+
+
+def test_cloze_format_reads_each_pairs_cloze_field(world_qa, hf_generator):
+    preds = evaluate(world_qa, hf_generator, shots=2, pool_size=8, prompt_format="cloze", progress=False)
+    by_id = {r["id"]: r for r in world_qa}
+    for p in preds:
+        assert p["prompt"].endswith(by_id[p["id"]]["cloze"]) and "Q: " not in p["prompt"]
+        assert p["prompt"].count(".\n") == 2 and ". " not in p["completion"] and "\n" not in p["completion"]
+    # A QA set without the field (not a generated world) is refused before anything is generated.
+    without = [{k: v for k, v in r.items() if k != "cloze"} if i == 5 else r for i, r in enumerate(world_qa)]
+    before = hf_generator.generated_tokens
+    with pytest.raises(InputError, match=r"'cloze' field, which 1 of 40 pairs lack \(first: "):
+        evaluate(without, hf_generator, prompt_format="cloze", progress=False)
+    assert hf_generator.generated_tokens == before
 
 
 def test_shards_partition_the_questions(world_qa, hf_generator):

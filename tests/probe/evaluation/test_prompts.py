@@ -1,6 +1,11 @@
 """Prompt formats from the template files, and fitting prompts into the context."""
 
-from probe.evaluation import Shot, build_prompt, load_format, relation_question
+import json
+
+import pytest
+
+from entity_linking.io import InputError
+from probe.evaluation import Shot, build_prompt, load_format, prompt_formats, relation_question
 from probe.evaluation._prompts import fit_prompts
 
 
@@ -18,6 +23,26 @@ def test_retrieval_format_puts_passages_before_each_question():
     assert prompt == ("Passage: Paris is the capital.\nQuestion: Capital of France?\nAnswer: Paris\n\n"
                       "Passage: Emma is a novel by Jane Austen.\nPassage: Austen lived in Bath.\n"
                       "Question: Who wrote Emma?\nAnswer:")
+
+
+def test_cloze_format_asks_the_statement_the_answer_completes():
+    fmt = load_format("cloze")
+    assert "cloze" in prompt_formats() and fmt.field == "cloze" and fmt.passage is None
+    prompt = build_prompt(fmt, "Ada Lovelace was born in", [Shot("Emil Zola works as a", "novelist")])
+    assert prompt == "Emil Zola works as a novelist.\nAda Lovelace was born in"
+    assert build_prompt(fmt, " Ada Lovelace was born in ") == "Ada Lovelace was born in"
+    assert set(fmt.stop) == {"\n", ". "}  # the end of the sentence, so "Paris. She..." is "Paris"
+
+
+def test_a_format_field_must_be_a_placeholder_of_its_query(tmp_path):
+    own = tmp_path / "own.json"
+    own.write_text(json.dumps({"field": "statement", "shot": "{statement} {answer}\n", "query": "{statement}"}))
+    fmt = load_format(own)
+    assert build_prompt(fmt, "Paris is in", [Shot("Rome is in", "Italy")]) == "Rome is in Italy\nParis is in"
+    for bad in ({"field": "statement", "shot": "{question}", "query": "Q: {question}"}, {"field": 3, "shot": "", "query": ""}):
+        own.write_text(json.dumps(bad))
+        with pytest.raises(InputError, match="field"):
+            load_format(own)
 
 
 def test_popqa_relation_templates():
