@@ -5,6 +5,7 @@ from entity_linking.lazy import lazy_exports
 
 # name -> "module:attribute", imported on first use (one line each; sorted by module).
 _LAZY = {
+    "check_prompt_formats": "probe.evaluation._evaluate:check_prompt_formats",
     "evaluate": "probe.evaluation._evaluate:evaluate",
     "evaluate_settings": "probe.evaluation._evaluate:evaluate_settings",
     "parse_shard": "probe.evaluation._evaluate:parse_shard",

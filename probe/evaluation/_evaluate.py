@@ -150,6 +150,30 @@ class CompletionCache:
             os.fsync(handle.fileno())
 
 
+def setting_format(setting: str, prompt_format: str | None = None, rag_prompt_format: str | None = None) -> str:
+    """The prompt format a setting of `evaluate_settings` uses: `prompt_format` closed-book
+    (default `qa`), `rag_prompt_format` with passages (default: the same as closed-book, else `rag`)."""
+    if setting == "closed_book":
+        return prompt_format or "qa"
+    return rag_prompt_format or prompt_format or "rag"
+
+
+def check_prompt_formats(qa: Sequence[Mapping[str, Any]], settings: Sequence[str], prompt_format: str | None = None,
+                         rag_prompt_format: str | None = None) -> None:
+    """Refuse, before anything is generated, settings whose prompt format cannot serve them: an
+    unknown setting, a retrieval setting whose format has no place for passages (`cloze`), or
+    QA pairs without the field a format asks (`cloze` on a QA set that is not a generated world)."""
+    unknown = set(settings) - set(SETTINGS)
+    if unknown:
+        raise InputError(f"unknown setting(s) {sorted(unknown)}; use {', '.join(SETTINGS)}")
+    for setting in [s for s in SETTINGS if s in settings]:
+        fmt = load_format(setting_format(setting, prompt_format, rag_prompt_format))
+        if setting != "closed_book" and fmt.passage is None:
+            raise InputError(f"the {setting} setting needs a prompt format with passages; {fmt.name!r} has none "
+                             f"(set the retrieval format, rag.prompt_format, to e.g. rag or qa)")
+        _check_field(fmt, qa)
+
+
 def evaluate_settings(qa: Sequence[Mapping[str, Any]], generator: Any, settings: Sequence[str], *,
                       passages: Mapping[str, Mapping[str, Sequence[Any]]] | None = None, shots: int = 4,
                       prompt_format: str | None = None, rag_shots: int | None = None,
@@ -165,9 +189,7 @@ def evaluate_settings(qa: Sequence[Mapping[str, Any]], generator: Any, settings:
     `stats`: a list that receives each setting's evaluation counters, in order. `options` go to
     `evaluate` (max_tokens, scoring, seed, pool_size, chat, cache_dir, shard, ...).
     """
-    unknown = set(settings) - set(SETTINGS)
-    if unknown:
-        raise InputError(f"unknown setting(s) {sorted(unknown)}; use {', '.join(SETTINGS)}")
+    check_prompt_formats(qa, settings, prompt_format, rag_prompt_format)
     predictions: list[dict[str, Any]] = []
     for setting in SETTINGS:
         if setting not in settings:
@@ -180,7 +202,8 @@ def evaluate_settings(qa: Sequence[Mapping[str, Any]], generator: Any, settings:
             if passages is None or setting not in passages:
                 raise ValueError(f"evaluate_settings: no passages for the {setting} setting (retrieve_settings)")
             kind = dict(passages=passages[setting], shots=shots if rag_shots is None else rag_shots,
-                        prompt_format=rag_prompt_format or prompt_format, filter_shots=filter_shots, k=k)
+                        prompt_format=setting_format(setting, prompt_format, rag_prompt_format),
+                        filter_shots=filter_shots, k=k)
         predictions += evaluate(qa, generator, setting=setting, stats=None if stats is None else stats[-1],
                                 **kind, **options)
     return predictions
@@ -219,6 +242,8 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
         raise InputError(f"setting {setting!r} needs passages (retrieve_passages or oracle_passages)")
     shard = parse_shard(shard)
     fmt: PromptFormat = load_format(prompt_format or ("qa" if setting == "closed_book" else "rag"))
+    if setting != "closed_book" and fmt.passage is None:
+        raise InputError(f"the {setting} setting needs a prompt format with passages; {fmt.name!r} has none")
     started = time.monotonic()
 
     by_id = {str(r["id"]): r for r in qa}

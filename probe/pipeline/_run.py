@@ -134,13 +134,16 @@ def _data_stages(config: dict[str, Any], inputs: dict[str, Any], out: Path, stag
     `linked/` or `index/` is written here)."""
     from entity_linking import link_corpus, link_qa
     from indexes import build_index, open_index, write_counts
-    from probe.evaluation import RETRIEVAL_SETTINGS
+    from probe.evaluation import RETRIEVAL_SETTINGS, check_prompt_formats
 
     data, index_cfg = config["data"], config["index"]
     qa_path = out / "qa.jsonl"
     stages.run("qa", [qa_path], lambda: _write_qa(config, inputs, qa_path),
                settings={f"data.{key}": data[key] for key in ("preset", "split", "mapping", "limit")},
                inputs={"qa": identity(inputs["qa"])})
+    # before linking and indexing, not after: prompt formats that cannot serve these QA pairs
+    check_prompt_formats([r for _, r in read_records(qa_path)], config["eval"]["settings"],
+                         config["eval"]["prompt_format"], config["rag"]["prompt_format"])
 
     qa_entities = out / "qa_entities.jsonl"
     linker_options = config["linking"]["options"]

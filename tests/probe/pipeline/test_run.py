@@ -233,3 +233,25 @@ def test_demo_criteria_script_reads_a_run(small_run, tmp_path):
     (good / "summary.json").write_text(json.dumps(summary))
     result = subprocess.run([sys.executable, script, str(good)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "accuracy on 100+ 0.97 (n 30)" in result.stdout, result.stdout
+
+
+def test_a_prompt_format_the_qa_set_cannot_serve_is_refused_before_linking(tiny_world, tmp_path):
+    # The demo's cloze format on a QA set without the `cloze` field (any set but a generated world's).
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "cloze"}) + "\n"
+                          for r in _records(tiny_world / "qa.jsonl")))
+    config = tmp_path / "job.yaml"
+    config.write_text(json.dumps({"model": {"path": str(tmp_path / "model")},
+                                  "data": {"qa": str(qa), "corpus": str(tiny_world / "corpus.jsonl"),
+                                           "kb": str(tiny_world / "kb.jsonl")},
+                                  "eval": {"settings": ["closed_book"], "prompt_format": "cloze"}}))
+    result = _ltprobe("run", str(config), "--out", str(tmp_path / "run"), timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert "'cloze' field" in result.stderr and "generated worlds write it" in result.stderr
+    assert not (tmp_path / "run" / "qa_entities.jsonl").exists() and not (tmp_path / "run" / "linked").exists()
+    # A retrieval setting needs a format with passages: cloze has none.
+    config.write_text(config.read_text().replace('"settings": ["closed_book"]', '"settings": ["closed_book", "rag"]'))
+    result = _ltprobe("run", str(config), "--out", str(tmp_path / "run2"), "--set", f"data.qa={tiny_world / 'qa.jsonl'}",
+                      timeout=300)
+    assert result.returncode == 2 and "needs a prompt format with passages" in result.stderr, result.stderr
+    assert not (tmp_path / "run2" / "qa_entities.jsonl").exists()
