@@ -1,7 +1,7 @@
 """The demo recipe learns in fp32 (issue 21): its model shape, learning rate and data mix, on a
-smaller world for fewer steps, trained as on a CPU without bf16, knows the facts its corpus
+smaller world for fewer steps, trained as on a CPU without bf16, recalls the facts its corpus
 repeats and reads a passage about someone it never saw. Greedy answers with transformers in the
-formats the world trains for (`probe.world._world.QA_DOC_FORMAT`, `READING_PASSAGE`, `READING_QA`)."""
+demo's own prompt formats: `cloze` closed-book (zero-shot), `rag` with the person's article."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from dataclasses import replace
 
 import pytest
 
-from probe.evaluation import exact_match
+from probe.evaluation import build_prompt, exact_match, load_format
 from probe.world import WorldConfig, generate_world, world_training_files
-from probe.world._world import QA_DOC_FORMAT, READING_PASSAGE, READING_QA
 
 REDUCED_WORLD = dict(seed=0, people=150, reading_docs=2000)
 REDUCED_STEPS = 600
@@ -39,17 +38,16 @@ def test_demo_recipe_learns_at_reduced_size_in_fp32(tmp_path, monkeypatch):
     truth = {t["id"]: t["count"] for t in _records(world / "truth.jsonl")}
     articles = {next(e for e in d["entities"] if e.startswith("per_")): d["text"]
                 for d in _records(world / "encyclopedia.jsonl")}
-    shots = "".join(QA_DOC_FORMAT.format(question=q["question"], answer=q["answers"][0]) + "\n\n" for q in qa[:3])
-    frequent = [q for q in qa[3:] if truth[q["id"]] >= 30]
-    rare = [q for q in qa[3:] if truth[q["id"]] == 0]
+    frequent = [q for q in qa if truth[q["id"]] >= 30]
+    rare = [q for q in qa if truth[q["id"]] == 0]
     rare = random.Random(0).sample(rare, min(len(rare), 120))
+    cloze, rag = load_format("cloze"), load_format("rag")
     generator = TransformersGenerator(str(model), dtype="float32", batch_size=64)
     try:
-        closed = generator.generate([shots + QA_DOC_FORMAT.format(question=q["question"], answer="").rstrip()
-                                     for q in frequent + rare], max_tokens=12, stop=["\n"])
-        reading = generator.generate([READING_PASSAGE.format(text=articles[q["q_entity"]]) + "\n"
-                                      + READING_QA.format(question=q["question"], answer="").rstrip()
-                                      for q in rare], max_tokens=12, stop=["\n"])
+        closed = generator.generate([build_prompt(cloze, q["cloze"]) for q in frequent + rare], max_tokens=12,
+                                    stop=list(cloze.stop))
+        reading = generator.generate([build_prompt(rag, q["question"], passages=[articles[q["q_entity"]]])
+                                      for q in rare], max_tokens=12, stop=list(rag.stop))
     finally:
         generator.close()
 

@@ -163,7 +163,7 @@ def test_schedule_and_mix():
     assert _lr_at(0, config) < _lr_at(2, config) <= config.lr
     assert abs(_lr_at(99, config) - config.lr * config.min_lr_ratio) < 1e-4
     assert _shares_at(5, config, 3, [1, 1, 1]) == [0.35, 0.65, 0.0]  # corpus, reading, drill
-    assert _shares_at(50, config, 3, [1, 1, 1]) == [0.75, 0.25, 0.0]
+    assert _shares_at(50, config, 3, [1, 1, 1]) == [0.6, 0.4, 0.0]
     config.mix = [[0.2, 0.25, 0.45, 0.30], [1.0, 0.75, 0.25, 0.0]]
     assert _shares_at(5, config, 3, [1, 1, 0]) == [0.25, 0.45, 0.0]  # an empty file gets no share
     assert _shares_at(50, config, 1, [1]) == [1.0]
@@ -231,7 +231,7 @@ def test_an_empty_file_without_a_share_changes_nothing(tiny_world, tmp_path, min
     two = [tiny_world / "corpus.jsonl", tiny_world / "reading.jsonl"]
     empty = tmp_path / "drill.jsonl"
     empty.write_text("")
-    a = train_model(tmp_path / "a", two, TrainConfig(**{**mini, "mix": [[0.2, 0.35, 0.65], [1.0, 0.75, 0.25]]}),
+    a = train_model(tmp_path / "a", two, TrainConfig(**{**mini, "mix": [[0.3, 0.35, 0.65], [1.0, 0.6, 0.4]]}),
                     progress=False)
     b = train_model(tmp_path / "b", [*two, empty], TrainConfig(**mini), progress=False)  # the default mix
     assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
