@@ -426,10 +426,16 @@ def _check_section(cls: type, value: Any, path: str) -> Any:
 
 
 def _check_prompt_format(name: str, path: str) -> None:
-    """A format named without a suffix is a shipped one (a JSON file is checked when it is read)."""
-    from probe.evaluation import prompt_formats
+    """A format named without a suffix is a shipped one (a JSON file is checked when it is read);
+    the retrieval format (`rag.prompt_format`) one with passages."""
+    from probe.evaluation import load_format, prompt_formats
 
     shipped = prompt_formats()
+    if path.startswith("rag"):
+        shipped = [n for n in shipped if load_format(n).passage is not None]
+        if name in prompt_formats() and name not in shipped:
+            raise _Invalid(path, f"{path}: prompt format {_show(name)} has no passages; choose {', '.join(shipped)} "
+                                 "or a JSON format file with a passage")
     if name not in shipped:
         near = difflib.get_close_matches(name, shipped, n=1)
         hint = f" (did you mean {near[0]!r}?)" if near else ""

@@ -614,8 +614,8 @@ class _World:
                 continue
             for r in RELATIONS:
                 out.append({"id": f"qa_{len(out):05d}", "question": self._question(r, p),
-                            "cloze": self._cloze(r, p), "answers": self._answer_aliases(r, p), "q_entity": p.id, "a_entity": p.facts[r],
-                            "relation": r, "stated_docs": stated_docs[(p.id, r)],
+                            "cloze": self._cloze(r, p), "answers": self._answer_aliases(r, p), "q_entity": p.id,
+                            "a_entity": p.facts[r], "relation": r, "stated_docs": stated_docs[(p.id, r)],
                             "gold_passage": articles[p.id]})
         return out
 

@@ -55,9 +55,9 @@ def test_closed_book_and_retrieval_prompts_differ_only_by_the_passages():
         # 4 shots with 3 passages each, and the question's own 3
         assert r["prompt"].count("\nPerson ") + r["prompt"].startswith("Person ") == 15
         assert r["prompt"].endswith(f"Q: {QA[int(r['id'][1:])]['question']}\nA:")
-    # the demo's settings stay as they were: its own retrieval format, filtered shots, no shots
+    # the demo keeps its own: a zero-shot cloze closed-book, its retrieval format with filtered shots, no shots
     assert config["rag"] == {**config["rag"], "prompt_format": "rag", "filter_shots": True, "shots": 0, "k": 1}
-    assert config["eval"]["shots"] == 3
+    assert config["eval"]["shots"] == 0 and config["eval"]["prompt_format"] == "cloze"
 
 
 def test_filtered_shots_and_the_rag_format_are_still_available():

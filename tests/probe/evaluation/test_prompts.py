@@ -39,7 +39,8 @@ def test_a_format_field_must_be_a_placeholder_of_its_query(tmp_path):
     own.write_text(json.dumps({"field": "statement", "shot": "{statement} {answer}\n", "query": "{statement}"}))
     fmt = load_format(own)
     assert build_prompt(fmt, "Paris is in", [Shot("Rome is in", "Italy")]) == "Rome is in Italy\nParis is in"
-    for bad in ({"field": "statement", "shot": "{question}", "query": "Q: {question}"}, {"field": 3, "shot": "", "query": ""}):
+    for bad in ({"field": "statement", "shot": "{question}", "query": "Q: {question}"},
+                {"field": 3, "shot": "", "query": ""}):
         own.write_text(json.dumps(bad))
         with pytest.raises(InputError, match="field"):
             load_format(own)

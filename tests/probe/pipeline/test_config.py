@@ -75,6 +75,10 @@ def _job(tmp_path, text):
                                                  "(did you mean 'question'?); choose question, both"),
     ("rag: {prompt_format: rags}\n", [], "JOB: rag.prompt_format: unknown prompt format 'rags' (did you mean "
                                         "'rag'?); choose qa, rag or a JSON format file"),
+    ("rag: {prompt_format: cloze}\n", [], "JOB: rag.prompt_format: prompt format 'cloze' has no passages; choose qa, "
+                                         "rag or a JSON format file with a passage"),
+    ("eval: {prompt_format: clozes}\n", [], "JOB: eval.prompt_format: unknown prompt format 'clozes' (did you mean "
+                                           "'cloze'?); choose cloze, qa, rag or a JSON format file"),
     # values out of range
     ("rag: {k: 0}\n", [], "JOB: setting 'rag.k' must be at least 1, got 0"),
     ("", ["eval.shard=4/4"], "--set 'eval.shard=4/4': setting 'eval.shard' must be I/N with 0 <= I < N (e.g. 0/4), "

@@ -251,7 +251,7 @@ def test_a_prompt_format_the_qa_set_cannot_serve_is_refused_before_linking(tiny_
     assert not (tmp_path / "run" / "qa_entities.jsonl").exists() and not (tmp_path / "run" / "linked").exists()
     # A retrieval setting needs a format with passages: cloze has none.
     config.write_text(config.read_text().replace('"settings": ["closed_book"]', '"settings": ["closed_book", "rag"]'))
-    result = _ltprobe("run", str(config), "--out", str(tmp_path / "run2"), "--set", f"data.qa={tiny_world / 'qa.jsonl'}",
-                      timeout=300)
+    result = _ltprobe("run", str(config), "--out", str(tmp_path / "run2"),
+                      "--set", f"data.qa={tiny_world / 'qa.jsonl'}", timeout=300)
     assert result.returncode == 2 and "needs a prompt format with passages" in result.stderr, result.stderr
     assert not (tmp_path / "run2" / "qa_entities.jsonl").exists()
