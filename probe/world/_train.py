@@ -51,7 +51,7 @@ _FORMAT_VERSION = 1
 class TrainConfig:
     """How to train the model. The defaults are the demo recipe: a 2.2M-parameter model, 1,600
     steps (see docs/benchmarks.md, "The demo recipe on any machine", for its times and its
-    checks in fp32 and bf16 over seeds 0-3); `configs/study.yaml` has the full-size study's."""
+    checks in fp32 and bf16 over seeds 0-5); `configs/study.yaml` has the full-size study's."""
 
     steps: int = 1600
     """Optimizer steps."""
