@@ -167,11 +167,7 @@ def check_prompt_formats(qa: Sequence[Mapping[str, Any]], settings: Sequence[str
     if unknown:
         raise InputError(f"unknown setting(s) {sorted(unknown)}; use {', '.join(SETTINGS)}")
     for setting in [s for s in SETTINGS if s in settings]:
-        fmt = load_format(setting_format(setting, prompt_format, rag_prompt_format))
-        if setting != "closed_book" and fmt.passage is None:
-            raise InputError(f"the {setting} setting needs a prompt format with passages; {fmt.name!r} has none "
-                             f"(set the retrieval format, rag.prompt_format, to e.g. rag or qa)")
-        _check_field(fmt, qa)
+        _check_format(load_format(setting_format(setting, prompt_format, rag_prompt_format)), setting, qa)
 
 
 def evaluate_settings(qa: Sequence[Mapping[str, Any]], generator: Any, settings: Sequence[str], *,
@@ -241,9 +237,7 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
     if setting != "closed_book" and passages is None:
         raise InputError(f"setting {setting!r} needs passages (retrieve_passages or oracle_passages)")
     shard = parse_shard(shard)
-    fmt: PromptFormat = load_format(prompt_format or ("qa" if setting == "closed_book" else "rag"))
-    if setting != "closed_book" and fmt.passage is None:
-        raise InputError(f"the {setting} setting needs a prompt format with passages; {fmt.name!r} has none")
+    fmt: PromptFormat = load_format(setting_format(setting, prompt_format))
     started = time.monotonic()
 
     by_id = {str(r["id"]): r for r in qa}
@@ -253,7 +247,7 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
         size = min(pool_size, len(qa) // 4)
         pool = [by_id[i] for i in shot_pool_ids(qa, size, seed)]
     pool_ids = {str(r["id"]) for r in pool}
-    _check_field(fmt, qa if shot_pool is None else [*qa, *pool])
+    _check_format(fmt, setting, qa if shot_pool is None else [*qa, *pool])
     pool_shots = _pool_shots(pool, setting, passages, k, filter_shots, fmt.field)
     if shots > 0 and len(pool_shots) < shots:
         logger.warning(f"only {len(pool_shots)} shot(s) available for {shots}-shot prompts "
@@ -339,9 +333,13 @@ def evaluate(qa: Sequence[Mapping[str, Any]], generator: Any, *, setting: str = 
     return [p.to_json() for p in predictions]
 
 
-def _check_field(fmt: PromptFormat, records: Sequence[Mapping[str, Any]]) -> None:
-    """Every QA pair has the text the format asks (`question`, or `cloze` for the cloze format),
-    checked before anything is generated."""
+def _check_format(fmt: PromptFormat, setting: str, records: Sequence[Mapping[str, Any]]) -> None:
+    """`fmt` can serve `setting` on `records`, checked before anything is generated: a retrieval
+    setting needs a format with passages, and every QA pair the text the format asks
+    (`question`, or `cloze` for the cloze format)."""
+    if setting != "closed_book" and fmt.passage is None:
+        raise InputError(f"the {setting} setting needs a prompt format with passages; {fmt.name!r} has none "
+                         f"(set the retrieval format, rag.prompt_format, to e.g. rag or qa)")
     missing = [str(r.get("id")) for r in records if not isinstance(r.get(fmt.field), str) or not r[fmt.field].strip()]
     if missing:
         hint = (" (generated worlds write it; for other QA sets use a question format such as `qa`)"

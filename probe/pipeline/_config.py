@@ -430,10 +430,10 @@ def _check_prompt_format(name: str, path: str) -> None:
     the retrieval format (`rag.prompt_format`) one with passages."""
     from probe.evaluation import load_format, prompt_formats
 
-    shipped = prompt_formats()
+    shipped = every = prompt_formats()
     if path.startswith("rag"):
-        shipped = [n for n in shipped if load_format(n).passage is not None]
-        if name in prompt_formats() and name not in shipped:
+        shipped = [n for n in every if load_format(n).passage is not None]
+        if name in every and name not in shipped:
             raise _Invalid(path, f"{path}: prompt format {_show(name)} has no passages; choose {', '.join(shipped)} "
                                  "or a JSON format file with a passage")
     if name not in shipped:
