@@ -2,6 +2,8 @@
 on 127.0.0.1 with the tiny model, SIGKILLed in the middle of two `ltprobe eval --backend openai`
 jobs and restarted on the same port.
 
+- Each job is paused once it has cached two chunks and resumed after the kill, so the kill falls
+  in the middle of both, however their start-up times differ.
 - The job with enough retries backs off until the restarted server answers, goes on, and ends
   with the predictions of an uninterrupted run, each prompt cached once.
 - The job with few retries (a server that, for it, never comes back) stops within a bounded
@@ -94,14 +96,23 @@ def test_vllm_server_killed_mid_evaluation_restarted_and_never_back(tiny_model, 
     try:
         jobs = [_eval(qa, tiny_model, port, patient, retries=60),   # backoff up to 30 s: outlasts a restart
                 _eval(qa, tiny_model, port, impatient, retries=3)]  # gives up after 4 attempts
+        # Each job is paused (SIGSTOP) once it has cached two chunks, so one that starts sooner cannot
+        # finish before the other gets going; the server dies while both are paused.
+        paused: set[int] = set()
         deadline = time.monotonic() + 900
-        while min(len(_cached(patient)), len(_cached(impatient))) < 2 * CHUNK:
+        while len(paused) < len(jobs):
             assert all(job.poll() is None for job in jobs), [job.communicate() for job in jobs]
             assert time.monotonic() < deadline, "the evaluations never got going"
+            for i, (job, out) in enumerate(zip(jobs, (patient, impatient))):
+                if i not in paused and len(_cached(out)) >= 2 * CHUNK:
+                    os.kill(job.pid, signal.SIGSTOP)
+                    paused.add(i)
             time.sleep(0.05)
         _kill(servers[0])
         killed_at = time.monotonic()
         at_kill = (len(_cached(patient)), len(_cached(impatient)))
+        for job in jobs:
+            os.kill(job.pid, signal.SIGCONT)
         assert not (patient / "predictions.jsonl").exists() and not (impatient / "predictions.jsonl").exists(), \
             f"the kill came after the evaluations ({at_kill} prompts cached)"
 
