@@ -45,6 +45,7 @@ CHECKPOINT_MARKER = "ltprobe_checkpoint.json"
 """Written into each checkpoint folder: `{"step", "tokens_seen"}`."""
 
 _FORMAT_VERSION = 1
+_WARNED_KERNELS: set[str] = set()  # kernel sets already warned about in this process (a notebook trains often)
 
 
 @dataclass
@@ -142,7 +143,9 @@ def _pin_cpu_kernels(wanted: str, device: str, precision: str) -> str | None:
     torch reads ATEN_CPU_CAPABILITY once, at its first CPU kernel in the process; the variable
     is removed again after it is read, so processes started later (vLLM's workers) use the
     CPU's widest kernels. MKL's matrix products gave the same bytes with AVX-512, AVX2 and
-    SSE4.2 asked of it on an Intel CPU; on an AMD CPU not checked (docs/benchmarks.md)."""
+    SSE4.2 asked of it on an Intel CPU; on an AMD CPU not checked (docs/benchmarks.md). Where
+    torch chose before the pin could apply (a notebook that ran torch first), it warns once per
+    process."""
     import torch
 
     if wanted not in ("avx2", "native"):
@@ -156,7 +159,8 @@ def _pin_cpu_kernels(wanted: str, device: str, precision: str) -> str | None:
             used = torch.backends.cpu.get_cpu_capability()
         finally:
             del os.environ["ATEN_CPU_CAPABILITY"]
-        if used != "AVX2":
+        if used != "AVX2" and used not in _WARNED_KERNELS:
+            _WARNED_KERNELS.add(used)
             logger.warning(f"train: torch already chose its CPU kernels ({used}) in this process before training "
                            f"could pin them to AVX2, so this model equals only models trained with {used} "
                            f"kernels; train in a fresh process (`ltprobe train`) for the model every x86-64 "

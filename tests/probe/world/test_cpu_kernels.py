@@ -42,14 +42,19 @@ def test_every_avx2_cpu_and_thread_count_trains_the_same_model(tiny_world, tmp_p
         assert meta["cpu_kernels_used"] == "AVX512" and native != pinned
 
 
-def test_a_process_that_already_ran_torch_says_its_model_is_tied_to_its_kernels(caplog):
+def test_a_process_that_already_ran_torch_says_its_model_is_tied_to_its_kernels(caplog, monkeypatch):
     import torch
 
+    from probe.world import _train
+
+    monkeypatch.setattr(_train, "_WARNED_KERNELS", set())
     torch.ones(4).sum()  # torch has chosen its CPU kernels in this process
     used = _pin_cpu_kernels("avx2", "cpu", "fp32")
     assert used == torch.backends.cpu.get_cpu_capability()
     pinning = "avx2" in cpu_flags() and "ATEN_CPU_CAPABILITY" not in os.environ
     assert ("already chose its CPU kernels" in caplog.text) == (pinning and used != "AVX2")
+    caplog.clear()  # a notebook that trains again: said once per process
+    assert _pin_cpu_kernels("avx2", "cpu", "fp32") == used and "already chose" not in caplog.text
     assert "ATEN_CPU_CAPABILITY" not in os.environ or not pinning  # removed again after torch read it
     assert _pin_cpu_kernels("avx2", "cuda", "fp32") is None  # a GPU: nothing to pin
     with pytest.raises(InputError):
